@@ -1,0 +1,40 @@
+# Every target installs what it needs first; see README.md.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: install test lint demo run simulators bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+simulators: install
+	$(BIN)/python -m latam_messaging.simulators $(SIM_ARGS)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+run: install
+	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" && exit 2)
+	$(BIN)/python scripts/demo.py --dag $(DAG)
+
+bench: install
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf .airflow data/drops reports

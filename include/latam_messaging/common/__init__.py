@@ -1,0 +1,1 @@
+"""Pieces shared by the three vendor hooks: transport, errors, time and phone parsing."""

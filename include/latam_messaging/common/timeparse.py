@@ -1,0 +1,50 @@
+"""Vendor timestamps to aware UTC datetimes (pendulum).
+
+Vendors write local times without an offset (Teleprom: Argentina, ITD: Chile). Each parser takes
+the vendor's timezone for such naive values; values that carry an offset keep it. Every result is
+in UTC, as the warehouse stores it.
+"""
+
+from __future__ import annotations
+
+import pendulum
+
+UTC = pendulum.UTC
+
+
+def parse_iso(text: str, naive_tz: str) -> pendulum.DateTime:
+    """ISO-8601 with any number of fraction digits; a value without offset is ``naive_tz`` local."""
+    parsed = pendulum.parse(text.strip(), tz=naive_tz, strict=False)
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ValueError(f"not a date and time: {text!r}")
+    return parsed.in_tz(UTC)
+
+
+def parse_vendor_local(text: str, vendor_tz: str) -> pendulum.DateTime:
+    """A naive vendor-local time like ``2022-05-13T16:43:11`` or ``2020-04-16 10:26:13.0``."""
+    return parse_iso(text.replace(" ", "T", 1), vendor_tz)
+
+
+def parse_day_month_year_minutes(text: str, vendor_tz: str) -> pendulum.DateTime:
+    """``dd/MM/yyyy HH:mm`` (ITD status webhook)."""
+    return pendulum.from_format(text.strip(), "DD/MM/YYYY HH:mm", tz=vendor_tz).in_tz(UTC)
+
+
+def parse_ddmmyyyy(text: str) -> pendulum.Date:
+    """``ddMMyyyy`` (ITD ``sendAt`` filter), a calendar day."""
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"not a ddMMyyyy date: {text!r}")
+    return pendulum.Date(int(text[4:]), int(text[2:4]), int(text[:2]))
+
+
+def format_ddmmyyyy(day: pendulum.Date) -> str:
+    return f"{day.day:02d}{day.month:02d}{day.year:04d}"
+
+
+def from_epoch_ms(value: int | float | str) -> pendulum.DateTime:
+    """Epoch milliseconds (ITD, Wavy)."""
+    return pendulum.from_timestamp(int(value) / 1000, tz=UTC)
+
+
+def to_epoch_ms(moment: pendulum.DateTime) -> int:
+    return int(round(moment.timestamp() * 1000))

@@ -1,0 +1,1 @@
+"""Teleprom WhatsApp (mayten.cloud)."""

@@ -1,0 +1,62 @@
+"""Teleprom's HTTP contract in one place: every path, and the shapes nobody published.
+
+Sources, as tagged in ``vendor-apis.md``: SEED (vendor document we hold), DOC (vendor's public
+documentation), CODE (seen in working clients), INFERRED (our guess). When the vendor publishes an
+INFERRED item, correct it here; the hook and the simulator both read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    source: str
+
+
+AUTH = Endpoint("POST", "Auth", "SEED")
+TEMPLATES = Endpoint("GET", "GetTemplates", "SEED")
+ACCOUNTS = Endpoint("GET", "GetAllRuteos", "SEED")
+SEND_HSM = Endpoint("POST", "api/Integration/MessageWpp", "DOC")
+SEND_FREE_FORM = Endpoint("POST", "api/Integration/MessageWppFreeForm", "INFERRED")
+NUMBER_LOOKUP = Endpoint("POST", "api/NumberLookup", "INFERRED")
+SIM_SWAP = Endpoint("POST", "api/SimSwap/GetChange", "INFERRED")
+SHORTEN = Endpoint("POST", "api/Shortener", "INFERRED")
+CLICK_EXPORT = Endpoint("GET", "api/BaseContactos/ExportDataClicks", "CODE")
+
+#: Naive vendor timestamps (``fechaCreacion``) are Argentine local time [INFERRED].
+VENDOR_TIMEZONE = "America/Argentina/Buenos_Aires"
+#: Per-destination statuses of an accepted send [DOC]; any other value rejects that destination.
+ACCEPTED_SEND_STATUSES = frozenset({"OK", "OK, with line break"})
+LINE_BREAK_STATUS = "OK, with line break"
+#: Largest MessageWpp batch is not published; ours by default (connection extra ``batch_size``).
+DEFAULT_BATCH_SIZE = 500
+
+
+# ---- shapes of INFERRED endpoints: request builders and answer readers -----------------------
+def free_form_body(source_id: int, destinations: list[dict]) -> dict:
+    """``destinations``: dicts with trackingNumber, dstNumber, text, mediaUrl."""
+    return {"messages": [{"sourceId": source_id, "destinations": destinations}]}
+
+
+def number_lookup_body(numbers: list[str]) -> dict:
+    return {"numbers": numbers}
+
+
+def number_lookup_results(answer: dict) -> list[dict]:
+    return answer.get("results", [])
+
+
+def sim_swap_body(number: str, max_age_hours: int) -> dict:
+    return {"number": number, "maxAgeHours": max_age_hours}
+
+
+def shorten_body(url: str) -> dict:
+    return {"url": url}
+
+
+def short_url(answer: dict) -> str:
+    return answer["shortUrl"]

@@ -1,0 +1,129 @@
+"""Shared fixtures: an isolated Airflow home, the vendor simulators as real servers, connections."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+
+import pytest  # noqa: E402
+
+from latam_messaging.simulators.framework import SimulatorServer  # noqa: E402
+from latam_messaging.simulators.registry import SIMULATORS  # noqa: E402
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields) -> None:
+    """Define an Airflow connection the way deployments do: an ``AIRFLOW_CONN_*`` JSON variable."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+@pytest.fixture(scope="session")
+def simulator_servers():
+    """One real HTTP server per vendor on an ephemeral 127.0.0.1 port, for the whole session."""
+    servers = {}
+    for name, (factory, _) in SIMULATORS.items():
+        servers[name] = SimulatorServer(factory(seed=7, step_seconds=0.05), port=0).start()
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def teleprom_server(simulator_servers):
+    server = simulator_servers["teleprom"]
+    server.simulator.reset()
+    return server
+
+
+@pytest.fixture
+def teleprom_hook(teleprom_server, monkeypatch):
+    from latam_messaging.teleprom.hook import TelepromHook
+
+    set_connection(
+        monkeypatch,
+        "teleprom_default",
+        conn_type="teleprom",
+        host=teleprom_server.url,
+        login="demo",
+        password="demo-pass",
+    )
+    TelepromHook.forget_tokens()
+    hook = TelepromHook()
+    hook.backoff_initial_s = 0.001
+    hook.backoff_max_s = 0.01
+    yield hook
+    hook.close()
+    TelepromHook.forget_tokens()
+
+
+class WebhookSink:
+    """A throwaway receiver for simulator webhooks: records bodies, can refuse the first N posts."""
+
+    def __init__(self, refuse_first: int = 0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.posts: list[tuple[str, object]] = []
+        self.refused = 0
+        self._refuse_first = refuse_first
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - stdlib name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with sink._lock:
+                    refuse = sink.refused < sink._refuse_first
+                    if refuse:
+                        sink.refused += 1
+                    else:
+                        sink.posts.append((self.path, json.loads(body)))
+                self.send_response(500 if refuse else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[tuple[str, object]]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate(self.posts):
+                    return list(self.posts)
+            time.sleep(0.02)
+        raise AssertionError(f"webhooks not received in {timeout}s; got {len(self.posts)} posts")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_sink():
+    sinks: list[WebhookSink] = []
+
+    def make(refuse_first: int = 0) -> WebhookSink:
+        sinks.append(WebhookSink(refuse_first))
+        return sinks[-1]
+
+    yield make
+    for sink in sinks:
+        sink.close()
