@@ -37,10 +37,33 @@ def simulator_servers():
         server.stop()
 
 
+def _fresh(servers, name: str):
+    server = servers[name]
+    server.simulator.reset()
+    return server
+
+
+def _fast_backoff(hook):
+    """Tests need not wait seconds between retries; the retry logic is the same."""
+    hook.backoff_initial_s = 0.001
+    hook.backoff_max_s = 0.01
+    return hook
+
+
 @pytest.fixture
 def teleprom_server(simulator_servers):
-    server = simulator_servers["teleprom"]
-    server.simulator.reset()
+    return _fresh(simulator_servers, "teleprom")
+
+
+@pytest.fixture
+def itd_server(simulator_servers):
+    return _fresh(simulator_servers, "itd")
+
+
+@pytest.fixture
+def wavy_server(simulator_servers):
+    server = _fresh(simulator_servers, "wavy")
+    server.simulator.configure({"status_rate_limit": 1000})  # the documented 1/s is tested on its own
     return server
 
 
@@ -57,12 +80,49 @@ def teleprom_hook(teleprom_server, monkeypatch):
         password="demo-pass",
     )
     TelepromHook.forget_tokens()
-    hook = TelepromHook()
-    hook.backoff_initial_s = 0.001
-    hook.backoff_max_s = 0.01
+    hook = _fast_backoff(TelepromHook())
     yield hook
     hook.close()
     TelepromHook.forget_tokens()
+
+
+@pytest.fixture
+def itd_hook(itd_server, monkeypatch):
+    from latam_messaging.itd.hook import ItdHook
+
+    set_connection(monkeypatch, "itd_default", conn_type="itd_chile", host=itd_server.url, password="itd-demo-token")
+    hook = _fast_backoff(ItdHook())
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def wavy_hook(wavy_server, monkeypatch):
+    from latam_messaging.wavy.hook import WavyHook
+
+    set_connection(
+        monkeypatch,
+        "wavy_default",
+        conn_type="wavy",
+        host=wavy_server.url,
+        login="demo@wavy.global",
+        password="wavy-demo-token",
+    )
+    hook = _fast_backoff(WavyHook(status_queries_per_s=0))
+    yield hook
+    hook.close()
+
+
+def sim_state(server) -> dict:
+    import requests
+
+    return requests.get(f"{server.url}/_sim/state", timeout=5).json()
+
+
+def configure(server, **settings) -> None:
+    import requests
+
+    requests.post(f"{server.url}/_sim/config", json=settings, timeout=5).raise_for_status()
 
 
 class WebhookSink:

@@ -17,15 +17,7 @@ from latam_messaging.teleprom.hook import (
     TelepromValidationError,
 )
 from latam_messaging.teleprom.models import FreeFormDestination, HsmDestination, HsmMessage
-from tests.conftest import set_connection
-
-
-def sim_state(server) -> dict:
-    return requests.get(f"{server.url}/_sim/state", timeout=5).json()
-
-
-def configure(server, **settings) -> None:
-    requests.post(f"{server.url}/_sim/config", json=settings, timeout=5).raise_for_status()
+from tests.conftest import configure, set_connection, sim_state
 
 
 def hook_for(server, monkeypatch, login: str, password: str) -> TelepromHook:

@@ -7,15 +7,7 @@ INFERRED item, correct it here; the hook and the simulator both read this module
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    path: str
-    source: str
-
+from latam_messaging.common.endpoint import Endpoint
 
 AUTH = Endpoint("POST", "Auth", "SEED")
 TEMPLATES = Endpoint("GET", "GetTemplates", "SEED")

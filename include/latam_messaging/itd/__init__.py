@@ -1,0 +1,1 @@
+"""ITD Chile WhatsApp (ida.itdchile.cl)."""

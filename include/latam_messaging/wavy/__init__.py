@@ -1,0 +1,1 @@
+"""Wavy SMS (api-messaging.wavy.global)."""
