@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import tempfile
@@ -187,3 +188,77 @@ def webhook_sink():
     yield make
     for sink in sinks:
         sink.close()
+
+
+# ---- the warehouse, on both databases --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL for the session (``TEST_POSTGRES_URL`` to reuse one)."""
+    from tests.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    yield server
+    server.stop()
+
+
+_database_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request, monkeypatch, tmp_path):
+    """A fresh, migrated warehouse behind the ``messaging_warehouse`` connection, on each database."""
+    import sqlalchemy as sa
+
+    from latam_messaging.warehouse.db import Warehouse
+
+    if request.param == "sqlite":
+        set_connection(monkeypatch, "messaging_warehouse", conn_type="sqlite", host=str(tmp_path / "warehouse.db"))
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = f"warehouse_{os.getpid()}_{next(_database_counter)}"
+        admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        set_connection(
+            monkeypatch,
+            "messaging_warehouse",
+            conn_type="postgres",
+            host=server.host,
+            port=server.port,
+            login="postgres",
+            schema=name,
+        )
+    wh = Warehouse.from_connection()
+    wh.migrate()
+    yield wh
+    wh.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The Airflow metadata database that ``dag.test()`` needs, migrated once per session."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return True
+
+
+@pytest.fixture
+def run_dag(airflow_db):
+    """Run a DAG of ``dags/`` in-process with ``dag.test()``; returns the finished DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    def run(dag_id: str, *, retries: int = 0, **kwargs):
+        """``retries``: dag.test() would really wait out the DAG's retry delays, so tests set them."""
+        bag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id}.py"))
+        assert not bag.import_errors, bag.import_errors
+        dag = bag.dags[dag_id]
+        for task in dag.tasks:
+            task.retries = retries
+            task.retry_delay = datetime.timedelta(seconds=0)
+        return dag.test(**kwargs)
+
+    return run

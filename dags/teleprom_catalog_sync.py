@@ -1,0 +1,53 @@
+"""Daily copy of Teleprom's templates (HSM) and WhatsApp accounts into the warehouse."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from latam_messaging import assets, settings
+
+DOC = """
+### Teleprom catalogue sync
+
+Fetches every HSM template (`GetTemplates`) and WhatsApp account (`GetAllRuteos`) and upserts them
+into **`teleprom_templates`** and **`teleprom_accounts`**.
+
+* New items get `first_seen_at`; every run moves `last_seen_at`.
+* An item that disappears is marked `active = false` (with `deactivated_at`), never deleted.
+* Status, name and account changes are recorded in `teleprom_catalog_changes`.
+* Both tables change in one transaction: a failed run leaves the previous catalogue intact.
+
+Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate rows against this table.
+"""
+
+
+@dag(
+    dag_id="teleprom_catalog_sync",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    catchup=False,
+    max_active_runs=1,
+    tags=["messaging", "teleprom", "catalog"],
+    doc_md=DOC,
+    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=5), "retry_exponential_backoff": True},
+)
+def teleprom_catalog_sync():
+    @task(outlets=[assets.TELEPROM_TEMPLATES, assets.TELEPROM_ACCOUNTS])
+    def sync_catalog() -> dict[str, int]:
+        """Fetch both lists in full first, then write them together."""
+        from latam_messaging.teleprom.catalog import sync_catalog as write_catalog
+        from latam_messaging.teleprom.hook import TelepromHook
+        from latam_messaging.warehouse.db import open_warehouse
+
+        hook = TelepromHook()
+        accounts = hook.get_accounts()
+        templates = hook.get_templates()
+        stats = write_catalog(open_warehouse(), templates, accounts)
+        print(f"Catalogue synced: {stats.as_dict()}")
+        return stats.as_dict()
+
+    sync_catalog()
+
+
+teleprom_catalog_sync()

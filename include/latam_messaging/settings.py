@@ -1,0 +1,23 @@
+"""Project settings from the environment (CONTRACT.md), read when a task runs, not at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
+
+
+def timezone() -> str:
+    """Local time for send windows and naive CSV times (``MESSAGING_TIMEZONE``)."""
+    return os.environ.get("MESSAGING_TIMEZONE", DEFAULT_TIMEZONE)
+
+
+def default_region() -> str:
+    """Region of phone numbers written without a country code (``MESSAGING_DEFAULT_REGION``)."""
+    return os.environ.get("MESSAGING_DEFAULT_REGION", "AR")
+
+
+def drop_dir() -> Path:
+    """Root of the CSV drop folders (``MESSAGING_DROP_DIR``)."""
+    return Path(os.environ.get("MESSAGING_DROP_DIR", "data/drops"))

@@ -1,0 +1,1 @@
+"""The warehouse: schema, migrations and the one place that reads and writes it."""

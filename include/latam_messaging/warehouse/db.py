@@ -1,0 +1,130 @@
+"""The warehouse connection: an SQLAlchemy engine from the Airflow connection ``messaging_warehouse``.
+
+The same code serves SQLite (embedded default) and PostgreSQL: dialect differences are confined to
+:meth:`Warehouse.insert` (``ON CONFLICT`` comes from the dialect's own ``insert``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from latam_messaging.warehouse import schema
+from latam_messaging.warehouse.migrations import migrate
+
+WAREHOUSE_CONN_ID = "messaging_warehouse"
+#: Rows per executemany call in bulk loads: bounded memory, few round trips.
+BULK_CHUNK = 5000
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the report, the receiver) never block writers
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Warehouse:
+    """Reads and writes the warehouse tables."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def from_connection(cls, conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
+        """Build from an Airflow connection of type ``sqlite`` or ``postgres`` (common-sql hooks)."""
+        from airflow.sdk import BaseHook
+
+        hook = BaseHook.get_connection(conn_id).get_hook()
+        return cls(hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True}))
+
+    @classmethod
+    def from_url(cls, url: str) -> Warehouse:
+        return cls(sa.create_engine(url, pool_pre_ping=True))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> list[int]:
+        return migrate(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """One transaction: everything in it lands together or not at all."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---- writes --------------------------------------------------------------------------------
+    def insert(self, table: sa.Table):
+        """The dialect's INSERT, which knows ``on_conflict_do_nothing/do_update``."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def upsert(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Sequence[str],
+        update: Sequence[str] | None = None,
+    ) -> None:
+        """Insert rows; on a key conflict update ``update`` columns (all non-key ones by default)."""
+        if not rows:
+            return
+        stmt = self.insert(table)
+        columns = update if update is not None else [c for c in rows[0] if c not in keys]
+        if columns:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        for start in range(0, len(rows), BULK_CHUNK):
+            conn.execute(stmt, list(rows[start : start + BULK_CHUNK]))
+
+    def insert_new(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Sequence[str] | None = None,
+    ) -> None:
+        """Insert rows, silently keeping the existing row on a key (or unique) conflict."""
+        if not rows:
+            return
+        stmt = self.insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+        for start in range(0, len(rows), BULK_CHUNK):
+            conn.execute(stmt, list(rows[start : start + BULK_CHUNK]))
+
+    # ---- reads ---------------------------------------------------------------------------------
+    def count(self, table: sa.Table | str, where: Any = None) -> int:
+        table = schema.metadata.tables[table] if isinstance(table, str) else table
+        query = sa.select(sa.func.count()).select_from(table)
+        if where is not None:
+            query = query.where(where)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def rows(self, query: sa.Select | sa.Table) -> list[dict[str, Any]]:
+        if isinstance(query, sa.Table):
+            query = sa.select(query)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def table_counts(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        names = names or [t.name for t in schema.metadata.sorted_tables if t.name != "schema_migrations"]
+        return {name: self.count(name) for name in names}
+
+
+def open_warehouse(conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
+    """The warehouse of a task, with its schema brought up to date (a no-op once current)."""
+    warehouse = Warehouse.from_connection(conn_id)
+    warehouse.migrate()
+    return warehouse

@@ -1,0 +1,49 @@
+"""Versioned schema migrations. Each runs once, in order, in its own transaction, and is recorded in
+``schema_migrations``; running them again is a no-op. Add a migration, never edit an applied one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.warehouse import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    tables = [t for t in schema.metadata.sorted_tables if t.name != "schema_migrations"]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial tables of CONTRACT.md", _v1_initial),
+]
+
+
+def migrate(engine: sa.Engine) -> list[int]:
+    """Apply the pending migrations; returns the versions applied now."""
+    schema.schema_migrations.create(engine, checkfirst=True)
+    applied_now = []
+    with engine.connect() as conn:
+        done = set(conn.execute(sa.select(schema.schema_migrations.c.version)).scalars())
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        with engine.begin() as conn:
+            migration.apply(conn)
+            conn.execute(
+                schema.schema_migrations.insert().values(
+                    version=migration.version, description=migration.description, applied_at=pendulum.now("UTC")
+                )
+            )
+        applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,200 @@
+"""``make demo`` and ``make run DAG=<id>``: the DAGs, once, against the bundled simulators.
+
+Sets up a local Airflow home under ``.airflow/`` (SQLite metadata, SQLite warehouse), starts the
+simulators (and the webhook receiver, once it exists) unless they already run, drops the sample
+CSVs, runs each DAG with ``airflow dags test``, prints the warehouse tables, and stops what it
+started. Safe to run again: the same drops are recognised and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = ROOT / ".airflow"
+BIN = Path(sys.executable).parent
+SIMULATOR_URLS = {"teleprom": "http://127.0.0.1:8081", "itd": "http://127.0.0.1:8082", "wavy": "http://127.0.0.1:8083"}
+RECEIVER_URL = "http://127.0.0.1:8090"
+SAMPLES = ROOT / "data" / "samples"
+
+#: The order in which the demo runs the DAGs (those whose file exists).
+DEMO_ORDER = [
+    "teleprom_catalog_sync",
+    "number_checks",
+    "teleprom_hsm_send",
+    "itd_whatsapp_send",
+    "wavy_sms_send",
+    "itd_poll",
+    "wavy_poll",
+    "webhook_ingest",
+    "messaging_report",
+]
+
+
+def webhook_secret() -> str:
+    if os.environ.get("MESSAGING_WEBHOOK_SECRET"):
+        return os.environ["MESSAGING_WEBHOOK_SECRET"]
+    path = HOME / "webhook_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def demo_environment() -> dict[str, str]:
+    """Airflow settings and ``AIRFLOW_CONN_*`` connections for the local demo."""
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(HOME),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        MESSAGING_DROP_DIR=env.get("MESSAGING_DROP_DIR", str(ROOT / "data" / "drops")),
+        MESSAGING_WEBHOOK_SECRET=webhook_secret(),
+        PYTHONUNBUFFERED="1",
+    )
+    connections = {
+        "teleprom_default": {
+            "conn_type": "teleprom",
+            "host": SIMULATOR_URLS["teleprom"],
+            "login": "demo",
+            "password": "demo-pass",
+        },
+        "itd_default": {"conn_type": "itd_chile", "host": SIMULATOR_URLS["itd"], "password": "itd-demo-token"},
+        "wavy_default": {
+            "conn_type": "wavy",
+            "host": SIMULATOR_URLS["wavy"],
+            "login": "demo@wavy.global",
+            "password": "wavy-demo-token",
+        },
+        "messaging_warehouse": {"conn_type": "sqlite", "host": str(HOME / "warehouse.db")},
+    }
+    for conn_id, fields in connections.items():
+        env.setdefault(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    return env
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def start_services(env: dict[str, str]) -> list[subprocess.Popen]:
+    """Start the simulators (and the receiver) unless they already answer."""
+    started = []
+    logs = HOME / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if not all(answers(f"{url}/_sim/state") for url in SIMULATOR_URLS.values()):
+        webhook_base = f"{RECEIVER_URL}/webhooks/{{vendor}}/{env['MESSAGING_WEBHOOK_SECRET']}"
+        command = [
+            str(BIN / "python"),
+            "-m",
+            "latam_messaging.simulators",
+            "--step-seconds",
+            "0.5",
+            "--webhook-base",
+            webhook_base,
+        ]
+        started.append(
+            subprocess.Popen(command, env=env, stdout=open(logs / "simulators.log", "ab"), stderr=subprocess.STDOUT)
+        )
+        wait_until(lambda: all(answers(f"{url}/_sim/state") for url in SIMULATOR_URLS.values()), "the simulators")
+        print("started the vendor simulators (log: .airflow/logs/simulators.log)")
+    receiver = ROOT / "include" / "latam_messaging" / "webhooks" / "receiver.py"
+    if receiver.exists() and not answers(f"{RECEIVER_URL}/health"):
+        command = [str(BIN / "python"), "-m", "latam_messaging.webhooks.receiver"]
+        started.append(
+            subprocess.Popen(command, env=env, stdout=open(logs / "receiver.log", "ab"), stderr=subprocess.STDOUT)
+        )
+        wait_until(lambda: answers(f"{RECEIVER_URL}/health"), "the webhook receiver")
+        print("started the webhook receiver (log: .airflow/logs/receiver.log)")
+    return started
+
+
+def drop_samples(env: dict[str, str]) -> None:
+    """Copy the sample CSVs into their drop folders (as writers do: upload ``.part``, then rename)."""
+    if not SAMPLES.exists():
+        return
+    root = Path(env["MESSAGING_DROP_DIR"])
+    for sample in sorted(SAMPLES.glob("*/*.csv")):
+        folder = root / sample.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f"{sample.name}.part"
+        shutil.copyfile(sample, part)
+        part.rename(folder / sample.name)
+    print(f"dropped the sample CSVs into {root}")
+
+
+def run_dag(dag_id: str, env: dict[str, str]) -> bool:
+    print(f"\n=== {dag_id} ===", flush=True)
+    log = HOME / "logs" / f"{dag_id}.log"
+    with open(log, "wb") as out:
+        result = subprocess.run(
+            [str(BIN / "airflow"), "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    text = log.read_text(errors="replace")
+    state = "success" if result.returncode == 0 and "state=success" in text else "FAILED"
+    print(f"{dag_id}: {state} (log: {log.relative_to(ROOT)})")
+    if state != "success":
+        print("\n".join(text.splitlines()[-40:]))
+    return state == "success"
+
+
+def summary() -> None:
+    sys.path.insert(0, str(ROOT / "include"))
+    from latam_messaging.warehouse.db import Warehouse
+
+    warehouse = Warehouse.from_url(f"sqlite:///{HOME / 'warehouse.db'}")
+    warehouse.migrate()
+    print("\nWarehouse tables (.airflow/warehouse.db):")
+    for table, count in warehouse.table_counts().items():
+        print(f"  {table:<28} {count:>8}")
+    warehouse.engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dag", help="run only this DAG (make run DAG=...)")
+    args = parser.parse_args()
+    HOME.mkdir(exist_ok=True)
+    env = demo_environment()
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    available = [d for d in DEMO_ORDER if (ROOT / "dags" / f"{d}.py").exists()]
+    if args.dag and args.dag not in available:
+        print(f"unknown DAG {args.dag!r}; available: {', '.join(available)}")
+        return 2
+    started = start_services(env)
+    try:
+        if not args.dag:
+            drop_samples(env)
+        ok = all([run_dag(dag_id, env) for dag_id in ([args.dag] if args.dag else available)])
+        summary()
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=10)
+    print("\nall DAGs succeeded" if ok else "\nsome DAGs FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

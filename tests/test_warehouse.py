@@ -1,0 +1,76 @@
+"""The warehouse layer on SQLite and PostgreSQL: migrations, upserts, UTC timestamps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+from latam_messaging.warehouse import schema
+from latam_messaging.warehouse.migrations import MIGRATIONS
+
+
+def test_migrations_are_recorded_and_run_once(warehouse):
+    assert warehouse.migrate() == []  # the fixture already applied them
+    versions = warehouse.rows(schema.schema_migrations)
+    assert [v["version"] for v in versions] == [m.version for m in MIGRATIONS]
+    names = set(sa.inspect(warehouse.engine).get_table_names())
+    for table in (
+        "teleprom_templates",
+        "teleprom_accounts",
+        "drop_files",
+        "drop_rejects",
+        "outbound_messages",
+        "message_status_events",
+        "raw_webhook_events",
+        "inbound_messages",
+        "itd_credit_snapshots",
+        "sim_swap_checks",
+        "number_lookups",
+    ):
+        assert table in names
+
+
+def test_timestamps_are_stored_and_read_as_utc(warehouse):
+    santiago = pendulum.datetime(2020, 4, 16, 10, 26, 13, tz="America/Santiago")
+    with warehouse.begin() as conn:
+        conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=santiago, credits=5))
+    [row] = warehouse.rows(schema.itd_credit_snapshots)
+    assert row["taken_at"] == santiago and row["taken_at"].utcoffset() == dt.timedelta(0)
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), warehouse.begin() as conn:
+        conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=dt.datetime(2020, 1, 1), credits=1))
+
+
+def test_upsert_inserts_then_updates_and_insert_new_keeps_the_first(warehouse):
+    now = pendulum.now("UTC")
+    rows = [
+        {
+            "account_id": i,
+            "name": f"a{i}",
+            "source_number": "1",
+            "active": True,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        for i in range(12_000)  # more than one bulk chunk
+    ]
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, schema.teleprom_accounts, rows, keys=["account_id"])
+        warehouse.upsert(conn, schema.teleprom_accounts, [{**rows[0], "name": "renamed"}], keys=["account_id"])
+        warehouse.insert_new(conn, schema.teleprom_accounts, [{**rows[1], "name": "ignored"}], keys=["account_id"])
+    assert warehouse.count(schema.teleprom_accounts) == 12_000
+    names = {
+        r["account_id"]: r["name"]
+        for r in warehouse.rows(sa.select(schema.teleprom_accounts).where(schema.teleprom_accounts.c.account_id < 2))
+    }
+    assert names == {0: "renamed", 1: "a1"}
+
+
+def test_a_failed_transaction_leaves_nothing(warehouse):
+    now = pendulum.now("UTC")
+    with pytest.raises(RuntimeError), warehouse.begin() as conn:
+        conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=now, credits=1))
+        raise RuntimeError("crash half-way")
+    assert warehouse.count(schema.itd_credit_snapshots) == 0
