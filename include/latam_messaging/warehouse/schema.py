@@ -149,7 +149,7 @@ outbound_messages = sa.Table(
     sa.Column("accepted_at", Ts),
     sa.Column("delivery_status", sa.String(16)),
     sa.Column("delivery_status_at", Ts),
-    sa.Index("ix_outbound_vendor_state", "vendor", "state"),
+    sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
 )

@@ -1,0 +1,123 @@
+"""The tasks of the three send DAGs (``teleprom_hsm_send``, ``itd_whatsapp_send``, ``wavy_sms_send``).
+
+DAG files only call :func:`send_pipeline`; the work is imported inside the tasks, so parsing a DAG
+file stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, get_current_context, task
+
+from latam_messaging import assets
+
+
+def send_params() -> dict[str, Param]:
+    """Params an operator can set when triggering a run from the UI."""
+    return {
+        "release_unknown": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^m-[0-9a-f]{16}-[0-9]+$"},
+            description="message_key values of 'unknown' rows you confirmed with the vendor were NOT sent: "
+            "they go back to pending and are sent in this run.",
+        ),
+        "send_window": Param(
+            None,
+            type=["null", "string"],
+            pattern="^$|^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$",
+            description="Local hours in which to send, e.g. 09:00-21:00 (default: MESSAGING_SEND_WINDOW_<VENDOR>, else any time).",
+        ),
+        "concurrency": Param(
+            None, type=["null", "integer"], minimum=1, maximum=64, description="Worker threads (default per vendor)."
+        ),
+        "requests_per_second": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="Ceiling of requests per second; 0 = none (default per vendor).",
+        ),
+    }
+
+
+def _window(vendor: str, params: dict[str, Any]):
+    from latam_messaging import settings
+    from latam_messaging.sending.window import SendWindow
+
+    return SendWindow.for_vendor(vendor, settings.timezone(), params.get("send_window"))
+
+
+def send_pipeline(vendor: str) -> None:
+    """Wire ingest → send (→ reconcile unknown, for Wavy) for ``vendor``."""
+
+    @task(retries=2, retry_delay=pendulum.duration(minutes=1))
+    def ingest_drops() -> dict[str, int]:
+        """Claim the ready CSVs, validate every row, write the ledger and the rejects."""
+        from latam_messaging import settings
+        from latam_messaging.sending.adapters import ADAPTERS
+        from latam_messaging.sending.pipeline import ingest_drops as ingest
+        from latam_messaging.warehouse.db import open_warehouse
+
+        params = get_current_context()["params"]
+        stats = ingest(
+            ADAPTERS[vendor](),
+            open_warehouse(),
+            settings.drop_dir(),
+            region=settings.default_region(),
+            timezone=settings.timezone(),
+            window=_window(vendor, params),
+        )
+        print(f"ingest: {stats.as_dict()}")
+        return stats.as_dict()
+
+    @task(outlets=[assets.OUTBOUND_MESSAGES], retries=2, retry_delay=pendulum.duration(minutes=2))
+    def send_due() -> dict[str, Any]:
+        """Send pending rows. A retry never re-sends: rows in flight become 'unknown'."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from latam_messaging.common.errors import VendorAuthError, VendorNoCreditsError
+        from latam_messaging.sending.adapters import ADAPTERS
+        from latam_messaging.sending.ledger import Ledger
+        from latam_messaging.sending.pipeline import dispatch, unknown_report
+        from latam_messaging.warehouse.db import open_warehouse
+
+        params = get_current_context()["params"]
+        warehouse = open_warehouse()
+        if params.get("release_unknown"):
+            released = Ledger(warehouse, vendor).release_unknown(params["release_unknown"], pendulum.now("UTC"))
+            print(f"released {released} unknown row(s) back to pending, as asked")
+        try:
+            stats = dispatch(
+                ADAPTERS[vendor](),
+                warehouse,
+                concurrency=params.get("concurrency"),
+                requests_per_s=params.get("requests_per_second"),
+                window=_window(vendor, params),
+            )
+        except (VendorNoCreditsError, VendorAuthError) as exc:
+            # retrying cannot help; the rows not sent stay pending for the next run
+            raise AirflowFailException(f"sending stopped: {exc}") from exc
+        unknown = unknown_report(warehouse, vendor)
+        if unknown:
+            print(f"{len(unknown)} row(s) are 'unknown' and wait for an operator or a callback, e.g. {unknown[:3]}")
+        return stats.as_dict()
+
+    sent = send_due()
+    ingest_drops() >> sent
+
+    if vendor == "wavy":
+
+        @task(trigger_rule="all_done")
+        def reconcile_unknown() -> int:
+            """Rows whose send outcome is unknown: ask Wavy by correlationId (our message_key)."""
+            from latam_messaging.sending.pipeline import resolve_unknown_wavy
+            from latam_messaging.warehouse.db import open_warehouse
+            from latam_messaging.wavy.hook import WavyHook
+
+            resolved = resolve_unknown_wavy(open_warehouse(), WavyHook())
+            print(f"resolved {resolved} unknown row(s): Wavy has them")
+            return resolved
+
+        sent >> reconcile_unknown()
