@@ -262,3 +262,21 @@ def run_dag(airflow_db):
         return dag.test(**kwargs)
 
     return run
+
+
+@pytest.fixture
+def drop_dir(tmp_path, monkeypatch):
+    """An empty ``MESSAGING_DROP_DIR`` for the test."""
+    root = tmp_path / "drops"
+    root.mkdir()
+    monkeypatch.setenv("MESSAGING_DROP_DIR", str(root))
+    return root
+
+
+def drop_csv(root: Path, folder: str, name: str, text: str, encoding: str = "utf-8") -> Path:
+    """Drop a file the way writers must: upload as ``.part``, then rename."""
+    target = root / folder
+    target.mkdir(parents=True, exist_ok=True)
+    part = target / f"{name}.part"
+    part.write_bytes(text.encode(encoding))
+    return part.rename(target / name)

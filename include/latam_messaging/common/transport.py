@@ -133,6 +133,10 @@ class VendorHttpHook(HttpHook):
             return self._max_retries_override
         return int(self._extra_number("max_retries", DEFAULT_MAX_RETRIES))
 
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self._max_retries_override = value
+
     # ---- session -----------------------------------------------------------------------------
     def get_connection(self, conn_id: str):  # noqa: D102 - cached: HttpHook asks on every call
         if getattr(self, "_connection", None) is not None and conn_id == self.conn_id:

@@ -111,6 +111,7 @@ def read_rows(
         encoding=layout.encoding,
         header=0,
         names=layout.columns,
+        index_col=False,  # a row with an extra field must not turn the first column into an index
         dtype=str,
         keep_default_na=False,
         na_filter=False,
@@ -121,7 +122,7 @@ def read_rows(
     )
     try:
         for chunk in reader:
-            records = chunk.to_dict("records")
+            records = chunk.fillna("").to_dict("records")  # a blank line reads as NaN
             first = int(chunk.index[0]) + 1 if len(chunk.index) else 1
             yield [(first + offset, record) for offset, record in enumerate(records)]
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
