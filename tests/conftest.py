@@ -280,3 +280,51 @@ def drop_csv(root: Path, folder: str, name: str, text: str, encoding: str = "utf
     part = target / f"{name}.part"
     part.write_bytes(text.encode(encoding))
     return part.rename(target / name)
+
+
+class ReceiverServer:
+    """The webhook receiver as a real uvicorn server on 127.0.0.1, restartable on the same port."""
+
+    def __init__(self, warehouse, secret: str = "s3cret", port: int = 0):
+        import socket
+
+        if not port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+        self.port, self.secret, self.warehouse = port, secret, warehouse
+        self.url = f"http://127.0.0.1:{port}"
+        self.start()
+
+    def start(self) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        from latam_messaging.webhooks.receiver import create_app
+
+        config = uvicorn.Config(
+            create_app(self.warehouse, self.secret), host="127.0.0.1", port=self.port, log_level="error"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def hook_url(self, vendor: str, channel: str | None = None) -> str:
+        return f"{self.url}/webhooks/{vendor}/{self.secret}" + (f"/{channel}" if channel else "")
+
+
+@pytest.fixture
+def receiver(warehouse):
+    server = ReceiverServer(warehouse)
+    yield server
+    server.stop()

@@ -21,3 +21,9 @@ def default_region() -> str:
 def drop_dir() -> Path:
     """Root of the CSV drop folders (``MESSAGING_DROP_DIR``)."""
     return Path(os.environ.get("MESSAGING_DROP_DIR", "data/drops"))
+
+
+def hold_risky_folders() -> set[str]:
+    """Drop folders that hold sends to numbers flagged by number_checks (``MESSAGING_HOLD_RISKY_FOLDERS``,
+    comma-separated, e.g. ``teleprom_hsm,wavy_sms``)."""
+    return {f.strip() for f in os.environ.get("MESSAGING_HOLD_RISKY_FOLDERS", "").split(",") if f.strip()}

@@ -65,17 +65,23 @@ class Ledger:
             self.warehouse.insert_new(conn, schema.drop_files, [row], keys=["file_sha256"])
 
     def finish_file(
-        self, sha256: str, *, state: str, now: pendulum.DateTime, error: str | None = None, path: str | None = None
+        self,
+        sha256: str,
+        *,
+        state: str,
+        now: pendulum.DateTime,
+        rows_valid: int,
+        error: str | None = None,
+        path: str | None = None,
     ) -> None:
-        """Close a file's record; the counts are those of the ledger itself, so a re-run agrees."""
-        valid = self.warehouse.count(T, T.c.file_sha256 == sha256)
+        """Close a file's record; rejects are counted from ``drop_rejects``, so a re-run agrees."""
         rejected = self.warehouse.count(schema.drop_rejects, schema.drop_rejects.c.file_sha256 == sha256)
         values = {
             "state": state,
             "error": error,
-            "rows_valid": valid,
+            "rows_valid": rows_valid,
             "rows_rejected": rejected,
-            "rows_total": valid + rejected,
+            "rows_total": rows_valid + rejected,
             "finished_at": now,
             "loaded_at": now if state == "loaded" else None,
         }

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,14 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging import settings
 from latam_messaging.common import errors
 from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.sending.adapters import SendAdapter
 from latam_messaging.sending.csvfile import UnreadableDropError, read_layout, read_rows
 from latam_messaging.sending.drops import ARCHIVE, FAILED, DropFolder, fingerprint
 from latam_messaging.sending.ledger import Ledger, Outcome
-from latam_messaging.sending.validation import RowRejected, ValidationContext
+from latam_messaging.sending.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -50,11 +52,70 @@ class IngestStats:
         return dict(self.__dict__)
 
 
-def _context(adapter: SendAdapter, warehouse: Warehouse, sha256: str, region: str, timezone: str) -> ValidationContext:
-    templates = []
-    if adapter.vendor == "teleprom":
-        templates = warehouse.rows(schema.teleprom_templates)
-    return ValidationContext(sha256, region, timezone, templates)
+def risky_numbers(warehouse: Warehouse) -> dict[str, str]:
+    """phone → reason, from the ``risky_numbers`` view that ``number_checks`` feeds."""
+    with warehouse.engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT phone, reason FROM risky_numbers")).all())
+
+
+def process_drops(
+    folder: DropFolder,
+    ledger: Ledger,
+    make_validator: Callable[[str], RowValidator],
+    store: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None],
+    now: pendulum.DateTime,
+) -> IngestStats:
+    """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
+    valid rows and rejects to ``store`` (which must be idempotent: a crashed run is redone)."""
+    stats = IngestStats()
+    for claimed in folder.claim_ready():
+        fp = fingerprint(claimed)
+        known = ledger.known_file(fp.sha256)
+        if known is not None and known["state"] in ("loaded", "failed"):
+            folder.finish(claimed, ARCHIVE)
+            log.warning(
+                "%s has the same content as a file already processed (%s, state %s): nothing will be done again",
+                claimed.name,
+                known["path"],
+                known["state"],
+            )
+            stats.duplicates += 1
+            continue
+        ledger.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
+        valid = 0
+        try:
+            validator = make_validator(fp.sha256)
+            layout = read_layout(claimed, fp.encoding, set(validator.required_columns))
+            for chunk in read_rows(claimed, layout):
+                rows, rejects = [], []
+                for row_number, raw in chunk:
+                    try:
+                        rows.append(validator.validate(row_number, raw))
+                    except RowRejected as exc:
+                        rejects.append(
+                            {
+                                "file_sha256": fp.sha256,
+                                "row_number": row_number,
+                                "reason": str(exc),
+                                "raw_row": json.dumps(raw, ensure_ascii=False),
+                                "rejected_at": now,
+                            }
+                        )
+                store(rows, rejects)
+                valid += len(rows)
+                stats.rows_valid += len(rows)
+                stats.rows_rejected += len(rejects)
+        except UnreadableDropError as exc:
+            moved = folder.finish(claimed, FAILED)
+            ledger.finish_file(fp.sha256, state="failed", now=now, rows_valid=0, error=str(exc), path=str(moved))
+            log.error("%s cannot be read and was moved to %s: %s", claimed.name, moved, exc)
+            stats.failed += 1
+            continue
+        moved = folder.finish(claimed, ARCHIVE)
+        ledger.finish_file(fp.sha256, state="loaded", now=now, rows_valid=valid, path=str(moved))
+        stats.files += 1
+        log.info("%s: %d valid row(s) loaded, file archived as %s", claimed.name, valid, moved.name)
+    return stats
 
 
 def ingest_drops(
@@ -69,59 +130,25 @@ def ingest_drops(
 ) -> IngestStats:
     """Claim every ready CSV of the adapter's folder and put its rows in the ledger."""
     now = now or pendulum.now("UTC")
-    folder = DropFolder(drop_root, adapter.folder)
     ledger = Ledger(warehouse, adapter.vendor)
-    stats = IngestStats()
-    for claimed in folder.claim_ready():
-        fp = fingerprint(claimed)
-        known = ledger.known_file(fp.sha256)
-        if known is not None and known["state"] in ("loaded", "failed"):
-            folder.finish(claimed, ARCHIVE)
-            log.warning(
-                "%s has the same content as a file already processed (%s, state %s): nothing will be sent again",
-                claimed.name,
-                known["path"],
-                known["state"],
-            )
-            stats.duplicates += 1
-            continue
-        ledger.start_file(fp.sha256, adapter.folder, str(claimed), fp.size_bytes, now)
-        try:
-            layout = read_layout(claimed, fp.encoding, set(adapter.validator.required_columns))
-            validator = adapter.validator(_context(adapter, warehouse, fp.sha256, region, timezone))
-            for chunk in read_rows(claimed, layout):
-                rows, rejects = [], []
-                for row_number, raw in chunk:
-                    try:
-                        row = validator.validate(row_number, raw)
-                    except RowRejected as exc:
-                        rejects.append(
-                            {
-                                "file_sha256": fp.sha256,
-                                "row_number": row_number,
-                                "reason": str(exc),
-                                "raw_row": json.dumps(raw, ensure_ascii=False),
-                                "rejected_at": now,
-                            }
-                        )
-                        continue
-                    due = (row["send_at"] is None or row["send_at"] <= now) and may_send(window, now)
-                    row.update(state="pending" if due else "scheduled", created_at=now, updated_at=now)
-                    stats.rows_scheduled += not due
-                    rows.append(row)
-                ledger.add(rows, rejects)
-                stats.rows_valid += len(rows)
-                stats.rows_rejected += len(rejects)
-        except UnreadableDropError as exc:
-            moved = folder.finish(claimed, FAILED)
-            ledger.finish_file(fp.sha256, state="failed", now=now, error=str(exc), path=str(moved))
-            log.error("%s cannot be read and was moved to %s: %s", claimed.name, moved, exc)
-            stats.failed += 1
-            continue
-        moved = folder.finish(claimed, ARCHIVE)
-        ledger.finish_file(fp.sha256, state="loaded", now=now, path=str(moved))
-        stats.files += 1
-        log.info("%s: rows loaded into the ledger, file archived as %s", claimed.name, moved.name)
+    scheduled = 0
+    templates = warehouse.rows(schema.teleprom_templates) if adapter.vendor == "teleprom" else []
+    risky = risky_numbers(warehouse) if adapter.folder in settings.hold_risky_folders() else {}
+
+    def make_validator(sha256: str) -> RowValidator:
+        return adapter.validator(ValidationContext(sha256, region, timezone, templates, risky))
+
+    def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
+        nonlocal scheduled
+        open_now = may_send(window, now)
+        for row in rows:
+            due = open_now and (row["send_at"] is None or row["send_at"] <= now)
+            row.update(state="pending" if due else "scheduled", created_at=now, updated_at=now)
+            scheduled += not due
+        ledger.add(rows, rejects)
+
+    stats = process_drops(DropFolder(drop_root, adapter.folder), ledger, make_validator, store, now)
+    stats.rows_scheduled = scheduled
     return stats
 
 

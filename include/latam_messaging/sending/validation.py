@@ -30,6 +30,8 @@ class ValidationContext:
     timezone: str
     #: Teleprom only: templates of ``teleprom_templates`` (dicts with the table's columns).
     templates: list[dict[str, Any]] = field(default_factory=list)
+    #: Phones to hold (phone → reason), when the drop folder opted in to the risky-number hold.
+    risky: dict[str, str] = field(default_factory=dict)
 
 
 def message_key(file_sha256: str, row_number: int) -> str:
@@ -81,6 +83,8 @@ class RowValidator:
             phone = _phone(values.get("phone", ""), self.context.default_region)
         except InvalidPhoneError as exc:
             raise RowRejected(str(exc)) from exc
+        if phone in self.context.risky:
+            raise RowRejected(f"held: number_checks flagged this number ({self.context.risky[phone]})")
         tracking = values.get("tracking_id") or None
         if tracking and len(tracking) > MAX_TRACKING_ID:
             raise RowRejected(f"tracking_id is longer than {MAX_TRACKING_ID} characters")

@@ -20,12 +20,19 @@ class Migration:
 
 
 def _v1_initial(conn: sa.Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t.name != "schema_migrations"]
+    later = {"schema_migrations", "number_check_queue"}
+    tables = [t for t in schema.metadata.sorted_tables if t.name not in later]
     schema.metadata.create_all(conn, tables=tables)
+
+
+def _v2_number_checks(conn: sa.Connection) -> None:
+    schema.number_check_queue.create(conn)
+    conn.execute(sa.text(schema.RISKY_NUMBERS_VIEW))
 
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
+    Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
 ]
 
 

@@ -247,3 +247,33 @@ poll_watermarks = sa.Table(
     sa.Column("value", sa.String(64), nullable=False),
     sa.Column("updated_at", Ts, nullable=False),
 )
+
+number_check_queue = sa.Table(
+    "number_check_queue",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("max_age_hours", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # drop:<sha256> | query
+    sa.Column("queued_at", Ts, nullable=False),
+)
+
+#: Numbers the send pipeline may hold (opt-in per drop folder): the latest successful check of
+#: each phone says invalid, landline, or SIM changed within the asked window.
+RISKY_NUMBERS_VIEW = """
+CREATE VIEW risky_numbers AS
+SELECT l.phone AS phone,
+       CASE WHEN NOT l.valid THEN 'invalid number' ELSE 'landline' END AS reason,
+       l.checked_at AS checked_at
+FROM number_lookups l
+WHERE l.error IS NULL
+  AND l.checked_at = (SELECT MAX(x.checked_at) FROM number_lookups x WHERE x.phone = l.phone AND x.error IS NULL)
+  AND (NOT l.valid OR l.line_type = 'landline')
+UNION ALL
+SELECT s.phone AS phone,
+       'SIM changed within ' || s.max_age_hours || ' h' AS reason,
+       s.checked_at AS checked_at
+FROM sim_swap_checks s
+WHERE s.error IS NULL
+  AND s.checked_at = (SELECT MAX(x.checked_at) FROM sim_swap_checks x WHERE x.phone = s.phone AND x.error IS NULL)
+  AND s.changed
+"""

@@ -1,0 +1,54 @@
+"""Airflow DAG: parse the raw webhook bodies the receiver stored into status events and inbound messages."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from latam_messaging import assets, settings
+
+DOC = """
+### webhook_ingest
+
+The webhook receiver stores every authenticated vendor callback raw in **`raw_webhook_events`**
+(`parse_state = pending`). This DAG parses them:
+
+* Teleprom V0 bulk arrays, V1 `STATUS` and V3 `INCOMING` envelopes; ITD status and inbound
+  messages; Wavy Callback, DLR (both timestamp spellings) and MO.
+* Statuses → **`message_status_events`** (normalised, raw value kept), linked to
+  `outbound_messages` (Teleprom `identificador` = our `message_key`, ITD `uuid`, Wavy
+  `correlationId`); the message's `delivery_status` only moves forward; an `unknown` send that
+  gets a status becomes `accepted`.
+* Inbound → **`inbound_messages`**.
+
+Unparseable bodies keep `parse_state = error` with the reason; nothing is deleted and reprocessing
+is idempotent (param `reparse_errors` retries the errors after a parser fix).
+"""
+
+
+@dag(
+    dag_id="webhook_ingest",
+    schedule="*/5 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    catchup=False,
+    max_active_runs=1,
+    tags=["messaging", "webhooks"],
+    doc_md=DOC,
+    params={"reparse_errors": Param(False, type="boolean", description="Parse again the bodies that failed before.")},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+)
+def webhook_ingest():
+    @task(outlets=[assets.MESSAGE_STATUS_EVENTS, assets.INBOUND_MESSAGES])
+    def parse_pending() -> dict[str, int]:
+        from latam_messaging.warehouse.db import open_warehouse
+        from latam_messaging.webhooks.ingest import ingest_pending
+
+        params = get_current_context()["params"]
+        stats = ingest_pending(open_warehouse(), reparse_errors=params["reparse_errors"])
+        print(f"webhook ingest: {stats.as_dict()}")
+        return stats.as_dict()
+
+    parse_pending()
+
+
+webhook_ingest()

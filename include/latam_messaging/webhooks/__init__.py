@@ -1,0 +1,1 @@
+"""Vendor webhooks: a receiver that stores every authenticated body raw, and their parsers."""

@@ -1,0 +1,153 @@
+"""itd_poll and wavy_poll against the simulators, on both warehouses."""
+
+from __future__ import annotations
+
+import time
+
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+from latam_messaging import polling
+from latam_messaging.itd.models import ItdMessage
+from latam_messaging.warehouse import schema
+from latam_messaging.wavy.models import SmsMessage
+from latam_messaging.webhooks.ingest import ingest_pending
+from tests.conftest import configure, drop_csv
+
+T = schema.outbound_messages
+E = schema.message_status_events
+
+
+def ledger_rows(warehouse, vendor: str, pairs: list[tuple[str, str, str]]) -> None:
+    """Rows as the send pipeline leaves them: accepted, with the vendor's id."""
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        for key, phone, vendor_id in pairs:
+            conn.execute(
+                T.insert().values(
+                    message_key=key,
+                    vendor=vendor,
+                    phone=phone,
+                    state="accepted",
+                    vendor_message_id=vendor_id,
+                    created_at=now,
+                    updated_at=now,
+                    accepted_at=now,
+                )
+            )
+
+
+def test_itd_poll_dag_snapshots_credits_receives_and_tracks_statuses(
+    run_dag, warehouse, itd_hook, itd_server, drop_dir
+):
+    configure(itd_server, reply_rate=1.0)
+    drop_csv(
+        drop_dir,
+        "itd_whatsapp",
+        "a.csv",
+        "phone,content_type,content\n" + "".join(f"+56 9 6{i:03d} 4567,TEXT,hola\n" for i in range(8)),
+    )
+    assert run_dag("itd_whatsapp_send").state == "success"
+    time.sleep(itd_server.simulator.step * 8)
+    assert run_dag("itd_poll", run_conf={"low_credit_threshold": 10}).state == "success"
+    [snapshot] = warehouse.rows(schema.itd_credit_snapshots)
+    assert snapshot["credits"] == 1000 - 8
+    timelines = {m["uuid"]: m["timeline"] for m in itd_server.simulator.messages.values()}
+    final = {r["vendor_message_id"]: r["delivery_status"] for r in warehouse.rows(T)}
+    mapping = {"READ": "read", "DELIVERED": "delivered", "FAILED": "failed"}
+    assert final == {uuid: mapping[t[-1]] for uuid, t in timelines.items()}
+    replies = sum(1 for t in timelines.values() if t[-1] == "READ")
+    assert warehouse.count(schema.inbound_messages) == replies > 0
+    events = warehouse.count(E)
+
+    # a rerun of the same interval adds nothing
+    assert run_dag("itd_poll", run_conf={"low_credit_threshold": 10}).state == "success"
+    assert warehouse.count(schema.inbound_messages) == replies and warehouse.count(E) == events
+    assert warehouse.count(schema.itd_credit_snapshots) == 2
+
+
+def test_itd_poll_fails_loudly_on_low_credits_but_still_polls(run_dag, warehouse, itd_hook, itd_server):
+    configure(itd_server, credits=0)
+    run = run_dag("itd_poll")
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "credits_snapshot": "success",
+        "poll_received": "success",
+        "poll_statuses": "success",
+        "check_credit_threshold": "failed",
+    }
+    assert [r["credits"] for r in warehouse.rows(schema.itd_credit_snapshots)] == [0]
+
+
+def test_received_watermark_and_empty_days(warehouse, itd_hook, itd_server):
+    configure(itd_server, reply_rate=1.0)
+    key = itd_hook.send(ItdMessage("TEXT", "hola", "56961234567"))
+    time.sleep(itd_server.simulator.step * 8)
+    stats = polling.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
+    assert stats.requests == 6 and stats.new_messages == (
+        1 if itd_server.simulator.messages[key]["timeline"][-1] == "READ" else 0
+    )
+    marks = {r["item"]: r["value"] for r in warehouse.rows(schema.poll_watermarks)}
+    yesterday = pendulum.now("America/Santiago").date().subtract(days=1).isoformat()
+    assert marks == {"56961234567": yesterday, "56961234568": yesterday}
+    again = polling.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
+    assert again.requests == 4 and again.new_messages == 0  # from the watermark on; nothing twice
+
+
+def test_wavy_status_queue_is_committed_raw_before_parsing(warehouse, wavy_hook, wavy_server, monkeypatch):
+    keys = [(f"m-w-{i}", f"55119876{i:05d}") for i in range(20)]
+    receipts = wavy_hook.send_bulk([SmsMessage(phone, "hola", correlation_id=key) for key, phone in keys])
+    ledger_rows(warehouse, "wavy", [(k, p, r.id) for (k, p), r in zip(keys, receipts, strict=True)])
+    time.sleep(wavy_server.simulator.step * 3)
+
+    # crash after the page is fetched and committed, before it is parsed
+    from latam_messaging.webhooks import ingest
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(ingest, "apply_status_events", crash)
+    assert polling.drain_wavy_queue(warehouse, wavy_hook, "status_list") >= 20
+    with pytest.raises(RuntimeError):
+        ingest.ingest_pending(warehouse)
+    monkeypatch.undo()
+    assert polling.drain_wavy_queue(warehouse, wavy_hook, "status_list") == 0  # the queue is empty now
+    assert warehouse.count(schema.raw_webhook_events, schema.raw_webhook_events.c.parse_state == "pending") >= 1
+
+    ingest_pending(warehouse)  # the next run parses what was committed: nothing lost
+    records = {m["id"]: m for m in wavy_server.simulator.messages.values()}
+    expected = {r["correlationId"]: ("delivered" if r["delivered_code"] == 4 else "failed") for r in records.values()}
+    assert {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)} == expected
+    assert warehouse.count(E) == sum(2 if r["delivered_code"] is not None else 1 for r in records.values())
+
+
+def test_duplicate_and_out_of_order_statuses_and_the_search_fallback(warehouse, wavy_hook, wavy_server):
+    keys = [(f"m-s-{i}", f"55119875{i:05d}") for i in range(10)]
+    receipts = wavy_hook.send_bulk([SmsMessage(phone, "hola", correlation_id=key) for key, phone in keys])
+    ledger_rows(warehouse, "wavy", [(k, p, r.id) for (k, p), r in zip(keys, receipts, strict=True)])
+    with warehouse.begin() as conn:  # one of them was 'unknown' (in flight when a run died)
+        conn.execute(sa.update(T).where(T.c.message_key == "m-s-0").values(state="unknown", vendor_message_id=None))
+    time.sleep(wavy_server.simulator.step * 3)
+    stored = polling.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0)
+    assert stored > 0
+    first = {r["message_key"]: (r["state"], r["delivery_status"]) for r in warehouse.rows(T)}
+    assert first["m-s-0"][0] == "accepted"  # resolved: Wavy has it
+    # the queue now delivers the same statuses again, the sent one after the delivered one
+    polling.drain_wavy_queue(warehouse, wavy_hook, "status_list")
+    ingest_pending(warehouse)
+    assert polling.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0) == 0
+    assert {r["message_key"]: (r["state"], r["delivery_status"]) for r in warehouse.rows(T)} == first
+    assert warehouse.count(E) == stored
+
+
+def test_wavy_poll_dag_fills_inbound(run_dag, warehouse, wavy_hook, wavy_server, drop_dir):
+    configure(wavy_server, reply_rate=1.0)
+    drop_csv(drop_dir, "wavy_sms", "a.csv", "phone,message\n" + "".join(f"55119874{i:05d},hola\n" for i in range(5)))
+    assert run_dag("wavy_sms_send").state == "success"
+    time.sleep(wavy_server.simulator.step * 5)
+    assert run_dag("wavy_poll").state == "success"
+    delivered = sum(1 for r in wavy_server.simulator.messages.values() if r["delivered_code"] is not None)
+    assert warehouse.count(schema.inbound_messages) == delivered
+    assert all(r["delivery_status"] in ("delivered", "failed") for r in warehouse.rows(T))
