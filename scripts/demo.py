@@ -59,6 +59,7 @@ def demo_environment() -> dict[str, str]:
         AIRFLOW__LOGGING__LOGGING_LEVEL=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
         MESSAGING_DROP_DIR=env.get("MESSAGING_DROP_DIR", str(ROOT / "data" / "drops")),
         MESSAGING_WEBHOOK_SECRET=webhook_secret(),
+        MESSAGING_HOLD_RISKY_FOLDERS=env.get("MESSAGING_HOLD_RISKY_FOLDERS", "teleprom_hsm"),
         PYTHONUNBUFFERED="1",
     )
     connections = {
@@ -186,7 +187,13 @@ def main() -> int:
     try:
         if not args.dag:
             drop_samples(env)
-        ok = all([run_dag(dag_id, env) for dag_id in ([args.dag] if args.dag else available)])
+        results = []
+        for dag_id in [args.dag] if args.dag else available:
+            if dag_id == "itd_poll" and not args.dag:
+                print("\n(waiting a few seconds for the simulators to deliver statuses and replies)")
+                time.sleep(6)
+            results.append(run_dag(dag_id, env))
+        ok = all(results)
         summary()
     finally:
         for process in started:
