@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
 
 DOC = """
 ### itd_poll
@@ -49,7 +50,7 @@ DOC = """
         ),
         "max_status_checks": Param(5000, type="integer", minimum=0, description="Status look-ups per run at most."),
     },
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    default_args=dag_defaults(retries=2, retry_delay_minutes=2),
 )
 def itd_poll():
     @task(outlets=[assets.ITD_CREDIT_SNAPSHOTS])

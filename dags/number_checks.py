@@ -6,6 +6,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
 
 DOC = """
 ### number_checks
@@ -42,7 +43,7 @@ folder hold such numbers: list it in `MESSAGING_HOLD_RISKY_FOLDERS`.
             10, type="number", minimum=0, description="Ceiling of requests per second (0 = none)."
         ),
     },
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    default_args=dag_defaults(retries=2, retry_delay_minutes=2),
 )
 def number_checks():
     @task

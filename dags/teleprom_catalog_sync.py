@@ -6,6 +6,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
 
 DOC = """
 ### Teleprom catalogue sync
@@ -30,7 +31,7 @@ Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate r
     max_active_runs=1,
     tags=["messaging", "teleprom", "catalog"],
     doc_md=DOC,
-    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=5), "retry_exponential_backoff": True},
+    default_args=dag_defaults(retries=3, retry_delay_minutes=5),
 )
 def teleprom_catalog_sync():
     @task(outlets=[assets.TELEPROM_TEMPLATES, assets.TELEPROM_ACCOUNTS])

@@ -6,6 +6,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
 
 DOC = """
 ### wavy_poll
@@ -36,7 +37,7 @@ Status queries are paced to Wavy's 1 request/s; 429 answers are backed off.
         ),
         "max_pages": Param(50, type="integer", minimum=1, description="Queue pages per run at most."),
     },
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    default_args=dag_defaults(retries=2, retry_delay_minutes=1),
 )
 def wavy_poll():
     @task

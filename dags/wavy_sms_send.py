@@ -6,6 +6,7 @@ import pendulum
 from airflow.sdk import dag
 
 from latam_messaging import settings
+from latam_messaging.notify import dag_defaults
 from latam_messaging.sending.tasks import send_params, send_pipeline
 
 DOC = """
@@ -35,6 +36,7 @@ Columns: see README (CSV drops). Connections: the vendor's `*_default` and `mess
     tags=["messaging", "wavy", "send"],
     doc_md=DOC,
     params=send_params(),
+    default_args=dag_defaults(),
 )
 def wavy_sms_send():
     send_pipeline("wavy")

@@ -6,6 +6,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
 
 DOC = """
 ### webhook_ingest
@@ -35,7 +36,7 @@ is idempotent (param `reparse_errors` retries the errors after a parser fix).
     tags=["messaging", "webhooks"],
     doc_md=DOC,
     params={"reparse_errors": Param(False, type="boolean", description="Parse again the bodies that failed before.")},
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    default_args=dag_defaults(retries=2, retry_delay_minutes=1),
 )
 def webhook_ingest():
     @task(outlets=[assets.MESSAGE_STATUS_EVENTS, assets.INBOUND_MESSAGES])

@@ -97,7 +97,7 @@ def main() -> None:
         stored = warehouse.count("raw_webhook_events")
         rate = len(acknowledged) / seconds
         print(
-            f"webhook_receiver: {len(acknowledged):,} acknowledged, {stored:,} stored in {seconds:.1f}s = {rate:,.0f} requests/s ({CLIENTS} clients)"
+            f"webhook_receiver: {len(acknowledged):,} acknowledged, {stored:,} stored in {seconds:.1f}s = {rate:,.0f} requests/s ({CLIENTS} clients), receiver peak RSS {peak_mb} MB"
         )
         if stored != len(acknowledged):
             raise SystemExit(f"LOST: {len(acknowledged) - stored} acknowledged webhooks are not stored")
@@ -108,7 +108,7 @@ def main() -> None:
                     "rows": stored,
                     "seconds": round(seconds, 3),
                     "rows_per_s": round(rate, 1),
-                    "peak_rss_mb": None,
+                    "peak_rss_mb": peak_mb,
                     "baseline_rows_per_s": None,
                 }
             )

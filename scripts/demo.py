@@ -60,6 +60,7 @@ def demo_environment() -> dict[str, str]:
         MESSAGING_DROP_DIR=env.get("MESSAGING_DROP_DIR", str(ROOT / "data" / "drops")),
         MESSAGING_WEBHOOK_SECRET=webhook_secret(),
         MESSAGING_HOLD_RISKY_FOLDERS=env.get("MESSAGING_HOLD_RISKY_FOLDERS", "teleprom_hsm"),
+        MESSAGING_REPORT_DIR=env.get("MESSAGING_REPORT_DIR", str(ROOT / "reports")),
         PYTHONUNBUFFERED="1",
     )
     connections = {
@@ -160,8 +161,10 @@ def run_dag(dag_id: str, env: dict[str, str]) -> bool:
     return state == "success"
 
 
-def summary() -> None:
+def summary(env: dict[str, str]) -> None:
     sys.path.insert(0, str(ROOT / "include"))
+    import sqlalchemy as sa
+
     from latam_messaging.warehouse.db import Warehouse
 
     warehouse = Warehouse.from_url(f"sqlite:///{HOME / 'warehouse.db'}")
@@ -169,6 +172,24 @@ def summary() -> None:
     print("\nWarehouse tables (.airflow/warehouse.db):")
     for table, count in warehouse.table_counts().items():
         print(f"  {table:<28} {count:>8}")
+    query = sa.text(
+        "SELECT vendor, SUM(messages), SUM(accepted), SUM(sent), SUM(delivered), SUM(read_count), SUM(failed), SUM(unknown) "
+        "FROM report_delivery_funnel GROUP BY vendor ORDER BY vendor"
+    )
+    with warehouse.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    print("\nDelivery funnel (report_delivery_funnel):")
+    print(
+        f"  {'vendor':<10}{'messages':>9}{'accepted':>9}{'sent':>7}{'deliv.':>7}{'read':>6}{'failed':>7}{'unknown':>8}"
+    )
+    for row in rows:
+        print(
+            f"  {row[0]:<10}"
+            + "".join(f"{int(v or 0):>{w}}" for v, w in zip(row[1:], (9, 9, 7, 7, 6, 7, 8), strict=True))
+        )
+    reports = sorted(Path(env["MESSAGING_REPORT_DIR"]).glob("*/index.html"))
+    if reports:
+        print(f"\nReport: {reports[-1]}")
     warehouse.engine.dispose()
 
 
@@ -194,7 +215,7 @@ def main() -> int:
                 time.sleep(6)
             results.append(run_dag(dag_id, env))
         ok = all(results)
-        summary()
+        summary(env)
     finally:
         for process in started:
             process.terminate()

@@ -10,8 +10,20 @@ def test_dagbag_imports_without_errors():
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
-    assert "teleprom_catalog_sync" in bag.dag_ids
+    assert set(bag.dag_ids) == {
+        "teleprom_catalog_sync",
+        "teleprom_hsm_send",
+        "itd_whatsapp_send",
+        "wavy_sms_send",
+        "itd_poll",
+        "wavy_poll",
+        "number_checks",
+        "webhook_ingest",
+        "messaging_report",
+    }
     for dag in bag.dags.values():
         assert dag.doc_md and dag.tags, dag.dag_id
         assert dag.start_date.tzinfo is not None, dag.dag_id
         assert not dag.catchup, dag.dag_id
+        for task in dag.tasks:
+            assert task.retries >= 1 or task.task_id == "check_credit_threshold", (dag.dag_id, task.task_id)

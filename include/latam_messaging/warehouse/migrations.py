@@ -30,9 +30,17 @@ def _v2_number_checks(conn: sa.Connection) -> None:
     conn.execute(sa.text(schema.RISKY_NUMBERS_VIEW))
 
 
+def _v3_report_views(conn: sa.Connection) -> None:
+    from latam_messaging.reporting import view_statements
+
+    for statement in view_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
+    Migration(3, "reporting views", _v3_report_views),
 ]
 
 

@@ -1,0 +1,57 @@
+"""Airflow DAG: refresh the reporting views and render the daily messaging report."""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from latam_messaging import assets, settings
+from latam_messaging.notify import dag_defaults
+
+DOC = """
+### messaging_report
+
+Runs daily at 07:00 local time **and** whenever the send, poll or webhook DAGs update the warehouse
+tables (Assets). The reporting views (`report_delivery_funnel`, `report_failure_reasons`,
+`report_time_to_deliver`, `report_rejects_by_reason`, `report_itd_credits_daily`,
+`report_inbound_daily`, `report_risky_share`) are live SQL views, kept current by the warehouse
+migrations; this DAG renders **`reports/<date>/index.html`** with PNG charts (funnel, rejects,
+inbound), time-to-deliver percentiles, ITD credit burn and days left, and the risky-number share —
+readable without opening the warehouse. `MESSAGING_REPORT_DIR` changes where (default `reports/`).
+"""
+
+
+@dag(
+    dag_id="messaging_report",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 7 * * *", timezone=settings.timezone()),
+        assets=(
+            assets.OUTBOUND_MESSAGES
+            | assets.MESSAGE_STATUS_EVENTS
+            | assets.INBOUND_MESSAGES
+            | assets.ITD_CREDIT_SNAPSHOTS
+        ),
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    catchup=False,
+    max_active_runs=1,
+    tags=["messaging", "report"],
+    doc_md=DOC,
+    default_args=dag_defaults(retries=1),
+)
+def messaging_report():
+    @task
+    def render() -> dict:
+        from latam_messaging.reporting import render_report
+        from latam_messaging.warehouse.db import open_warehouse
+
+        result = render_report(open_warehouse(), os.environ.get("MESSAGING_REPORT_DIR", "reports"))
+        print(f"report written to {result.html.resolve()}: {result.summary}")
+        return {"html": str(result.html.resolve()), **result.summary}
+
+    render()
+
+
+messaging_report()

@@ -1,0 +1,208 @@
+"""Reporting views (created by migration 3) and the rendered report under ``reports/<date>/``.
+
+The views are plain SQL over the ledger and event tables, the same on SQLite and PostgreSQL except
+for date arithmetic (see :func:`seconds_between`). Percentiles and credit burn are computed here
+with pandas, since SQLite has no percentile functions.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.warehouse.db import Warehouse
+
+VIEW_NAMES = [
+    "report_delivery_funnel",
+    "report_failure_reasons",
+    "report_time_to_deliver",
+    "report_rejects_by_reason",
+    "report_itd_credits_daily",
+    "report_inbound_daily",
+    "report_risky_share",
+]
+
+
+def seconds_between(start: str, end: str, dialect: str) -> str:
+    if dialect == "postgresql":
+        return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+def view_statements(dialect: str) -> list[str]:
+    day = "date({})"
+    return [
+        f"""CREATE VIEW report_delivery_funnel AS
+SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_type, {day.format("created_at")} AS day,
+       COUNT(*) AS messages,
+       SUM(CASE WHEN state = 'accepted' THEN 1 ELSE 0 END) AS accepted,
+       SUM(CASE WHEN delivery_status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent,
+       SUM(CASE WHEN delivery_status IN ('delivered', 'read') THEN 1 ELSE 0 END) AS delivered,
+       SUM(CASE WHEN delivery_status = 'read' THEN 1 ELSE 0 END) AS read_count,
+       SUM(CASE WHEN delivery_status = 'failed' THEN 1 ELSE 0 END) AS failed,
+       SUM(CASE WHEN state = 'rejected' THEN 1 ELSE 0 END) AS rejected_by_vendor,
+       SUM(CASE WHEN state = 'unknown' THEN 1 ELSE 0 END) AS unknown,
+       SUM(CASE WHEN state IN ('pending', 'scheduled', 'sending') THEN 1 ELSE 0 END) AS waiting
+FROM outbound_messages
+GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}""",
+        """CREATE VIEW report_failure_reasons AS
+SELECT vendor, 'delivery' AS stage, raw_status AS reason, COUNT(DISTINCT vendor_message_id) AS messages
+FROM message_status_events WHERE status = 'failed' GROUP BY vendor, raw_status
+UNION ALL
+SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
+FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
+        f"""CREATE VIEW report_time_to_deliver AS
+SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
+       {seconds_between("o.accepted_at", "MIN(e.event_at)", dialect)} AS seconds_to_deliver
+FROM outbound_messages o JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
+WHERE o.accepted_at IS NOT NULL
+GROUP BY o.vendor, o.message_key, o.accepted_at""",
+        """CREATE VIEW report_rejects_by_reason AS
+SELECT f.folder,
+       CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
+            WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
+            WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
+            WHEN r.reason LIKE 'row has%' THEN 'malformed row'
+            WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
+            WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
+            ELSE r.reason END AS reason,
+       COUNT(*) AS rows_rejected
+FROM drop_rejects r JOIN drop_files f ON f.file_sha256 = r.file_sha256
+GROUP BY f.folder, CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
+            WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
+            WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
+            WHEN r.reason LIKE 'row has%' THEN 'malformed row'
+            WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
+            WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
+            ELSE r.reason END""",
+        f"""CREATE VIEW report_itd_credits_daily AS
+SELECT {day.format("taken_at")} AS day, MAX(credits) AS max_credits, MIN(credits) AS min_credits, COUNT(*) AS snapshots
+FROM itd_credit_snapshots GROUP BY {day.format("taken_at")}""",
+        f"""CREATE VIEW report_inbound_daily AS
+SELECT vendor, {day.format("received_at")} AS day, COUNT(*) AS messages
+FROM inbound_messages GROUP BY vendor, {day.format("received_at")}""",
+        """CREATE VIEW report_risky_share AS
+SELECT (SELECT COUNT(DISTINCT phone) FROM risky_numbers) AS risky_phones,
+       (SELECT COUNT(DISTINCT phone) FROM number_lookups WHERE error IS NULL) AS checked_phones""",
+    ]
+
+
+@dataclass
+class ReportResult:
+    directory: Path
+    html: Path
+    figures: list[Path]
+    summary: dict
+
+
+def _frame(warehouse: Warehouse, view: str) -> pd.DataFrame:
+    with warehouse.engine.connect() as conn:
+        return pd.read_sql_query(sa.text(f"SELECT * FROM {view}"), conn)
+
+
+def _bar(frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    if frame.empty:
+        ax.text(0.5, 0.5, "no data yet", ha="center", va="center")
+    else:
+        frame.plot.barh(ax=ax)
+        ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | None = None) -> ReportResult:
+    """Write ``index.html`` and PNG charts under ``out_root/<day>/``; returns where and a summary."""
+    day = day or pendulum.now("UTC").date()
+    directory = Path(out_root) / day.isoformat()
+    directory.mkdir(parents=True, exist_ok=True)
+
+    funnel = _frame(warehouse, "report_delivery_funnel")
+    stages = ["messages", "accepted", "sent", "delivered", "read_count", "failed"]
+    by_vendor = funnel.groupby("vendor")[stages].sum() if not funnel.empty else pd.DataFrame(columns=stages)
+    rejects = _frame(warehouse, "report_rejects_by_reason")
+    reject_totals = (
+        rejects.groupby("reason")["rows_rejected"].sum().sort_values(ascending=False)
+        if not rejects.empty
+        else pd.Series(dtype=int)
+    )
+    failures = _frame(warehouse, "report_failure_reasons")
+    inbound = _frame(warehouse, "report_inbound_daily")
+    deliver = _frame(warehouse, "report_time_to_deliver")
+    credits = _frame(warehouse, "report_itd_credits_daily")
+    risky = _frame(warehouse, "report_risky_share")
+
+    percentiles = (
+        deliver.groupby("vendor")["seconds_to_deliver"].quantile([0.5, 0.9, 0.99]).unstack().round(1)
+        if not deliver.empty
+        else pd.DataFrame()
+    )
+    burn, days_left = None, None
+    if len(credits) >= 2:
+        recent = credits.sort_values("day").tail(8)
+        used = float(recent["max_credits"].iloc[0] - recent["min_credits"].iloc[-1])
+        burn = max(used / max(len(recent) - 1, 1), 0.0)
+        days_left = round(float(recent["min_credits"].iloc[-1]) / burn, 1) if burn else None
+    latest_credits = int(credits.sort_values("day")["min_credits"].iloc[-1]) if not credits.empty else None
+
+    figures = [
+        _bar(by_vendor, directory / "funnel.png", "Delivery funnel per vendor", "messages"),
+        _bar(reject_totals.to_frame("rows"), directory / "rejects.png", "Rejected CSV rows by reason", "rows"),
+        _bar(
+            inbound.groupby("vendor")["messages"].sum().to_frame() if not inbound.empty else pd.DataFrame(),
+            directory / "inbound.png",
+            "Inbound messages per vendor",
+            "messages",
+        ),
+    ]
+    risky_share = None
+    if not risky.empty and int(risky["checked_phones"].iloc[0] or 0):
+        risky_share = round(100 * int(risky["risky_phones"].iloc[0]) / int(risky["checked_phones"].iloc[0]), 1)
+    summary = {
+        "messages": int(by_vendor["messages"].sum()) if not by_vendor.empty else 0,
+        "delivered": int(by_vendor["delivered"].sum()) if not by_vendor.empty else 0,
+        "read": int(by_vendor["read_count"].sum()) if not by_vendor.empty else 0,
+        "failed": int(by_vendor["failed"].sum()) if not by_vendor.empty else 0,
+        "rows_rejected": int(reject_totals.sum()) if not reject_totals.empty else 0,
+        "inbound": int(inbound["messages"].sum()) if not inbound.empty else 0,
+        "itd_credits": latest_credits,
+        "itd_credit_burn_per_day": burn,
+        "itd_days_of_credit_left": days_left,
+        "risky_share_percent": risky_share,
+    }
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(border=0, classes="t") if not frame.empty else "<p><em>no data yet</em></p>"
+
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Messaging report {day}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1000px}} .t{{border-collapse:collapse}} .t td,.t th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}</style>
+</head><body>
+<h1>Messaging report — {day}</h1>
+<p>Generated {html.escape(pendulum.now("UTC").to_iso8601_string())} from the warehouse views <code>{", ".join(VIEW_NAMES)}</code>.</p>
+<h2>Summary</h2>{table(pd.DataFrame([summary]).T.rename(columns={0: "value"}))}
+<h2>Delivery funnel per vendor</h2><img src="funnel.png" alt="funnel">{table(by_vendor)}
+<h2>Time to deliver (seconds, p50 / p90 / p99)</h2>{table(percentiles)}
+<h2>Failures by reason</h2>{table(failures)}
+<h2>Rejected CSV rows by reason</h2><img src="rejects.png" alt="rejects">{table(rejects)}
+<h2>Inbound volume</h2><img src="inbound.png" alt="inbound">{table(inbound)}
+<h2>ITD credits</h2>{table(credits)}
+<p>Burn: {burn if burn is not None else "n/a"} credits/day; days of credit left: {days_left if days_left is not None else "n/a"}.</p>
+<h2>Risky numbers</h2>{table(risky)}
+</body></html>"""
+    index = directory / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return ReportResult(directory, index, figures, summary)

@@ -1,0 +1,153 @@
+"""messaging_report on both warehouses, and the failure alert configured by connection."""
+
+from __future__ import annotations
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.warehouse import schema
+from tests.conftest import configure, set_connection
+
+
+def seed(warehouse) -> None:
+    now = pendulum.now("UTC")
+    outbound = []
+    for i, (state, status) in enumerate(
+        [
+            ("accepted", "read"),
+            ("accepted", "delivered"),
+            ("accepted", "failed"),
+            ("accepted", "sent"),
+            ("rejected", None),
+            ("unknown", None),
+        ]
+    ):
+        outbound.append(
+            {
+                "message_key": f"m-{i}",
+                "vendor": "teleprom" if i < 5 else "wavy",
+                "phone": f"54935167{i:05d}",
+                "account_id": 39,
+                "template_name": "shipping_confirmation",
+                "state": state,
+                "delivery_status": status,
+                "vendor_answer": "Template not approved" if state == "rejected" else None,
+                "created_at": now,
+                "updated_at": now,
+                "accepted_at": now.subtract(seconds=60) if state == "accepted" else None,
+            }
+        )
+    events = [
+        {
+            "vendor": "teleprom",
+            "vendor_message_id": "v-0",
+            "message_key": "m-0",
+            "status": "delivered",
+            "raw_status": "delivered",
+            "event_at": now.subtract(seconds=50),
+            "recorded_at": now,
+            "source": "webhook",
+        },
+        {
+            "vendor": "teleprom",
+            "vendor_message_id": "v-1",
+            "message_key": "m-1",
+            "status": "delivered",
+            "raw_status": "delivered",
+            "event_at": now.subtract(seconds=30),
+            "recorded_at": now,
+            "source": "webhook",
+        },
+        {
+            "vendor": "teleprom",
+            "vendor_message_id": "v-2",
+            "message_key": "m-2",
+            "status": "failed",
+            "raw_status": "failed",
+            "event_at": now,
+            "recorded_at": now,
+            "source": "webhook",
+        },
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), outbound)
+        conn.execute(schema.message_status_events.insert(), events)
+        conn.execute(
+            schema.drop_files.insert().values(
+                file_sha256="f" * 64,
+                vendor="teleprom",
+                folder="teleprom_hsm",
+                path="x.csv",
+                state="loaded",
+                claimed_at=now,
+            )
+        )
+        conn.execute(
+            schema.drop_rejects.insert(),
+            [
+                {
+                    "file_sha256": "f" * 64,
+                    "row_number": 1,
+                    "reason": "phone '1' is not a valid number",
+                    "raw_row": "{}",
+                    "rejected_at": now,
+                },
+                {
+                    "file_sha256": "f" * 64,
+                    "row_number": 2,
+                    "reason": "duplicate of row 1 (same phone and content)",
+                    "raw_row": "{}",
+                    "rejected_at": now,
+                },
+            ],
+        )
+        conn.execute(
+            schema.itd_credit_snapshots.insert(),
+            [{"taken_at": now.subtract(days=d), "credits": 1000 - 100 * (2 - d)} for d in (2, 1, 0)],
+        )
+        conn.execute(
+            schema.inbound_messages.insert().values(
+                vendor="itd", vendor_message_id="in-1", text="hola", received_at=now, recorded_at=now, source="webhook"
+            )
+        )
+
+
+def test_report_views_and_rendered_report(run_dag, warehouse, tmp_path, monkeypatch):
+    seed(warehouse)
+    monkeypatch.setenv("MESSAGING_REPORT_DIR", str(tmp_path / "reports"))
+    run = run_dag("messaging_report")
+    assert run.state == "success"
+    day = pendulum.now("UTC").date().isoformat()
+    folder = tmp_path / "reports" / day
+    assert {p.name for p in folder.iterdir()} == {"index.html", "funnel.png", "rejects.png", "inbound.png"}
+    page = (folder / "index.html").read_text()
+    assert (
+        "Delivery funnel per vendor" in page and "duplicate row in the file" in page and "Template not approved" in page
+    )
+
+    funnel = {r["vendor"]: r for r in warehouse.rows(sa.text("SELECT * FROM report_delivery_funnel"))}
+    teleprom = funnel["teleprom"]
+    assert (
+        teleprom["messages"],
+        teleprom["accepted"],
+        teleprom["delivered"],
+        teleprom["read_count"],
+        teleprom["failed"],
+    ) == (5, 4, 2, 1, 1)
+    assert funnel["wavy"]["unknown"] == 1
+    seconds = sorted(r["seconds_to_deliver"] for r in warehouse.rows(sa.text("SELECT * FROM report_time_to_deliver")))
+    assert [round(s) for s in seconds] == [10, 30]
+    from latam_messaging.reporting import render_report
+
+    result = render_report(warehouse, tmp_path / "again")
+    assert result.summary["itd_credits"] == 800 and result.summary["itd_credit_burn_per_day"] == 100.0
+    assert result.summary["itd_days_of_credit_left"] == 8.0 and result.summary["rows_rejected"] == 2
+
+
+def test_a_failure_alert_goes_to_the_connection(run_dag, warehouse, itd_hook, itd_server, webhook_sink, monkeypatch):
+    sink = webhook_sink()
+    set_connection(monkeypatch, "messaging_alerts", conn_type="http", host=f"{sink.url}/chat-webhook")
+    configure(itd_server, credits=0)
+    assert run_dag("itd_poll").state == "failed"
+    [(path, body)] = sink.wait_for(lambda posts: len(posts) >= 1)
+    assert path == "/chat-webhook" and "itd_poll.check_credit_threshold failed" in body["text"]
