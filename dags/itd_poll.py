@@ -53,7 +53,7 @@ DOC = """
     default_args=dag_defaults(retries=2, retry_delay_minutes=2),
 )
 def itd_poll():
-    @task(outlets=[assets.ITD_CREDIT_SNAPSHOTS])
+    @task(outlets=[assets.ITD_CREDIT_SNAPSHOTS], pool=settings.VENDOR_POOLS["itd"])
     def credits_snapshot() -> int:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import snapshot_credits
@@ -76,7 +76,7 @@ def itd_poll():
                 f"ITD credits are low: {credits} left, threshold {threshold}. Top up before sends fail."
             )
 
-    @task(trigger_rule="all_done", outlets=[assets.INBOUND_MESSAGES])
+    @task(trigger_rule="all_done", outlets=[assets.INBOUND_MESSAGES], pool=settings.VENDOR_POOLS["itd"])
     def poll_received() -> dict[str, int]:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import phones_of_interest, poll_itd_received
@@ -89,7 +89,7 @@ def itd_poll():
         print(f"received: {stats.as_dict()}")
         return stats.as_dict()
 
-    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS])
+    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["itd"])
     def poll_statuses() -> int:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import poll_itd_statuses

@@ -67,7 +67,7 @@ def number_checks():
         print(f"queued: {stats.as_dict()}")
         return stats.as_dict()
 
-    @task(outlets=[assets.SIM_SWAP_CHECKS, assets.NUMBER_LOOKUPS])
+    @task(outlets=[assets.SIM_SWAP_CHECKS, assets.NUMBER_LOOKUPS], pool=settings.VENDOR_POOLS["teleprom"])
     def check_phones() -> dict[str, int]:
         from latam_messaging.numberchecks import run_checks
         from latam_messaging.teleprom.hook import TelepromHook

@@ -34,7 +34,7 @@ Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate r
     default_args=dag_defaults(retries=3, retry_delay_minutes=5),
 )
 def teleprom_catalog_sync():
-    @task(outlets=[assets.TELEPROM_TEMPLATES, assets.TELEPROM_ACCOUNTS])
+    @task(outlets=[assets.TELEPROM_TEMPLATES, assets.TELEPROM_ACCOUNTS], pool=settings.VENDOR_POOLS["teleprom"])
     def sync_catalog() -> dict[str, int]:
         """Fetch both lists in full first, then write them together."""
         from latam_messaging.teleprom.catalog import sync_catalog as write_catalog

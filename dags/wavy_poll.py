@@ -40,7 +40,7 @@ Status queries are paced to Wavy's 1 request/s; 429 answers are backed off.
     default_args=dag_defaults(retries=2, retry_delay_minutes=1),
 )
 def wavy_poll():
-    @task
+    @task(pool=settings.VENDOR_POOLS["wavy"])
     def drain_queues() -> dict[str, int]:
         from latam_messaging.polling import drain_wavy_queue
         from latam_messaging.warehouse.db import open_warehouse
@@ -64,7 +64,7 @@ def wavy_poll():
         print(f"parsed: {stats.as_dict()}")
         return stats.as_dict()
 
-    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS])
+    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["wavy"])
     def search_open() -> int:
         from latam_messaging.polling import search_open_wavy
         from latam_messaging.warehouse.db import open_warehouse

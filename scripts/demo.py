@@ -200,6 +200,8 @@ def main() -> int:
     HOME.mkdir(exist_ok=True)
     env = demo_environment()
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    pools = ROOT / "deploy" / "pools.json"
+    subprocess.run([str(BIN / "airflow"), "pools", "import", str(pools)], env=env, check=True, capture_output=True)
     available = [d for d in DEMO_ORDER if (ROOT / "dags" / f"{d}.py").exists()]
     if args.dag and args.dag not in available:
         print(f"unknown DAG {args.dag!r}; available: {', '.join(available)}")

@@ -243,6 +243,10 @@ def airflow_db():
 
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    pools = ROOT / "deploy" / "pools.json"
+    subprocess.run(
+        [str(airflow), "pools", "import", str(pools)], check=True, capture_output=True, env=os.environ.copy()
+    )
     return True
 
 

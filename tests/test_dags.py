@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.conftest import ROOT
+
+POOLS = json.loads((ROOT / "deploy" / "pools.json").read_text())
 
 
 def test_dagbag_imports_without_errors():
@@ -26,4 +30,6 @@ def test_dagbag_imports_without_errors():
         assert dag.start_date.tzinfo is not None, dag.dag_id
         assert not dag.catchup, dag.dag_id
         for task in dag.tasks:
+            if task.pool != "default_pool":
+                assert task.pool in POOLS, (dag.dag_id, task.task_id, task.pool)
             assert task.retries >= 1 or task.task_id == "check_credit_threshold", (dag.dag_id, task.task_id)

@@ -117,6 +117,7 @@ def _bar(frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path:
     else:
         frame.plot.barh(ax=ax)
         ax.invert_yaxis()
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     fig.tight_layout()

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
+#: One Airflow pool per vendor caps concurrent API tasks across DAGs (created from deploy/pools.json).
+VENDOR_POOLS = {"teleprom": "teleprom_api", "itd": "itd_api", "wavy": "wavy_api"}
 
 
 def timezone() -> str:

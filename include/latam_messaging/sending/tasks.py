@@ -12,6 +12,7 @@ import pendulum
 from airflow.sdk import Param, get_current_context, task
 
 from latam_messaging import assets
+from latam_messaging.settings import VENDOR_POOLS
 
 
 def send_params() -> dict[str, Param]:
@@ -72,7 +73,12 @@ def send_pipeline(vendor: str) -> None:
         print(f"ingest: {stats.as_dict()}")
         return stats.as_dict()
 
-    @task(outlets=[assets.OUTBOUND_MESSAGES], retries=2, retry_delay=pendulum.duration(minutes=2))
+    @task(
+        outlets=[assets.OUTBOUND_MESSAGES],
+        retries=2,
+        retry_delay=pendulum.duration(minutes=2),
+        pool=VENDOR_POOLS[vendor],
+    )
     def send_due() -> dict[str, Any]:
         """Send pending rows. A retry never re-sends: rows in flight become 'unknown'."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -109,7 +115,7 @@ def send_pipeline(vendor: str) -> None:
 
     if vendor == "wavy":
 
-        @task(trigger_rule="all_done")
+        @task(trigger_rule="all_done", pool=VENDOR_POOLS[vendor])
         def reconcile_unknown() -> int:
             """Rows whose send outcome is unknown: ask Wavy by correlationId (our message_key)."""
             from latam_messaging.sending.pipeline import resolve_unknown_wavy
