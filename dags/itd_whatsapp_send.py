@@ -7,24 +7,7 @@ from airflow.sdk import dag
 
 from latam_messaging import settings
 from latam_messaging.notify import dag_defaults
-from latam_messaging.sending.tasks import send_params, send_pipeline
-
-DOC = """
-### itd_whatsapp_send
-
-Sends the CSV drops of **`itd_whatsapp/`** (under `MESSAGING_DROP_DIR`) via ITD Chile WhatsApp (sendWhatsapp, one message per request; 502 NOT ENOUGH CREDITS stops sending and keeps the rest pending).
-
-1. **ingest_drops** claims each ready `*.csv` (never a `.part`), fingerprints it (SHA-256: the same
-   content dropped again sends nothing), validates every row (bad rows → `drop_rejects` with the
-   reason) and writes `outbound_messages` as `pending` or `scheduled` (`send_at` in the future
-   or outside the send window). The file moves to `archive/`, or `failed/` if unreadable.
-2. **send_due** sends due rows concurrently. Each row is committed as `sending` before its request;
-   a row still `sending` when a run starts was in flight when a run died and becomes `unknown`:
-   it is never re-sent automatically. To release unknown rows you checked were not sent, trigger
-   with the param `release_unknown`.
-
-Columns: see README (CSV drops). Connections: the vendor's `*_default` and `messaging_warehouse`.
-"""
+from latam_messaging.sending.tasks import send_doc, send_params, send_pipeline
 
 
 @dag(
@@ -34,7 +17,11 @@ Columns: see README (CSV drops). Connections: the vendor's `*_default` and `mess
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "itd", "send"],
-    doc_md=DOC,
+    doc_md=send_doc(
+        "itd_whatsapp_send",
+        "itd_whatsapp",
+        "ITD Chile WhatsApp (sendWhatsapp, one message per request; 502 NOT ENOUGH CREDITS stops sending and keeps the rest pending)",
+    ),
     params=send_params(),
     default_args=dag_defaults(),
 )

@@ -17,9 +17,14 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
 
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from latam_messaging.simulators.framework import SimulatorServer  # noqa: E402
 from latam_messaging.simulators.registry import SIMULATORS  # noqa: E402
+
+# phonenumbers and pendulum load metadata lazily: a first example may be slow, never wrong
+hypothesis_settings.register_profile("project", deadline=None, max_examples=200)
+hypothesis_settings.load_profile("project")
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields) -> None:

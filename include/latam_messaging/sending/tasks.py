@@ -15,6 +15,26 @@ from latam_messaging import assets
 from latam_messaging.settings import VENDOR_POOLS
 
 
+def send_doc(dag_id: str, folder: str, how: str) -> str:
+    """The ``doc_md`` of a send DAG."""
+    return f"""
+### {dag_id}
+
+Sends the CSV drops of **`{folder}/`** (under `MESSAGING_DROP_DIR`) via {how}.
+
+1. **ingest_drops** claims each ready `*.csv` (never a `.part`), fingerprints it (SHA-256: the same
+   content dropped again sends nothing), validates every row (bad rows → `drop_rejects` with the
+   reason) and writes `outbound_messages` as `pending` or `scheduled` (`send_at` in the future
+   or outside the send window). The file moves to `archive/`, or `failed/` if unreadable.
+2. **send_due** sends due rows concurrently. Each row is committed as `sending` before its request;
+   a row still `sending` when a run starts was in flight when a run died and becomes `unknown`:
+   it is never re-sent automatically. To release unknown rows you checked were not sent, trigger
+   with the param `release_unknown`.
+
+Columns: see README (Dropping a file). Connections: the vendor's `*_default` and `messaging_warehouse`.
+"""
+
+
 def send_params() -> dict[str, Param]:
     """Params an operator can set when triggering a run from the UI."""
     return {

@@ -175,32 +175,23 @@ def parse_itd(body: Any) -> Parsed:
 # ---- Wavy ---------------------------------------------------------------------------------------------
 def wavy_status_events(status: SmsStatus, source: str) -> list[StatusEvent]:
     """A Wavy status record (callback, DLR or polled) as events: sent, then delivered/failed."""
-    events = []
-    if status.sent_status_code is not None and status.sent_at is not None:
-        events.append(
-            StatusEvent(
-                "wavy",
-                status.id,
-                "sent" if status.sent_status_code == 2 else "failed",
-                status.sent_status or str(status.sent_status_code),
-                status.sent_at,
-                source,
-                message_key=status.correlation_id,
-            )
+    stages = (
+        (status.sent_status_code, status.sent_status, status.sent_at, 2, "sent"),
+        (status.delivered_status_code, status.delivered_status, status.delivered_at, 4, "delivered"),
+    )
+    return [
+        StatusEvent(
+            "wavy",
+            status.id,
+            success if code == success_code else "failed",
+            text or str(code),
+            at,
+            source,
+            message_key=status.correlation_id,
         )
-    if status.delivered_status_code is not None and status.delivered_at is not None:
-        events.append(
-            StatusEvent(
-                "wavy",
-                status.id,
-                "delivered" if status.delivered_status_code == 4 else "failed",
-                status.delivered_status or str(status.delivered_status_code),
-                status.delivered_at,
-                source,
-                message_key=status.correlation_id,
-            )
-        )
-    return events
+        for code, text, at, success_code, success in stages
+        if code is not None and at is not None
+    ]
 
 
 def wavy_inbound(message: SmsInbound) -> dict[str, Any]:
