@@ -337,3 +337,33 @@ def receiver(warehouse):
     server = ReceiverServer(warehouse)
     yield server
     server.stop()
+
+
+def add_ledger_row(
+    warehouse,
+    key: str,
+    vendor: str,
+    *,
+    phone: str = "5493515238015",
+    state: str = "accepted",
+    vendor_id: str | None = None,
+) -> None:
+    """A row of ``outbound_messages`` as the send pipeline leaves it."""
+    import pendulum
+
+    from latam_messaging.warehouse import schema
+
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        conn.execute(
+            schema.outbound_messages.insert().values(
+                message_key=key,
+                vendor=vendor,
+                phone=phone,
+                state=state,
+                vendor_message_id=vendor_id,
+                created_at=now,
+                updated_at=now,
+                accepted_at=now if state == "accepted" else None,
+            )
+        )

@@ -13,29 +13,10 @@ from latam_messaging.itd.models import ItdMessage
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.models import SmsMessage
 from latam_messaging.webhooks.ingest import ingest_pending
-from tests.conftest import configure, drop_csv
+from tests.conftest import add_ledger_row, configure, drop_csv
 
 T = schema.outbound_messages
 E = schema.message_status_events
-
-
-def ledger_rows(warehouse, vendor: str, pairs: list[tuple[str, str, str]]) -> None:
-    """Rows as the send pipeline leaves them: accepted, with the vendor's id."""
-    now = pendulum.now("UTC")
-    with warehouse.begin() as conn:
-        for key, phone, vendor_id in pairs:
-            conn.execute(
-                T.insert().values(
-                    message_key=key,
-                    vendor=vendor,
-                    phone=phone,
-                    state="accepted",
-                    vendor_message_id=vendor_id,
-                    created_at=now,
-                    updated_at=now,
-                    accepted_at=now,
-                )
-            )
 
 
 def test_itd_poll_dag_snapshots_credits_receives_and_tracks_statuses(
@@ -99,7 +80,8 @@ def test_received_watermark_and_empty_days(warehouse, itd_hook, itd_server):
 def test_wavy_status_queue_is_committed_raw_before_parsing(warehouse, wavy_hook, wavy_server, monkeypatch):
     keys = [(f"m-w-{i}", f"55119876{i:05d}") for i in range(20)]
     receipts = wavy_hook.send_bulk([SmsMessage(phone, "hola", correlation_id=key) for key, phone in keys])
-    ledger_rows(warehouse, "wavy", [(k, p, r.id) for (k, p), r in zip(keys, receipts, strict=True)])
+    for (key, phone), receipt in zip(keys, receipts, strict=True):
+        add_ledger_row(warehouse, key, "wavy", phone=phone, vendor_id=receipt.id)
     time.sleep(wavy_server.simulator.step * 3)
 
     # crash after the page is fetched and committed, before it is parsed
@@ -126,7 +108,8 @@ def test_wavy_status_queue_is_committed_raw_before_parsing(warehouse, wavy_hook,
 def test_duplicate_and_out_of_order_statuses_and_the_search_fallback(warehouse, wavy_hook, wavy_server):
     keys = [(f"m-s-{i}", f"55119875{i:05d}") for i in range(10)]
     receipts = wavy_hook.send_bulk([SmsMessage(phone, "hola", correlation_id=key) for key, phone in keys])
-    ledger_rows(warehouse, "wavy", [(k, p, r.id) for (k, p), r in zip(keys, receipts, strict=True)])
+    for (key, phone), receipt in zip(keys, receipts, strict=True):
+        add_ledger_row(warehouse, key, "wavy", phone=phone, vendor_id=receipt.id)
     with warehouse.begin() as conn:  # one of them was 'unknown' (in flight when a run died)
         conn.execute(sa.update(T).where(T.c.message_key == "m-s-0").values(state="unknown", vendor_message_id=None))
     time.sleep(wavy_server.simulator.step * 3)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from latam_messaging.teleprom.models import HsmDestination, HsmMessage
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
-from tests.conftest import ReceiverServer, configure
+from tests.conftest import ReceiverServer, add_ledger_row, configure
 
 R = schema.raw_webhook_events
 T = schema.outbound_messages
@@ -178,22 +178,6 @@ def post(url: str, body, content_type: str = "application/json") -> int:
     return requests.post(url, data=data, headers={"Content-Type": content_type}, timeout=10).status_code
 
 
-def ledger_row(warehouse, key: str, vendor: str, state: str = "accepted", vendor_id: str | None = None) -> None:
-    now = pendulum.now("UTC")
-    with warehouse.begin() as conn:
-        conn.execute(
-            T.insert().values(
-                message_key=key,
-                vendor=vendor,
-                phone="5493515238015",
-                state=state,
-                vendor_message_id=vendor_id,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-
-
 def test_secret_vendor_and_size_are_checked_before_anything_is_stored(receiver, warehouse):
     assert post(f"{receiver.url}/webhooks/teleprom/wrong", V0) == 404
     assert post(f"{receiver.url}/webhooks/acme/{receiver.secret}", V0) == 404
@@ -224,10 +208,10 @@ def test_a_warehouse_outage_answers_503(receiver, warehouse):
 
 
 def test_every_format_of_the_seeds_is_ingested_and_linked(receiver, warehouse):
-    ledger_row(warehouse, "42", "teleprom")
-    ledger_row(warehouse, "m-tp-7", "teleprom", vendor_id="vendor-msg-7")
-    ledger_row(warehouse, "m-itd-1", "itd", state="unknown", vendor_id="f927f0fb-649f-45eb-92bf-15cb975f1bac")
-    ledger_row(warehouse, "m-wavy-1", "wavy", vendor_id="wavy-1")
+    add_ledger_row(warehouse, "42", "teleprom")
+    add_ledger_row(warehouse, "m-tp-7", "teleprom", vendor_id="vendor-msg-7")
+    add_ledger_row(warehouse, "m-itd-1", "itd", state="unknown", vendor_id="f927f0fb-649f-45eb-92bf-15cb975f1bac")
+    add_ledger_row(warehouse, "m-wavy-1", "wavy", vendor_id="wavy-1")
     for vendor, channel, body in [
         ("teleprom", None, V0),
         ("teleprom", None, V1),
@@ -279,7 +263,7 @@ def test_simulator_webhooks_reach_the_receiver_and_become_statuses(receiver, war
     configure(teleprom_server, webhook_url=receiver.hook_url("teleprom"), inbound_reply_rate=1.0)
     destinations = [HsmDestination(f"k-{i}", f"54935167{i:05d}", ["1"]) for i in range(30)]
     for d in destinations:
-        ledger_row(warehouse, d.tracking_number, "teleprom")
+        add_ledger_row(warehouse, d.tracking_number, "teleprom")
     teleprom_hook.send_hsm([HsmMessage(39, 24, destinations)])
     expected = {d.tracking_number: teleprom_server.simulator.timeline(d.tracking_number, d.phone) for d in destinations}
     deadline = time.monotonic() + 15
