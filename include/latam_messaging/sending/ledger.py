@@ -20,6 +20,19 @@ from latam_messaging.warehouse.db import Warehouse
 
 T = schema.outbound_messages
 KEY_CHUNK = 900
+#: What a send needs of a ledger row (see ``adapters.py``).
+SEND_COLUMNS = (
+    "message_key",
+    "phone",
+    "account_id",
+    "template_id",
+    "params",
+    "content_type",
+    "content",
+    "caption",
+    "description",
+    "url_thumb",
+)
 
 
 @dataclass
@@ -144,8 +157,12 @@ class Ledger:
         return self.warehouse.count(T, sa.and_(T.c.vendor == self.vendor, T.c.state == state))
 
     def next_pending(self, limit: int) -> list[dict[str, Any]]:
+        """The next page to send: only the columns the vendor adapters read."""
         query = (
-            sa.select(T).where(T.c.vendor == self.vendor, T.c.state == "pending").order_by(T.c.message_key).limit(limit)
+            sa.select(*(T.c[name] for name in SEND_COLUMNS))
+            .where(T.c.vendor == self.vendor, T.c.state == "pending")
+            .order_by(T.c.message_key)
+            .limit(limit)
         )
         return self.warehouse.rows(query)
 

@@ -83,8 +83,8 @@ def process_drops(
             continue
         ledger.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
         valid = 0
+        validator = make_validator(fp.sha256)
         try:
-            validator = make_validator(fp.sha256)
             layout = read_layout(claimed, fp.encoding, set(validator.required_columns))
             for chunk in read_rows(claimed, layout):
                 rows, rejects = [], []
@@ -111,6 +111,8 @@ def process_drops(
             log.error("%s cannot be read and was moved to %s: %s", claimed.name, moved, exc)
             stats.failed += 1
             continue
+        finally:
+            validator.close()
         moved = folder.finish(claimed, ARCHIVE)
         ledger.finish_file(fp.sha256, state="loaded", now=now, rows_valid=valid, path=str(moved))
         stats.files += 1
