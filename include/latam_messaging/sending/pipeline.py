@@ -241,7 +241,13 @@ def dispatch(
     hook = hook or adapter.make_hook(pool_size=workers)
     stop = _Stop()
     last_progress = started
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{adapter.vendor}") as pool:
+    # One writer thread records page N while page N+1 is fetched, marked and sent. Rows of page N
+    # stay 'sending' until recorded, so the next fetch of 'pending' rows can never pick them again.
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{adapter.vendor}") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer,
+    ):
+        recording = None
         while not stop.event.is_set():
             rows = ledger.next_pending(page_rows)
             if not rows:
@@ -253,7 +259,9 @@ def dispatch(
             for future in as_completed(futures):
                 outcomes.extend(future.result())
             stats.requests += len(batches)
-            ledger.record(outcomes, pendulum.now("UTC"))
+            if recording is not None:
+                recording.result()  # at most one page waits to be written: memory stays bounded
+            recording = writer.submit(ledger.record, outcomes, pendulum.now("UTC"))
             for outcome in outcomes:
                 stats.states[outcome.state] = stats.states.get(outcome.state, 0) + 1
             stats.attempted += sum(1 for o in outcomes if o.state != "pending")
@@ -261,6 +269,8 @@ def dispatch(
                 elapsed = time.monotonic() - started
                 log.info("progress: %d/%d rows sent (%.0f rows/s)", stats.attempted, total, stats.attempted / elapsed)
                 last_progress = time.monotonic()
+        if recording is not None:
+            recording.result()
     stats.seconds = round(time.monotonic() - started, 3)
     log.info(
         "done: %d row(s) in %.1fs (%.0f rows/s), %d request(s); outcomes %s",
