@@ -7,7 +7,6 @@ idempotent. Unparseable bodies stay, with ``parse_state = error`` and the reason
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,8 +112,3 @@ def ingest_pending(warehouse: Warehouse, *, reparse_errors: bool = False, limit:
         stats.parsed += sum(1 for o in outcomes if o["s"] == "parsed")
         stats.errors += sum(1 for o in outcomes if o["s"] == "error")
     return stats
-
-
-def decode_body(body: str) -> bytes:
-    """The exact bytes a vendor sent (for an operator inspecting a stored event)."""
-    return base64.b64decode(body[7:]) if body.startswith("base64:") else body.encode()
