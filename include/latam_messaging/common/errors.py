@@ -1,11 +1,13 @@
 """Typed errors shared by every vendor, so DAGs decide by kind, not by vendor or HTTP code.
 
-Each vendor module derives its own classes from these (``TelepromAuthError(TelepromError,
+Each vendor gets its own family from :func:`error_family` (``TelepromAuthError(TelepromError,
 VendorAuthError)``), so callers can catch either "any auth problem" or "a Teleprom problem".
 Messages never carry response bodies: those may hold phone numbers and message text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class VendorError(Exception):
@@ -50,3 +52,39 @@ class VendorTransientError(VendorError):
 
 class VendorAmbiguousError(VendorTransientError):
     """The request may have reached the vendor (e.g. read timeout): a send must not be repeated blindly."""
+
+
+@dataclass(frozen=True)
+class VendorErrors:
+    """The exception classes one vendor raises, one per kind the DAGs tell apart."""
+
+    base: type[VendorError]
+    auth: type[VendorAuthError]
+    password_expired: type[VendorPasswordExpiredError]
+    validation: type[VendorValidationError]
+    not_found: type[VendorNotFoundError]
+    no_credits: type[VendorNoCreditsError]
+    transient: type[VendorTransientError]
+    ambiguous: type[VendorAmbiguousError]
+
+
+def error_family(prefix: str, vendor: str, module: str) -> VendorErrors:
+    """``<prefix>Error``, ``<prefix>AuthError``, … for one vendor, each also a subclass of the
+    shared kind. Assign them to names of ``module`` (as the hooks do) so they import and pickle."""
+
+    def make(name: str, *bases: type) -> type:
+        return type(f"{prefix}{name}", bases, {"__module__": module, "vendor": vendor})
+
+    root = make("Error", VendorError)
+    auth = make("AuthError", root, VendorAuthError)
+    transient = make("TransientError", root, VendorTransientError)
+    return VendorErrors(
+        base=root,
+        auth=auth,
+        password_expired=make("PasswordExpiredError", auth, VendorPasswordExpiredError),
+        validation=make("ValidationError", root, VendorValidationError),
+        not_found=make("NotFoundError", root, VendorNotFoundError),
+        no_credits=make("NoCreditsError", root, VendorNoCreditsError),
+        transient=transient,
+        ambiguous=make("AmbiguousError", transient, VendorAmbiguousError),
+    )

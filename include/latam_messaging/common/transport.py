@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import requests
@@ -24,26 +23,14 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.log import mask_secret
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+from urllib3.exceptions import ConnectTimeoutError
 
 from latam_messaging.common import errors as base_errors
+from latam_messaging.common.errors import VendorErrors
 from latam_messaging.connections import CONNECTION_TYPES, form_widgets, ui_field_behaviour
 
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_MAX_RETRIES = 5
-
-
-@dataclass(frozen=True)
-class VendorErrors:
-    """The exception classes one vendor raises, one per kind the DAGs tell apart."""
-
-    auth: type[base_errors.VendorAuthError]
-    password_expired: type[base_errors.VendorPasswordExpiredError]
-    validation: type[base_errors.VendorValidationError]
-    not_found: type[base_errors.VendorNotFoundError]
-    no_credits: type[base_errors.VendorNoCreditsError]
-    transient: type[base_errors.VendorTransientError]
-    ambiguous: type[base_errors.VendorAmbiguousError]
-    base: type[base_errors.VendorError]
 
 
 def _retry_after_seconds(response: requests.Response) -> float | None:
@@ -296,9 +283,10 @@ class VendorHttpHook(HttpHook):
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
-    """True when the connection failed before any byte of the request could have been sent."""
-    text = repr(exc)
-    return any(
-        marker in text
-        for marker in ("NewConnectionError", "Connection refused", "Name or service not known", "ConnectTimeout")
-    )
+    """True when the connection failed before any byte of the request could have been sent.
+
+    The same test as HttpHook's private ``_is_connect_failure``: urllib3's reason is a
+    ``ConnectTimeoutError``, which ``NewConnectionError`` (refused, DNS) also is.
+    """
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ConnectTimeoutError)

@@ -8,55 +8,23 @@ import pendulum
 import requests
 
 from latam_messaging.common import errors as base
+from latam_messaging.common.errors import error_family
 from latam_messaging.common.phones import split_country_code
 from latam_messaging.common.timeparse import format_ddmmyyyy
-from latam_messaging.common.transport import VendorErrors, VendorHttpHook
+from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.itd import contract
 from latam_messaging.itd.models import ItdInbound, ItdMessage, ItdStatus
 
-
-class ItdError(base.VendorError):
-    vendor = "ITD Chile"
-
-
-class ItdAuthError(ItdError, base.VendorAuthError):
-    pass
-
-
-class ItdPasswordExpiredError(ItdAuthError, base.VendorPasswordExpiredError):
-    pass
-
-
-class ItdValidationError(ItdError, base.VendorValidationError):
-    pass
-
-
-class ItdNotFoundError(ItdError, base.VendorNotFoundError):
-    pass
-
-
-class ItdNoCreditsError(ItdError, base.VendorNoCreditsError):
-    pass
-
-
-class ItdTransientError(ItdError, base.VendorTransientError):
-    pass
-
-
-class ItdAmbiguousError(ItdTransientError, base.VendorAmbiguousError):
-    pass
-
-
-ITD_ERRORS = VendorErrors(
-    auth=ItdAuthError,
-    password_expired=ItdPasswordExpiredError,
-    validation=ItdValidationError,
-    not_found=ItdNotFoundError,
-    no_credits=ItdNoCreditsError,
-    transient=ItdTransientError,
-    ambiguous=ItdAmbiguousError,
-    base=ItdError,
-)
+ITD_ERRORS = error_family("Itd", "ITD Chile", __name__)
+# the family's classes, by name, for `except ItdNoCreditsError:` and the like
+ItdError = ITD_ERRORS.base
+ItdAuthError = ITD_ERRORS.auth
+ItdPasswordExpiredError = ITD_ERRORS.password_expired
+ItdValidationError = ITD_ERRORS.validation
+ItdNotFoundError = ITD_ERRORS.not_found
+ItdNoCreditsError = ITD_ERRORS.no_credits
+ItdTransientError = ITD_ERRORS.transient
+ItdAmbiguousError = ITD_ERRORS.ambiguous
 
 
 class ItdTokenAuth(requests.auth.AuthBase):

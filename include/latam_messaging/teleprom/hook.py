@@ -12,8 +12,9 @@ import requests
 from airflow.sdk.log import mask_secret
 
 from latam_messaging.common import errors as base
+from latam_messaging.common.errors import error_family
 from latam_messaging.common.timeparse import parse_iso
-from latam_messaging.common.transport import VendorErrors, VendorHttpHook
+from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.teleprom import contract
 from latam_messaging.teleprom.models import (
     Account,
@@ -26,49 +27,16 @@ from latam_messaging.teleprom.models import (
     Template,
 )
 
-
-class TelepromError(base.VendorError):
-    vendor = "Teleprom"
-
-
-class TelepromAuthError(TelepromError, base.VendorAuthError):
-    pass
-
-
-class TelepromPasswordExpiredError(TelepromAuthError, base.VendorPasswordExpiredError):
-    pass
-
-
-class TelepromValidationError(TelepromError, base.VendorValidationError):
-    pass
-
-
-class TelepromNotFoundError(TelepromError, base.VendorNotFoundError):
-    pass
-
-
-class TelepromNoCreditsError(TelepromError, base.VendorNoCreditsError):
-    pass
-
-
-class TelepromTransientError(TelepromError, base.VendorTransientError):
-    pass
-
-
-class TelepromAmbiguousError(TelepromTransientError, base.VendorAmbiguousError):
-    pass
-
-
-TELEPROM_ERRORS = VendorErrors(
-    auth=TelepromAuthError,
-    password_expired=TelepromPasswordExpiredError,
-    validation=TelepromValidationError,
-    not_found=TelepromNotFoundError,
-    no_credits=TelepromNoCreditsError,
-    transient=TelepromTransientError,
-    ambiguous=TelepromAmbiguousError,
-    base=TelepromError,
-)
+TELEPROM_ERRORS = error_family("Teleprom", "Teleprom", __name__)
+# the family's classes, by name, for `except TelepromNoCreditsError:` and the like
+TelepromError = TELEPROM_ERRORS.base
+TelepromAuthError = TELEPROM_ERRORS.auth
+TelepromPasswordExpiredError = TELEPROM_ERRORS.password_expired
+TelepromValidationError = TELEPROM_ERRORS.validation
+TelepromNotFoundError = TELEPROM_ERRORS.not_found
+TelepromNoCreditsError = TELEPROM_ERRORS.no_credits
+TelepromTransientError = TELEPROM_ERRORS.transient
+TelepromAmbiguousError = TELEPROM_ERRORS.ambiguous
 
 #: Renew the token this long before the vendor's ``expires``.
 TOKEN_RENEW_MARGIN = pendulum.duration(minutes=5)

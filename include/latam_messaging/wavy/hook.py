@@ -8,55 +8,22 @@ from typing import Any
 import pendulum
 import requests
 
-from latam_messaging.common import errors as base
+from latam_messaging.common.errors import error_family
 from latam_messaging.common.ratelimit import RateLimiter
-from latam_messaging.common.transport import VendorErrors, VendorHttpHook
+from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.wavy import contract
 from latam_messaging.wavy.models import SmsInbound, SmsMessage, SmsReceipt, SmsStatus
 
-
-class WavyError(base.VendorError):
-    vendor = "Wavy"
-
-
-class WavyAuthError(WavyError, base.VendorAuthError):
-    pass
-
-
-class WavyPasswordExpiredError(WavyAuthError, base.VendorPasswordExpiredError):
-    pass
-
-
-class WavyValidationError(WavyError, base.VendorValidationError):
-    pass
-
-
-class WavyNotFoundError(WavyError, base.VendorNotFoundError):
-    pass
-
-
-class WavyNoCreditsError(WavyError, base.VendorNoCreditsError):
-    pass
-
-
-class WavyTransientError(WavyError, base.VendorTransientError):
-    pass
-
-
-class WavyAmbiguousError(WavyTransientError, base.VendorAmbiguousError):
-    pass
-
-
-WAVY_ERRORS = VendorErrors(
-    auth=WavyAuthError,
-    password_expired=WavyPasswordExpiredError,
-    validation=WavyValidationError,
-    not_found=WavyNotFoundError,
-    no_credits=WavyNoCreditsError,
-    transient=WavyTransientError,
-    ambiguous=WavyAmbiguousError,
-    base=WavyError,
-)
+WAVY_ERRORS = error_family("Wavy", "Wavy", __name__)
+# the family's classes, by name, for `except WavyNoCreditsError:` and the like
+WavyError = WAVY_ERRORS.base
+WavyAuthError = WAVY_ERRORS.auth
+WavyPasswordExpiredError = WAVY_ERRORS.password_expired
+WavyValidationError = WAVY_ERRORS.validation
+WavyNotFoundError = WAVY_ERRORS.not_found
+WavyNoCreditsError = WAVY_ERRORS.no_credits
+WavyTransientError = WAVY_ERRORS.transient
+WavyAmbiguousError = WAVY_ERRORS.ambiguous
 
 
 class WavyHeaderAuth(requests.auth.AuthBase):
