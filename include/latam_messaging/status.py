@@ -99,9 +99,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
         for e in events
         if e.vendor_message_id
     ]
-    before = conn.execute(sa.select(sa.func.count()).select_from(schema.message_status_events)).scalar_one()
-    warehouse.insert_new(conn, schema.message_status_events, rows)
-    stored = conn.execute(sa.select(sa.func.count()).select_from(schema.message_status_events)).scalar_one() - before
+    stored = warehouse.insert_new_counted(conn, schema.message_status_events, rows)
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:

@@ -103,6 +103,27 @@ class Warehouse:
         for start in range(0, len(rows), BULK_CHUNK):
             conn.execute(stmt, list(rows[start : start + BULK_CHUNK]))
 
+    def insert_new_counted(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Sequence[str] | None = None,
+    ) -> int:
+        """:meth:`insert_new` that says how many rows were new (``RETURNING``: exact on both databases,
+        without counting the table). For modest batches; bulk loads use :meth:`insert_new`."""
+        if not rows:
+            return 0
+        first_key = table.primary_key.columns.values()[0]
+        stmt = (
+            self.insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None).returning(first_key)
+        )
+        return sum(
+            len(conn.execute(stmt, list(rows[start : start + BULK_CHUNK])).all())
+            for start in range(0, len(rows), BULK_CHUNK)
+        )
+
     # ---- reads ---------------------------------------------------------------------------------
     def count(self, table: sa.Table | str, where: Any = None) -> int:
         table = schema.metadata.tables[table] if isinstance(table, str) else table

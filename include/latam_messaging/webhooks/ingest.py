@@ -39,7 +39,6 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
     """Insert inbound messages once per (vendor, vendor_message_id); returns how many were new."""
     if not messages:
         return 0
-    before = conn.execute(sa.select(sa.func.count()).select_from(schema.inbound_messages)).scalar_one()
     now = pendulum.now("UTC")
     rows = [
         {
@@ -57,8 +56,7 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
         }
         for m in messages
     ]
-    warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"])
-    return conn.execute(sa.select(sa.func.count()).select_from(schema.inbound_messages)).scalar_one() - before
+    return warehouse.insert_new_counted(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"])
 
 
 def _text(body: str) -> str:
