@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -86,8 +87,8 @@ def itd_poll():
         warehouse = open_warehouse()
         phones = phones_of_interest(warehouse, params["lookback_days"], params["phones"])
         stats = poll_itd_received(warehouse, ItdHook(), phones, lookback_days=params["lookback_days"])
-        print(f"received: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"received: {asdict(stats)}")
+        return asdict(stats)
 
     @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["itd"])
     def poll_statuses() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -64,8 +66,8 @@ def number_checks():
             queue_from_query(
                 warehouse, params["phones_query"], default_max_age_hours=params["max_age_hours"], stats=stats
             )
-        print(f"queued: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"queued: {asdict(stats)}")
+        return asdict(stats)
 
     @task(outlets=[assets.SIM_SWAP_CHECKS, assets.NUMBER_LOOKUPS], pool=settings.VENDOR_POOLS["teleprom"])
     def check_phones() -> dict[str, int]:
@@ -80,8 +82,8 @@ def number_checks():
             recheck_hours=params["recheck_hours"],
             requests_per_s=params["requests_per_second"],
         )
-        print(f"checked: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"checked: {asdict(stats)}")
+        return asdict(stats)
 
     queue_phones() >> check_phones()
 

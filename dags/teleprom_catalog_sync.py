@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pendulum
 from airflow.sdk import dag, task
 
@@ -45,8 +47,8 @@ def teleprom_catalog_sync():
         accounts = hook.get_accounts()
         templates = hook.get_templates()
         stats = write_catalog(open_warehouse(), templates, accounts)
-        print(f"Catalogue synced: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"Catalogue synced: {asdict(stats)}")
+        return asdict(stats)
 
     sync_catalog()
 

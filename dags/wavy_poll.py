@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -61,8 +63,8 @@ def wavy_poll():
         from latam_messaging.webhooks.ingest import ingest_pending
 
         stats = ingest_pending(open_warehouse())
-        print(f"parsed: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"parsed: {asdict(stats)}")
+        return asdict(stats)
 
     @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["wavy"])
     def search_open() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -46,8 +48,8 @@ def webhook_ingest():
 
         params = get_current_context()["params"]
         stats = ingest_pending(open_warehouse(), reparse_errors=params["reparse_errors"])
-        print(f"webhook ingest: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"webhook ingest: {asdict(stats)}")
+        return asdict(stats)
 
     parse_pending()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -49,11 +50,18 @@ def _fresh(servers, name: str):
     return server
 
 
-def _fast_backoff(hook):
-    """Tests need not wait seconds between retries; the retry logic is the same."""
+@contextlib.contextmanager
+def _hook_on(monkeypatch, make_hook, conn_id: str, **fields):
+    """A hook on connection ``conn_id`` (defined from ``fields``), with retries that do not wait
+    seconds (the retry logic is the same), closed afterwards."""
+    set_connection(monkeypatch, conn_id, **fields)
+    hook = make_hook()
     hook.backoff_initial_s = 0.001
     hook.backoff_max_s = 0.01
-    return hook
+    try:
+        yield hook
+    finally:
+        hook.close()
 
 
 @pytest.fixture
@@ -77,18 +85,10 @@ def wavy_server(simulator_servers):
 def teleprom_hook(teleprom_server, monkeypatch):
     from latam_messaging.teleprom.hook import TelepromHook
 
-    set_connection(
-        monkeypatch,
-        "teleprom_default",
-        conn_type="teleprom",
-        host=teleprom_server.url,
-        login="demo",
-        password="demo-pass",
-    )
     TelepromHook.forget_tokens()
-    hook = _fast_backoff(TelepromHook())
-    yield hook
-    hook.close()
+    fields = {"host": teleprom_server.url, "login": "demo", "password": "demo-pass"}
+    with _hook_on(monkeypatch, TelepromHook, "teleprom_default", conn_type="teleprom", **fields) as hook:
+        yield hook
     TelepromHook.forget_tokens()
 
 
@@ -96,27 +96,20 @@ def teleprom_hook(teleprom_server, monkeypatch):
 def itd_hook(itd_server, monkeypatch):
     from latam_messaging.itd.hook import ItdHook
 
-    set_connection(monkeypatch, "itd_default", conn_type="itd_chile", host=itd_server.url, password="itd-demo-token")
-    hook = _fast_backoff(ItdHook())
-    yield hook
-    hook.close()
+    fields = {"host": itd_server.url, "password": "itd-demo-token"}
+    with _hook_on(monkeypatch, ItdHook, "itd_default", conn_type="itd_chile", **fields) as hook:
+        yield hook
 
 
 @pytest.fixture
 def wavy_hook(wavy_server, monkeypatch):
     from latam_messaging.wavy.hook import WavyHook
 
-    set_connection(
-        monkeypatch,
-        "wavy_default",
-        conn_type="wavy",
-        host=wavy_server.url,
-        login="demo@wavy.global",
-        password="wavy-demo-token",
-    )
-    hook = _fast_backoff(WavyHook(status_queries_per_s=0))
-    yield hook
-    hook.close()
+    fields = {"host": wavy_server.url, "login": "demo@wavy.global", "password": "wavy-demo-token"}
+    with _hook_on(
+        monkeypatch, lambda: WavyHook(status_queries_per_s=0), "wavy_default", conn_type="wavy", **fields
+    ) as hook:
+        yield hook
 
 
 def sim_state(server) -> dict:

@@ -52,9 +52,6 @@ class CheckStats:
     skipped_recent: int = 0
     errors: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 def _queue(warehouse: Warehouse, conn: sa.Connection, phones: dict[str, int], source: str) -> None:
     now = pendulum.now("UTC")

@@ -8,7 +8,6 @@ after the call loses nothing — the page is parsed by the next run or by ``webh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.wavy.hook import WavyHook
-from latam_messaging.webhooks.ingest import store_inbound
+from latam_messaging.webhooks.ingest import raw_event_row, store_inbound
 from latam_messaging.webhooks.parsers import wavy_status_events
 
 log = logging.getLogger(__name__)
@@ -60,9 +59,6 @@ class ReceivedStats:
     phones: int = 0
     requests: int = 0
     new_messages: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 def poll_itd_received(
@@ -172,17 +168,8 @@ def poll_itd_statuses(
 # ---- Wavy ------------------------------------------------------------------------------------------
 def store_raw_page(warehouse: Warehouse, vendor: str, channel: str, page: dict[str, Any]) -> None:
     """Commit a consume-once page before anything else is done with it."""
-    body = json.dumps(page, ensure_ascii=False, sort_keys=True)
-    row = {
-        "vendor": vendor,
-        "channel": channel,
-        "format_version": "poll",
-        "received_at": pendulum.now("UTC"),
-        "content_type": "application/json",
-        "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
-        "body": body,
-        "parse_state": "pending",
-    }
+    body = json.dumps(page, ensure_ascii=False, sort_keys=True).encode()
+    row = raw_event_row(vendor, channel, body, "application/json", format_version="poll")
     with warehouse.begin() as conn:
         warehouse.insert_new(conn, schema.raw_webhook_events, [row])
 

@@ -63,23 +63,19 @@ FROM outbound_messages o JOIN message_status_events e ON e.message_key = o.messa
 WHERE o.accepted_at IS NOT NULL
 GROUP BY o.vendor, o.message_key, o.accepted_at""",
         """CREATE VIEW report_rejects_by_reason AS
-SELECT f.folder,
-       CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
-            WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
-            WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
-            WHEN r.reason LIKE 'row has%' THEN 'malformed row'
-            WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
-            WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
-            ELSE r.reason END AS reason,
-       COUNT(*) AS rows_rejected
-FROM drop_rejects r JOIN drop_files f ON f.file_sha256 = r.file_sha256
-GROUP BY f.folder, CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
-            WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
-            WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
-            WHEN r.reason LIKE 'row has%' THEN 'malformed row'
-            WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
-            WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
-            ELSE r.reason END""",
+SELECT folder, reason, COUNT(*) AS rows_rejected
+FROM (
+    SELECT f.folder,
+           CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
+                WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
+                WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
+                WHEN r.reason LIKE 'row has%' THEN 'malformed row'
+                WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
+                WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
+                ELSE r.reason END AS reason
+    FROM drop_rejects r JOIN drop_files f ON f.file_sha256 = r.file_sha256
+) categorised
+GROUP BY folder, reason""",
         f"""CREATE VIEW report_itd_credits_daily AS
 SELECT {day.format("taken_at")} AS day, MAX(credits) AS max_credits, MIN(credits) AS min_credits, COUNT(*) AS snapshots
 FROM itd_credit_snapshots GROUP BY {day.format("taken_at")}""",

@@ -48,9 +48,6 @@ class IngestStats:
     rows_rejected: int = 0
     rows_scheduled: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 def risky_numbers(warehouse: Warehouse) -> dict[str, str]:
     """phone → reason, from the ``risky_numbers`` view that ``number_checks`` feeds."""
@@ -164,9 +161,6 @@ class DispatchStats:
     requests: int = 0
     seconds: float = 0.0
     stopped: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class _Stop:

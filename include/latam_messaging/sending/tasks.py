@@ -6,6 +6,7 @@ file stays cheap.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pendulum
@@ -90,8 +91,8 @@ def send_pipeline(vendor: str) -> None:
             timezone=settings.timezone(),
             window=_window(vendor, params),
         )
-        print(f"ingest: {stats.as_dict()}")
-        return stats.as_dict()
+        print(f"ingest: {asdict(stats)}")
+        return asdict(stats)
 
     @task(
         outlets=[assets.OUTBOUND_MESSAGES],
@@ -128,7 +129,7 @@ def send_pipeline(vendor: str) -> None:
         unknown = unknown_report(warehouse, vendor)
         if unknown:
             print(f"{len(unknown)} row(s) are 'unknown' and wait for an operator or a callback, e.g. {unknown[:3]}")
-        return stats.as_dict()
+        return asdict(stats)
 
     sent = send_due()
     ingest_drops() >> sent

@@ -28,9 +28,6 @@ class CatalogSyncStats:
     removed: int = 0
     changed: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 def _template_row(t: Template) -> dict[str, Any]:
     return {

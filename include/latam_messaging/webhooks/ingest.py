@@ -7,6 +7,8 @@ idempotent. Unparseable bodies stay, with ``parse_state = error`` and the reason
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,15 +26,36 @@ BATCH = 1000
 
 
 @dataclass
-class IngestStats:
+class WebhookIngestStats:
     events: int = 0
     parsed: int = 0
     errors: int = 0
     statuses: int = 0
     inbound: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+
+def body_text(raw: bytes) -> str:
+    """UTF-8 text as sent; anything else kept losslessly as ``base64:``."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode()
+
+
+def raw_event_row(
+    vendor: str, channel: str | None, raw: bytes, content_type: str | None, format_version: str | None = None
+) -> dict[str, Any]:
+    """A ``raw_webhook_events`` row, waiting to be parsed (webhooks and polled queue pages alike)."""
+    return {
+        "vendor": vendor,
+        "channel": channel,
+        "format_version": format_version,
+        "received_at": pendulum.now("UTC"),
+        "content_type": (content_type or "")[:200],
+        "body_sha256": hashlib.sha256(raw).hexdigest(),
+        "body": body_text(raw),
+        "parse_state": "pending",
+    }
 
 
 def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[dict[str, Any]], source: str) -> int:
@@ -65,8 +88,10 @@ def _text(body: str) -> str:
     return body
 
 
-def ingest_pending(warehouse: Warehouse, *, reparse_errors: bool = False, limit: int | None = None) -> IngestStats:
-    stats = IngestStats()
+def ingest_pending(
+    warehouse: Warehouse, *, reparse_errors: bool = False, limit: int | None = None
+) -> WebhookIngestStats:
+    stats = WebhookIngestStats()
     states = ["pending", "error"] if reparse_errors else ["pending"]
     last_id = 0
     while limit is None or stats.events < limit:

@@ -16,33 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import hmac
 import logging
 import os
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pendulum
 from fastapi import FastAPI, Request, Response
 
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse, open_warehouse
+from latam_messaging.webhooks.ingest import raw_event_row
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 VENDORS = {"teleprom", "itd"}
 WAVY_CHANNELS = {"callback", "dlr", "mo"}
 MAX_GROUP = 500
-
-
-def body_text(raw: bytes) -> str:
-    """UTF-8 text as sent; anything else kept losslessly as ``base64:``."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode()
 
 
 class GroupCommitStore:
@@ -110,20 +100,12 @@ def create_app(warehouse: Warehouse | None = None, secret: str | None = None) ->
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return Response(status_code=413)
-        raw = b""
+        raw = bytearray()
         async for part in request.stream():
-            raw += part
+            raw.extend(part)
             if len(raw) > MAX_BODY:
                 return Response(status_code=413)
-        row = {
-            "vendor": vendor,
-            "channel": channel,
-            "received_at": pendulum.now("UTC"),
-            "content_type": (request.headers.get("content-type") or "")[:200],
-            "body_sha256": hashlib.sha256(raw).hexdigest(),
-            "body": body_text(raw),
-            "parse_state": "pending",
-        }
+        row = raw_event_row(vendor, channel, bytes(raw), request.headers.get("content-type"))
         try:
             await request.app.state.store.put(row)
         except Exception:
