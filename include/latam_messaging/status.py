@@ -99,7 +99,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
         for e in events
         if e.vendor_message_id
     ]
-    stored = warehouse.insert_new_counted(conn, schema.message_status_events, rows)
+    stored = warehouse.insert_new(conn, schema.message_status_events, rows, count=True)
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:

@@ -95,34 +95,24 @@ class Warehouse:
         rows: Sequence[Mapping[str, Any]],
         *,
         keys: Sequence[str] | None = None,
-    ) -> None:
-        """Insert rows, silently keeping the existing row on a key (or unique) conflict."""
-        if not rows:
-            return
-        stmt = self.insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
-        for start in range(0, len(rows), BULK_CHUNK):
-            conn.execute(stmt, list(rows[start : start + BULK_CHUNK]))
+        count: bool = False,
+    ) -> int | None:
+        """Insert rows, silently keeping the existing row on a key (or unique) conflict.
 
-    def insert_new_counted(
-        self,
-        conn: sa.Connection,
-        table: sa.Table,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        keys: Sequence[str] | None = None,
-    ) -> int:
-        """:meth:`insert_new` that says how many rows were new (``RETURNING``: exact on both databases,
-        without counting the table). For modest batches; bulk loads use :meth:`insert_new`."""
+        ``count=True`` returns how many rows were new (``RETURNING``: exact on both databases,
+        without counting the table); bulk loads leave it off.
+        """
         if not rows:
-            return 0
-        first_key = table.primary_key.columns.values()[0]
-        stmt = (
-            self.insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None).returning(first_key)
-        )
-        return sum(
-            len(conn.execute(stmt, list(rows[start : start + BULK_CHUNK])).all())
-            for start in range(0, len(rows), BULK_CHUNK)
-        )
+            return 0 if count else None
+        stmt = self.insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+        if count:
+            stmt = stmt.returning(table.primary_key.columns.values()[0])
+        new = 0
+        for start in range(0, len(rows), BULK_CHUNK):
+            result = conn.execute(stmt, list(rows[start : start + BULK_CHUNK]))
+            if count:
+                new += len(result.all())
+        return new if count else None
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self, table: sa.Table | str, where: Any = None) -> int:

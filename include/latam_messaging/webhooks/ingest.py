@@ -79,7 +79,7 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
         }
         for m in messages
     ]
-    return warehouse.insert_new_counted(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"])
+    return warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
 
 
 def _text(body: str) -> str:
