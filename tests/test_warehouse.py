@@ -74,3 +74,45 @@ def test_a_failed_transaction_leaves_nothing(warehouse):
         conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=now, credits=1))
         raise RuntimeError("crash half-way")
     assert warehouse.count(schema.itd_credit_snapshots) == 0
+
+
+def _shape(engine: sa.Engine) -> dict[str, object]:
+    """Tables with their column names and types, and views, as the database reports them."""
+    inspector = sa.inspect(engine)
+    tables = {
+        name: sorted((c["name"], str(c["type"]).split("(")[0]) for c in inspector.get_columns(name))
+        for name in inspector.get_table_names()
+    }
+    return {"tables": tables, "views": sorted(inspector.get_view_names())}
+
+
+def test_a_warehouse_made_at_v1_upgrades_to_the_shape_of_a_fresh_one(warehouse, tmp_path, postgres_server):
+    """Applied migrations are frozen: v1 → head ends where a fresh head does, and where schema.py says."""
+    from latam_messaging.warehouse.migrations import migrate
+
+    if warehouse.dialect == "sqlite":
+        old = sa.create_engine(f"sqlite:///{tmp_path / 'v1.db'}")
+    else:
+        admin = sa.create_engine(postgres_server.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "v1_{tmp_path.name.lower()[-20:]}"'))
+        admin.dispose()
+        old = sa.create_engine(postgres_server.url(f"v1_{tmp_path.name.lower()[-20:]}"))
+    assert migrate(old, upto=1) == [1]
+    now = pendulum.now("UTC")
+    with old.begin() as conn:  # a v1 warehouse with data in it
+        conn.execute(
+            sa.text(
+                "INSERT INTO outbound_messages (message_key, vendor, phone, state, created_at, updated_at) "
+                "VALUES ('m-0000000000000000-1', 'wavy', '5491100000000', 'pending', :t, :t)"
+            ),
+            {"t": now.naive() if warehouse.dialect == "sqlite" else now},
+        )
+    assert migrate(old) == [m.version for m in MIGRATIONS][1:]
+    upgraded, fresh = _shape(old), _shape(warehouse.engine)
+    assert upgraded == fresh
+    for table in schema.metadata.sorted_tables:  # schema.py describes what the migrations build
+        assert sorted(c.name for c in table.columns) == [c for c, _ in fresh["tables"][table.name]], table.name
+    with old.connect() as conn:
+        assert conn.execute(sa.text("SELECT state FROM outbound_messages")).scalar_one() == "pending"
+    old.dispose()

@@ -1,7 +1,7 @@
 """Reporting views (created by migration 3) and the rendered report under ``reports/<date>/``.
 
 The views are plain SQL over the ledger and event tables, the same on SQLite and PostgreSQL except
-for date arithmetic (see :func:`seconds_between`). Percentiles and credit burn are computed here
+for date arithmetic (see ``warehouse/views.py``). Percentiles and credit burn are computed here
 with pandas, since SQLite has no percentile functions.
 """
 
@@ -16,76 +16,7 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.warehouse.db import Warehouse
-
-VIEW_NAMES = [
-    "report_delivery_funnel",
-    "report_failure_reasons",
-    "report_time_to_deliver",
-    "report_rejects_by_reason",
-    "report_itd_credits_daily",
-    "report_inbound_daily",
-    "report_risky_share",
-]
-
-
-def seconds_between(start: str, end: str, dialect: str) -> str:
-    if dialect == "postgresql":
-        return f"EXTRACT(EPOCH FROM ({end} - {start}))"
-    return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-
-def view_statements(dialect: str) -> list[str]:
-    day = "date({})"
-    return [
-        f"""CREATE VIEW report_delivery_funnel AS
-SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_type, {day.format("created_at")} AS day,
-       COUNT(*) AS messages,
-       SUM(CASE WHEN state = 'accepted' THEN 1 ELSE 0 END) AS accepted,
-       SUM(CASE WHEN delivery_status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent,
-       SUM(CASE WHEN delivery_status IN ('delivered', 'read') THEN 1 ELSE 0 END) AS delivered,
-       SUM(CASE WHEN delivery_status = 'read' THEN 1 ELSE 0 END) AS read_count,
-       SUM(CASE WHEN delivery_status = 'failed' THEN 1 ELSE 0 END) AS failed,
-       SUM(CASE WHEN state = 'rejected' THEN 1 ELSE 0 END) AS rejected_by_vendor,
-       SUM(CASE WHEN state = 'unknown' THEN 1 ELSE 0 END) AS unknown,
-       SUM(CASE WHEN state IN ('pending', 'scheduled', 'sending') THEN 1 ELSE 0 END) AS waiting
-FROM outbound_messages
-GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}""",
-        """CREATE VIEW report_failure_reasons AS
-SELECT vendor, 'delivery' AS stage, raw_status AS reason, COUNT(DISTINCT vendor_message_id) AS messages
-FROM message_status_events WHERE status = 'failed' GROUP BY vendor, raw_status
-UNION ALL
-SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
-FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
-        f"""CREATE VIEW report_time_to_deliver AS
-SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
-       {seconds_between("o.accepted_at", "MIN(e.event_at)", dialect)} AS seconds_to_deliver
-FROM outbound_messages o JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
-WHERE o.accepted_at IS NOT NULL
-GROUP BY o.vendor, o.message_key, o.accepted_at""",
-        """CREATE VIEW report_rejects_by_reason AS
-SELECT folder, reason, COUNT(*) AS rows_rejected
-FROM (
-    SELECT f.folder,
-           CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
-                WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
-                WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
-                WHEN r.reason LIKE 'row has%' THEN 'malformed row'
-                WHEN r.reason LIKE '%parameter(s)%' OR r.reason LIKE 'param_%' THEN 'wrong number of template parameters'
-                WHEN r.reason LIKE 'template%' THEN 'template missing, not accepted or of another account'
-                ELSE r.reason END AS reason
-    FROM drop_rejects r JOIN drop_files f ON f.file_sha256 = r.file_sha256
-) categorised
-GROUP BY folder, reason""",
-        f"""CREATE VIEW report_itd_credits_daily AS
-SELECT {day.format("taken_at")} AS day, MAX(credits) AS max_credits, MIN(credits) AS min_credits, COUNT(*) AS snapshots
-FROM itd_credit_snapshots GROUP BY {day.format("taken_at")}""",
-        f"""CREATE VIEW report_inbound_daily AS
-SELECT vendor, {day.format("received_at")} AS day, COUNT(*) AS messages
-FROM inbound_messages GROUP BY vendor, {day.format("received_at")}""",
-        """CREATE VIEW report_risky_share AS
-SELECT (SELECT COUNT(DISTINCT phone) FROM risky_numbers) AS risky_phones,
-       (SELECT COUNT(DISTINCT phone) FROM number_lookups WHERE error IS NULL) AS checked_phones""",
-    ]
+from latam_messaging.warehouse.views import VIEW_NAMES
 
 
 @dataclass

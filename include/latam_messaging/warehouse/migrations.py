@@ -1,5 +1,9 @@
 """Versioned schema migrations. Each runs once, in order, in its own transaction, and is recorded in
-``schema_migrations``; running them again is a no-op. Add a migration, never edit an applied one."""
+``schema_migrations``; running them again is a no-op. Add a migration, never edit an applied one.
+
+Applied migrations are frozen: 1-3 build from ``frozen_v1.py`` / ``frozen_v3.py`` (the schema as it was),
+never from today's ``schema.py``; later ones alter what exists (``add_columns``), so a warehouse made at
+v1 and one made fresh end at the same shape (``tests/test_warehouse.py`` compares them)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.warehouse import schema
+from latam_messaging.warehouse import frozen_v1, frozen_v3, schema
 
 
 @dataclass(frozen=True)
@@ -21,20 +25,26 @@ class Migration:
 
 def _v1_initial(conn: sa.Connection) -> None:
     later = {"schema_migrations", "number_check_queue"}
-    tables = [t for t in schema.metadata.sorted_tables if t.name not in later]
-    schema.metadata.create_all(conn, tables=tables)
+    tables = [t for t in frozen_v1.metadata.sorted_tables if t.name not in later]
+    frozen_v1.metadata.create_all(conn, tables=tables)
 
 
 def _v2_number_checks(conn: sa.Connection) -> None:
-    schema.number_check_queue.create(conn)
-    conn.execute(sa.text(schema.RISKY_NUMBERS_VIEW))
+    frozen_v1.number_check_queue.create(conn)
+    conn.execute(sa.text(frozen_v1.RISKY_NUMBERS_VIEW))
 
 
 def _v3_report_views(conn: sa.Connection) -> None:
-    from latam_messaging.reporting import view_statements
-
-    for statement in view_statements(conn.dialect.name):
+    for statement in frozen_v3.view_statements(conn.dialect.name):
         conn.execute(sa.text(statement))
+
+
+def add_columns(conn: sa.Connection, table: sa.Table, *names: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` for columns of today's ``schema.py`` table (same DDL on both databases)."""
+    for name in names:
+        column = table.c[name]
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
 MIGRATIONS: list[Migration] = [
@@ -44,14 +54,14 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def migrate(engine: sa.Engine) -> list[int]:
-    """Apply the pending migrations; returns the versions applied now."""
+def migrate(engine: sa.Engine, upto: int | None = None) -> list[int]:
+    """Apply the pending migrations (up to version ``upto``); returns the versions applied now."""
     schema.schema_migrations.create(engine, checkfirst=True)
     applied_now = []
     with engine.connect() as conn:
         done = set(conn.execute(sa.select(schema.schema_migrations.c.version)).scalars())
     for migration in MIGRATIONS:
-        if migration.version in done:
+        if migration.version in done or (upto is not None and migration.version > upto):
             continue
         with engine.begin() as conn:
             migration.apply(conn)

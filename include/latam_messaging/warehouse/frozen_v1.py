@@ -1,0 +1,255 @@
+"""The warehouse as migrations 1-3 created it, written out and frozen.
+
+Never edit this file: a deployed warehouse was built from it. New columns, tables and views are new
+migrations in ``migrations.py`` (and the current shape is in ``schema.py`` and ``views.py``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from latam_messaging.warehouse.schema import UtcDateTime
+
+metadata = sa.MetaData()
+
+Ts = UtcDateTime
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", Ts, nullable=False),
+)
+
+teleprom_accounts = sa.Table(
+    "teleprom_accounts",
+    metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("source_number", sa.String(32)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("first_seen_at", Ts, nullable=False),
+    sa.Column("last_seen_at", Ts, nullable=False),
+    sa.Column("deactivated_at", Ts),
+)
+
+teleprom_templates = sa.Table(
+    "teleprom_templates",
+    metadata,
+    sa.Column("template_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64)),
+    sa.Column("language", sa.String(16)),
+    sa.Column("parameter_count", sa.Integer, nullable=False),
+    sa.Column("structure", sa.Text),
+    sa.Column("example", sa.Text),
+    sa.Column("template_type", sa.String(32)),
+    sa.Column("vendor_created_at", Ts),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("first_seen_at", Ts, nullable=False),
+    sa.Column("last_seen_at", Ts, nullable=False),
+    sa.Column("status_changed_at", Ts),
+    sa.Column("deactivated_at", Ts),
+    sa.Index("ix_teleprom_templates_name", "name"),
+)
+
+teleprom_catalog_changes = sa.Table(
+    "teleprom_catalog_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_kind", sa.String(16), nullable=False),  # template | account
+    sa.Column("item_id", sa.BigInteger, nullable=False),
+    sa.Column("change", sa.String(32), nullable=False),  # added | removed | reappeared | status | name | account
+    sa.Column("old_value", sa.Text),
+    sa.Column("new_value", sa.Text),
+    sa.Column("changed_at", Ts, nullable=False),
+)
+
+drop_files = sa.Table(
+    "drop_files",
+    metadata,
+    sa.Column("file_sha256", sa.String(64), primary_key=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("folder", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("rows_total", sa.Integer, nullable=False, default=0),
+    sa.Column("rows_valid", sa.Integer, nullable=False, default=0),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, default=0),
+    sa.Column("state", sa.String(16), nullable=False),  # claimed | loaded | done | duplicate | failed
+    sa.Column("error", sa.Text),
+    sa.Column("claimed_at", Ts, nullable=False),
+    sa.Column("loaded_at", Ts),
+    sa.Column("finished_at", Ts),
+)
+
+drop_rejects = sa.Table(
+    "drop_rejects",
+    metadata,
+    sa.Column("file_sha256", sa.String(64), primary_key=True),
+    sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw_row", sa.Text, nullable=False),
+    sa.Column("rejected_at", Ts, nullable=False),
+)
+
+outbound_messages = sa.Table(
+    "outbound_messages",
+    metadata,
+    sa.Column("message_key", sa.String(40), primary_key=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("row_number", sa.Integer),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("account_id", sa.BigInteger),
+    sa.Column("template_id", sa.BigInteger),
+    sa.Column("template_name", sa.String(512)),
+    sa.Column("params", sa.JSON),
+    sa.Column("content_type", sa.String(16)),
+    sa.Column("content", sa.Text),
+    sa.Column("caption", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("url_thumb", sa.Text),
+    sa.Column("tracking_id", sa.String(128)),
+    sa.Column("send_at", Ts),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("vendor_message_id", sa.String(128)),
+    sa.Column("vendor_answer", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+    sa.Column("request_started_at", Ts),
+    sa.Column("accepted_at", Ts),
+    sa.Column("delivery_status", sa.String(16)),
+    sa.Column("delivery_status_at", Ts),
+    sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
+    sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
+    sa.Index("ix_outbound_file", "file_sha256"),
+)
+
+message_status_events = sa.Table(
+    "message_status_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("vendor_message_id", sa.String(128), nullable=False),
+    sa.Column("message_key", sa.String(40)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("raw_status", sa.String(128), nullable=False),
+    sa.Column("event_at", Ts, nullable=False),
+    sa.Column("recorded_at", Ts, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # webhook | poll
+    sa.Column("raw_event_id", sa.Integer),
+    sa.UniqueConstraint("vendor", "vendor_message_id", "status", "event_at", name="uq_status_event"),
+    sa.Index("ix_status_events_message_key", "message_key"),
+)
+
+raw_webhook_events = sa.Table(
+    "raw_webhook_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("format_version", sa.String(16)),
+    sa.Column("received_at", Ts, nullable=False),
+    sa.Column("content_type", sa.String(200)),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("parse_state", sa.String(16), nullable=False, default="pending"),  # pending | parsed | error
+    sa.Column("parse_error", sa.Text),
+    sa.Column("parsed_at", Ts),
+    sa.UniqueConstraint("vendor", "body_sha256", name="uq_raw_webhook_body"),
+    sa.Index("ix_raw_webhook_state", "parse_state"),
+)
+
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("vendor", sa.String(16), primary_key=True),
+    sa.Column("vendor_message_id", sa.String(255), primary_key=True),
+    sa.Column("from_phone", sa.String(32)),
+    sa.Column("to_account", sa.String(64)),
+    sa.Column("message_type", sa.String(32)),
+    sa.Column("text", sa.Text),
+    sa.Column("media_url", sa.Text),
+    sa.Column("received_at", Ts),
+    sa.Column("recorded_at", Ts, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("in_reply_to", sa.String(128)),
+    sa.Column("raw", sa.JSON),
+)
+
+itd_credit_snapshots = sa.Table(
+    "itd_credit_snapshots",
+    metadata,
+    sa.Column("taken_at", Ts, primary_key=True),
+    sa.Column("credits", sa.BigInteger, nullable=False),
+)
+
+sim_swap_checks = sa.Table(
+    "sim_swap_checks",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("checked_at", Ts, primary_key=True),
+    sa.Column("max_age_hours", sa.Integer),
+    sa.Column("changed", sa.Boolean),
+    sa.Column("last_change_at", Ts),
+    sa.Column("error", sa.Text),
+    sa.Column("raw", sa.JSON),
+)
+
+number_lookups = sa.Table(
+    "number_lookups",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("checked_at", Ts, primary_key=True),
+    sa.Column("valid", sa.Boolean),
+    sa.Column("carrier", sa.String(64)),
+    sa.Column("line_type", sa.String(16)),
+    sa.Column("ported", sa.Boolean),
+    sa.Column("country", sa.String(8)),
+    sa.Column("error", sa.Text),
+    sa.Column("raw", sa.JSON),
+)
+
+poll_watermarks = sa.Table(
+    "poll_watermarks",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("item", sa.String(128), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+number_check_queue = sa.Table(
+    "number_check_queue",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("max_age_hours", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # drop:<sha256> | query
+    sa.Column("queued_at", Ts, nullable=False),
+)
+
+#: Numbers the send pipeline may hold (opt-in per drop folder): the latest successful check of
+#: each phone says invalid, landline, or SIM changed within the asked window.
+RISKY_NUMBERS_VIEW = """
+CREATE VIEW risky_numbers AS
+SELECT l.phone AS phone,
+       CASE WHEN NOT l.valid THEN 'invalid number' ELSE 'landline' END AS reason,
+       l.checked_at AS checked_at
+FROM number_lookups l
+WHERE l.error IS NULL
+  AND l.checked_at = (SELECT MAX(x.checked_at) FROM number_lookups x WHERE x.phone = l.phone AND x.error IS NULL)
+  AND (NOT l.valid OR l.line_type = 'landline')
+UNION ALL
+SELECT s.phone AS phone,
+       'SIM changed within ' || s.max_age_hours || ' h' AS reason,
+       s.checked_at AS checked_at
+FROM sim_swap_checks s
+WHERE s.error IS NULL
+  AND s.checked_at = (SELECT MAX(x.checked_at) FROM sim_swap_checks x WHERE x.phone = s.phone AND x.error IS NULL)
+  AND s.changed
+"""
