@@ -1,0 +1,223 @@
+"""The Messaging page of the Airflow UI: what the warehouse says, read-only.
+
+Query functions take a connection opened by :func:`read_only` (a read-only transaction: PostgreSQL
+``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``), so the page can never write. The same
+SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.ui``
+renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` mounts on the API server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.warehouse import schema
+from latam_messaging.warehouse.db import Warehouse
+
+#: Days of history on the page.
+DEFAULT_DAYS = 14
+#: Sends in state ``unknown`` listed at most.
+UNKNOWN_LIMIT = 200
+
+
+@contextmanager
+def read_only(warehouse: Warehouse) -> Iterator[sa.Connection]:
+    """A connection whose transaction refuses writes; rolled back at the end."""
+    with warehouse.engine.connect() as conn:
+        sqlite = warehouse.dialect == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+        else:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the (auto-begun) transaction
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            if sqlite:  # the pooled connection goes back writable for its next user
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.rollback()
+
+
+def mask_phone(phone: str | None) -> str:
+    """``5493515238015`` → ``5493•••••••15``: enough to recognise a number, not to dial it."""
+    if not phone:
+        return ""
+    digits = str(phone)
+    if len(digits) <= 6:
+        return "•" * len(digits)
+    return digits[:4] + "•" * (len(digits) - 6) + digits[-2:]
+
+
+def _day(value: Any) -> str:
+    """Dates come back as ``date`` (PostgreSQL) or text (SQLite)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _since(conn: sa.Connection, days: int, now: pendulum.DateTime) -> Any:
+    """The first day shown, bound as the views' ``day`` column is typed (SQLite: text, PostgreSQL: date)."""
+    day = now.subtract(days=days).date()
+    return day.isoformat() if conn.dialect.name == "sqlite" else day
+
+
+def funnel(conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None) -> list[dict]:
+    """Per vendor and day (UTC, of creation): messages → accepted → sent → delivered → read, failed, unknown."""
+    now = now or pendulum.now("UTC")
+    query = sa.text(
+        "SELECT vendor, day, SUM(messages), SUM(accepted), SUM(sent), SUM(delivered), SUM(read_count), "
+        "SUM(failed), SUM(rejected_by_vendor), SUM(unknown), SUM(waiting) "
+        "FROM report_delivery_funnel WHERE day >= :since GROUP BY vendor, day ORDER BY day DESC, vendor"
+    )
+    names = ["messages", "accepted", "sent", "delivered", "read", "failed", "rejected", "unknown", "waiting"]
+    return [
+        {"vendor": row[0], "day": _day(row[1]), **{n: int(v or 0) for n, v in zip(names, row[2:], strict=True)}}
+        for row in conn.execute(query, {"since": _since(conn, days, now)})
+    ]
+
+
+def unknown_sends(
+    conn: sa.Connection, *, limit: int = UNKNOWN_LIMIT, now: pendulum.DateTime | None = None
+) -> list[dict]:
+    """Sends in state ``unknown`` (in flight when a run died), oldest first: they wait for a decision
+    (``release_unknown`` when triggering the send DAG)."""
+    now = now or pendulum.now("UTC")
+    t = schema.outbound_messages
+    query = (
+        sa.select(t.c.vendor, t.c.message_key, t.c.phone, t.c.updated_at, t.c.created_at, t.c.file_sha256, t.c.error)
+        .where(t.c.state == "unknown")
+        .order_by(t.c.updated_at, t.c.message_key)
+        .limit(limit)
+    )
+    result = []
+    for row in conn.execute(query):
+        since = row.updated_at or row.created_at
+        since = pendulum.instance(since, tz="UTC") if since.tzinfo is None else pendulum.instance(since)
+        result.append(
+            {
+                "vendor": row.vendor,
+                "message_key": row.message_key,
+                "phone": mask_phone(row.phone),
+                "since": since.to_iso8601_string(),
+                "age_hours": round((now - since).total_seconds() / 3600, 1),
+                "file": (row.file_sha256 or "")[:12],
+            }
+        )
+    return result
+
+
+#: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.
+_REJECT_CATEGORIES = [
+    (lambda r: r.startswith("phone"), "invalid or missing phone"),
+    (lambda r: r.startswith("duplicate"), "duplicate row in the file"),
+    (lambda r: r.startswith("held:"), "held: risky number"),
+    (lambda r: r.startswith("row has"), "malformed row"),
+    (lambda r: "parameter(s)" in r or r.startswith("param_"), "wrong number of template parameters"),
+    (lambda r: r.startswith("template"), "template missing, not accepted or of another account"),
+]
+
+
+def reject_category(reason: str) -> str:
+    return next((category for matches, category in _REJECT_CATEGORIES if matches(reason)), reason)
+
+
+def rejects_by_file(
+    conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
+) -> list[dict]:
+    """Rejected CSV rows per drop file (claimed within ``days``) and reason category."""
+    now = now or pendulum.now("UTC")
+    f, r = schema.drop_files, schema.drop_rejects
+    query = (
+        sa.select(f.c.file_sha256, f.c.folder, f.c.path, f.c.claimed_at, f.c.rows_total, r.c.reason, sa.func.count())
+        .select_from(r.join(f, f.c.file_sha256 == r.c.file_sha256))
+        .where(f.c.claimed_at >= now.subtract(days=days))
+        .group_by(f.c.file_sha256, f.c.folder, f.c.path, f.c.claimed_at, f.c.rows_total, r.c.reason)
+    )
+    grouped: dict[tuple[str, str], dict] = {}
+    for sha, folder, path, claimed_at, total, reason, count in conn.execute(query):
+        category = reject_category(reason)
+        entry = grouped.setdefault(
+            (sha, category),
+            {
+                "file": Path(path).name,
+                "folder": folder,
+                "file_sha256": sha[:12],
+                "claimed_at": _day(claimed_at)[:19],
+                "rows_total": int(total or 0),
+                "reason": category,
+                "rows": 0,
+            },
+        )
+        entry["rows"] += int(count)
+    return sorted(grouped.values(), key=lambda e: (e["claimed_at"], e["file"], -e["rows"]), reverse=True)
+
+
+def itd_credits(conn: sa.Connection) -> dict:
+    """The latest ITD balance, the burn per day over the last 8 days of snapshots and the days left
+    at that pace (the same arithmetic as the rendered report)."""
+    t = schema.itd_credit_snapshots
+    latest = conn.execute(sa.select(t.c.taken_at, t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).first()
+    if latest is None:
+        return {"credits": None, "taken_at": None, "burn_per_day": None, "days_left": None}
+    daily = conn.execute(
+        sa.text("SELECT day, max_credits, min_credits FROM report_itd_credits_daily ORDER BY day DESC LIMIT 8")
+    ).all()[::-1]
+    burn = days_left = None
+    if len(daily) >= 2:
+        used = float(daily[0][1] - daily[-1][2])
+        burn = round(max(used / (len(daily) - 1), 0.0), 1)
+        days_left = round(float(latest.credits) / burn, 1) if burn else None
+    return {
+        "credits": int(latest.credits),
+        "taken_at": _day(latest.taken_at)[:19],
+        "burn_per_day": burn,
+        "days_left": days_left,
+    }
+
+
+def inbound_volume(
+    conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
+) -> list[dict]:
+    """Inbound messages (replies) per vendor and day."""
+    now = now or pendulum.now("UTC")
+    query = sa.text(
+        "SELECT vendor, day, messages FROM report_inbound_daily WHERE day >= :since ORDER BY day DESC, vendor"
+    )
+    rows = conn.execute(query, {"since": _since(conn, days, now)})
+    return [{"vendor": v, "day": _day(d), "messages": int(n)} for v, d, n in rows]
+
+
+def latest_report(report_dir: str | Path | None = None) -> Path | None:
+    """The newest ``<MESSAGING_REPORT_DIR>/<date>/index.html`` (default ``reports/``)."""
+    root = Path(report_dir or os.environ.get("MESSAGING_REPORT_DIR", "reports"))
+    reports = sorted(root.glob("*/index.html"))
+    return reports[-1] if reports else None
+
+
+def snapshot(
+    warehouse: Warehouse,
+    *,
+    days: int = DEFAULT_DAYS,
+    report_dir: str | Path | None = None,
+    now: pendulum.DateTime | None = None,
+) -> dict:
+    """Every section of the page, read in one read-only transaction."""
+    now = now or pendulum.now("UTC")
+    with read_only(warehouse) as conn:
+        data = {
+            "generated_at": now.to_iso8601_string(),
+            "warehouse": warehouse.dialect,
+            "days": days,
+            "funnel": funnel(conn, days=days, now=now),
+            "unknown": unknown_sends(conn, now=now),
+            "rejects": rejects_by_file(conn, days=days, now=now),
+            "itd_credits": itd_credits(conn),
+            "inbound": inbound_volume(conn, days=days, now=now),
+        }
+    report = latest_report(report_dir)
+    data["report"] = {"path": str(report), "date": report.parent.name} if report else None
+    return data
