@@ -134,10 +134,9 @@ def test_mask_phone():
 @pytest.fixture
 def api_client(airflow_db, monkeypatch):
     """Airflow's real API app (core apps) with this project's ``plugins/`` folder."""
-    from fastapi.testclient import TestClient
-
     from airflow import plugins_manager, settings
     from airflow.api_fastapi import app as api_app
+    from fastapi.testclient import TestClient
 
     monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
 

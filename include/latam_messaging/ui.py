@@ -83,7 +83,9 @@ def create_app(
             return dashboard.snapshot(holder.get(), days=days, report_dir=report_dir)
         except Exception as error:  # the warehouse is down, unmigrated or misconfigured: say so on the page
             holder.reset()
-            raise HTTPException(status_code=503, detail=f"warehouse not readable: {type(error).__name__}: {error}")
+            raise HTTPException(
+                status_code=503, detail=f"warehouse not readable: {type(error).__name__}: {error}"
+            ) from error
 
     @app.get("/api/summary")
     def summary(days: int = Query(dashboard.DEFAULT_DAYS, ge=1, le=366)) -> JSONResponse:
