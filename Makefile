@@ -26,8 +26,9 @@ test: install lint
 simulators: install
 	$(BIN)/python -m latam_messaging.simulators $(SIM_ARGS)
 
+# WAREHOUSE=postgres: the whole demo on a throwaway PostgreSQL cluster (as the tests start theirs)
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(filter postgres,$(WAREHOUSE)),--warehouse postgres)
 
 run: install
 	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" && exit 2)

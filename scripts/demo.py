@@ -162,14 +162,17 @@ def run_dag(dag_id: str, env: dict[str, str]) -> bool:
 
 
 def summary(env: dict[str, str]) -> None:
+    """Counts and funnel of the warehouse the ``messaging_warehouse`` connection names (as the DAGs saw it)."""
+    os.environ.update(env)  # before Airflow is imported: its home and the connections of this run
     sys.path.insert(0, str(ROOT / "include"))
     import sqlalchemy as sa
 
     from latam_messaging.warehouse.db import Warehouse
 
-    warehouse = Warehouse.from_url(f"sqlite:///{HOME / 'warehouse.db'}")
+    warehouse = Warehouse.from_connection()
     warehouse.migrate()
-    print("\nWarehouse tables (.airflow/warehouse.db):")
+    where = warehouse.engine.url.render_as_string(hide_password=True)
+    print(f"\nWarehouse tables ({where}):")
     for table, count in warehouse.table_counts().items():
         print(f"  {table:<28} {count:>8}")
     query = sa.text(
@@ -196,8 +199,53 @@ def summary(env: dict[str, str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dag", help="run only this DAG (make run DAG=...)")
+    parser.add_argument(
+        "--warehouse",
+        choices=["connection", "postgres"],
+        default="connection",
+        help="connection: the messaging_warehouse connection (default: the SQLite file .airflow/warehouse.db); "
+        "postgres: a throwaway PostgreSQL cluster for this run (make demo WAREHOUSE=postgres)",
+    )
     args = parser.parse_args()
     HOME.mkdir(exist_ok=True)
+    postgres = None
+    if args.warehouse == "postgres":
+        if args.dag:
+            print("WAREHOUSE=postgres is for the whole demo: a throwaway cluster would not keep the warehouse")
+            return 2
+        postgres = throwaway_postgres()
+        os.environ["AIRFLOW_CONN_MESSAGING_WAREHOUSE"] = postgres_connection(postgres)
+    try:
+        return run_demo(args)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+            print("stopped the throwaway PostgreSQL")
+
+
+def throwaway_postgres():
+    """A PostgreSQL cluster in a temporary directory, started the way the tests start theirs
+    (``tests/postgres.py``: as the ``postgres`` user when run as root, since initdb refuses root)."""
+    sys.path.insert(0, str(ROOT))
+    import sqlalchemy as sa
+
+    from tests.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text('CREATE DATABASE "messaging"'))
+    admin.dispose()
+    print(f"started a throwaway PostgreSQL on 127.0.0.1:{server.port} (warehouse database: messaging)")
+    return server
+
+
+def postgres_connection(server) -> str:
+    fields = {"conn_type": "postgres", "host": server.host, "port": server.port, "login": "postgres", "schema": "messaging"}
+    return json.dumps(fields)
+
+
+def run_demo(args: argparse.Namespace) -> int:
     env = demo_environment()
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     pools = ROOT / "deploy" / "pools.json"
