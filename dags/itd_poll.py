@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -27,25 +25,25 @@ DOC = """
 
 @dag(
     dag_id="itd_poll",
-    schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron(schedules.HOURLY),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "itd", "poll"],
     doc_md=DOC,
     params={
         "low_credit_threshold": Param(
-            int(os.environ.get("MESSAGING_ITD_LOW_CREDITS", "100")),
-            type="integer",
+            None,
+            type=["null", "integer"],
             minimum=0,
-            description="Fail when credits fall below this.",
+            description="Fail when credits fall below this (empty: MESSAGING_ITD_LOW_CREDITS, default 100).",
         ),
         "lookback_days": Param(
             7, type="integer", minimum=0, maximum=60, description="Days of sends whose phones are polled."
         ),
         "phones": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": "^[0-9]{8,15}$"},
             description="More phones (E.164 digits).",
         ),
@@ -54,14 +52,18 @@ DOC = """
     default_args=dag_defaults(retries=2, retry_delay_minutes=2),
 )
 def itd_poll():
-    @task(outlets=[assets.ITD_CREDIT_SNAPSHOTS], pool=settings.VENDOR_POOLS["itd"])
+    @task(outlets=[assets.changes(assets.ITD_CREDIT_SNAPSHOTS)], pool=settings.VENDOR_POOLS["itd"])
     def credits_snapshot() -> int:
+        from latam_messaging.dashboard import latest_itd_credits
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import snapshot_credits
         from latam_messaging.warehouse.db import open_warehouse
 
-        credits = snapshot_credits(open_warehouse(), ItdHook())
-        print(f"ITD credits: {credits}")
+        warehouse = open_warehouse()
+        before = latest_itd_credits(warehouse)
+        credits = snapshot_credits(warehouse, ItdHook())
+        print(f"ITD credits: {credits} (previous snapshot: {before})")
+        assets.emit_changes({assets.ITD_CREDIT_SNAPSHOTS: int(credits != before)})  # the balance moved
         return credits
 
     @task(trigger_rule="all_done")
@@ -70,6 +72,8 @@ def itd_poll():
         from airflow.sdk.exceptions import AirflowFailException
 
         threshold = get_current_context()["params"]["low_credit_threshold"]
+        if threshold is None:
+            threshold = settings.itd_low_credits()
         if credits is None:
             raise AirflowFailException("no ITD credits snapshot was taken in this run: see credits_snapshot")
         if credits < threshold:
@@ -77,7 +81,7 @@ def itd_poll():
                 f"ITD credits are low: {credits} left, threshold {threshold}. Top up before sends fail."
             )
 
-    @task(trigger_rule="all_done", outlets=[assets.INBOUND_MESSAGES], pool=settings.VENDOR_POOLS["itd"])
+    @task(trigger_rule="all_done", outlets=[assets.changes(assets.INBOUND_MESSAGES)], pool=settings.VENDOR_POOLS["itd"])
     def poll_received() -> dict[str, int]:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import phones_of_interest, poll_itd_received
@@ -85,12 +89,17 @@ def itd_poll():
 
         params = get_current_context()["params"]
         warehouse = open_warehouse()
-        phones = phones_of_interest(warehouse, params["lookback_days"], params["phones"])
+        phones = phones_of_interest(warehouse, params["lookback_days"], params["phones"] or [])
         stats = poll_itd_received(warehouse, ItdHook(), phones, lookback_days=params["lookback_days"])
         print(f"received: {asdict(stats)}")
+        assets.emit_changes({assets.INBOUND_MESSAGES: stats.new_messages})
         return asdict(stats)
 
-    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["itd"])
+    @task(
+        trigger_rule="all_done",
+        outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS)],
+        pool=settings.VENDOR_POOLS["itd"],
+    )
     def poll_statuses() -> int:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.polling import poll_itd_statuses
@@ -100,6 +109,7 @@ def itd_poll():
             open_warehouse(), ItdHook(), limit=get_current_context()["params"]["max_status_checks"]
         )
         print(f"{stored} new status event(s)")
+        assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stored})
         return stored
 
     credits = credits_snapshot()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -26,7 +25,7 @@ readable without opening the warehouse. `MESSAGING_REPORT_DIR` changes where (de
 @dag(
     dag_id="messaging_report",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 7 * * *", timezone=settings.timezone()),
+        timetable=schedules.cron("0 7 * * *"),
         assets=(
             assets.OUTBOUND_MESSAGES
             | assets.MESSAGE_STATUS_EVENTS
@@ -34,7 +33,7 @@ readable without opening the warehouse. `MESSAGING_REPORT_DIR` changes where (de
             | assets.ITD_CREDIT_SNAPSHOTS
         ),
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "report"],

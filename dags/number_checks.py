@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -27,8 +26,8 @@ folder hold such numbers: list it in `MESSAGING_HOLD_RISKY_FOLDERS`.
 
 @dag(
     dag_id="number_checks",
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron("30 6 * * *"),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "teleprom", "number-checks"],
@@ -69,7 +68,10 @@ def number_checks():
         print(f"queued: {asdict(stats)}")
         return asdict(stats)
 
-    @task(outlets=[assets.SIM_SWAP_CHECKS, assets.NUMBER_LOOKUPS], pool=settings.VENDOR_POOLS["teleprom"])
+    @task(
+        outlets=[assets.changes(assets.SIM_SWAP_CHECKS), assets.changes(assets.NUMBER_LOOKUPS)],
+        pool=settings.VENDOR_POOLS["teleprom"],
+    )
     def check_phones() -> dict[str, int]:
         from latam_messaging.numberchecks import run_checks
         from latam_messaging.teleprom.hook import TelepromHook
@@ -83,6 +85,7 @@ def number_checks():
             requests_per_s=params["requests_per_second"],
         )
         print(f"checked: {asdict(stats)}")
+        assets.emit_changes({assets.SIM_SWAP_CHECKS: stats.checked, assets.NUMBER_LOOKUPS: stats.checked})
         return asdict(stats)
 
     queue_phones() >> check_phones()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import pendulum
 from airflow.sdk import dag, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -27,8 +26,8 @@ Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate r
 
 @dag(
     dag_id="teleprom_catalog_sync",
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron("0 6 * * *"),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "teleprom", "catalog"],
@@ -36,7 +35,10 @@ Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate r
     default_args=dag_defaults(retries=3, retry_delay_minutes=5),
 )
 def teleprom_catalog_sync():
-    @task(outlets=[assets.TELEPROM_TEMPLATES, assets.TELEPROM_ACCOUNTS], pool=settings.VENDOR_POOLS["teleprom"])
+    @task(
+        outlets=[assets.changes(assets.TELEPROM_TEMPLATES), assets.changes(assets.TELEPROM_ACCOUNTS)],
+        pool=settings.VENDOR_POOLS["teleprom"],
+    )
     def sync_catalog() -> dict[str, int]:
         """Fetch both lists in full first, then write them together."""
         from latam_messaging.teleprom.catalog import sync_catalog as write_catalog
@@ -48,6 +50,8 @@ def teleprom_catalog_sync():
         templates = hook.get_templates()
         stats = write_catalog(open_warehouse(), templates, accounts)
         print(f"Catalogue synced: {asdict(stats)}")
+        changed = stats.added + stats.removed + stats.changed  # last_seen_at alone is no change
+        assets.emit_changes({assets.TELEPROM_TEMPLATES: changed, assets.TELEPROM_ACCOUNTS: changed})
         return asdict(stats)
 
     sync_catalog()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -27,8 +26,8 @@ Status queries are paced to Wavy's 1 request/s; 429 answers are backed off.
 
 @dag(
     dag_id="wavy_poll",
-    schedule="*/15 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron(schedules.EVERY_15_MINUTES),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "wavy", "poll"],
@@ -57,16 +56,24 @@ def wavy_poll():
         print(f"queued items stored raw: {counts}")
         return counts
 
-    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS, assets.INBOUND_MESSAGES])
+    @task(
+        trigger_rule="all_done",
+        outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)],
+    )
     def parse_pages() -> dict[str, int]:
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
 
         stats = ingest_pending(open_warehouse())
         print(f"parsed: {asdict(stats)}")
+        assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)
 
-    @task(trigger_rule="all_done", outlets=[assets.MESSAGE_STATUS_EVENTS], pool=settings.VENDOR_POOLS["wavy"])
+    @task(
+        trigger_rule="all_done",
+        outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS)],
+        pool=settings.VENDOR_POOLS["wavy"],
+    )
     def search_open() -> int:
         from latam_messaging.polling import search_open_wavy
         from latam_messaging.warehouse.db import open_warehouse
@@ -76,6 +83,7 @@ def wavy_poll():
             open_warehouse(), WavyHook(), open_after_minutes=get_current_context()["params"]["open_after_minutes"]
         )
         print(f"{stored} new status event(s) from status search")
+        assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stored})
         return stored
 
     drain_queues() >> parse_pages() >> search_open()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag
 
-from latam_messaging import settings
+from latam_messaging import schedules
 from latam_messaging.notify import dag_defaults
 from latam_messaging.sending.tasks import send_doc, send_params, send_pipeline
 
 
 @dag(
     dag_id="wavy_sms_send",
-    schedule="*/15 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron(schedules.EVERY_15_MINUTES),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "wavy", "send"],

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from latam_messaging import assets, settings
+from latam_messaging import assets, schedules
 from latam_messaging.notify import dag_defaults
 
 DOC = """
@@ -31,8 +30,8 @@ is idempotent (param `reparse_errors` retries the errors after a parser fix).
 
 @dag(
     dag_id="webhook_ingest",
-    schedule="*/5 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz=settings.timezone()),
+    schedule=schedules.cron(schedules.EVERY_5_MINUTES),
+    start_date=schedules.START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["messaging", "webhooks"],
@@ -41,7 +40,7 @@ is idempotent (param `reparse_errors` retries the errors after a parser fix).
     default_args=dag_defaults(retries=2, retry_delay_minutes=1),
 )
 def webhook_ingest():
-    @task(outlets=[assets.MESSAGE_STATUS_EVENTS, assets.INBOUND_MESSAGES])
+    @task(outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)])
     def parse_pending() -> dict[str, int]:
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
@@ -49,6 +48,7 @@ def webhook_ingest():
         params = get_current_context()["params"]
         stats = ingest_pending(open_warehouse(), reparse_errors=params["reparse_errors"])
         print(f"webhook ingest: {asdict(stats)}")
+        assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)
 
     parse_pending()

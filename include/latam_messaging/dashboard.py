@@ -156,6 +156,13 @@ def rejects_by_file(
     return sorted(grouped.values(), key=lambda e: (e["claimed_at"], e["file"], -e["rows"]), reverse=True)
 
 
+def latest_itd_credits(warehouse: Warehouse) -> int | None:
+    """The balance of the newest ITD credits snapshot (None before the first)."""
+    t = schema.itd_credit_snapshots
+    with read_only(warehouse) as conn:
+        return conn.execute(sa.select(t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).scalar()
+
+
 def itd_credits(conn: sa.Connection) -> dict:
     """The latest ITD balance, the burn per day over the last 8 days of snapshots and the days left
     at that pace (the same arithmetic as the rendered report)."""
