@@ -118,24 +118,52 @@ def test_itd_no_credits_stops_sending_and_the_next_run_resumes(run_dag, warehous
     assert keys == {m["id"] for m in sim_state(itd_server)["messages"]}
 
 
-def test_injected_5xx_and_429_still_deliver_every_row_once(
+def test_429s_are_retried_and_every_row_is_delivered_once(
     warehouse, teleprom_hook, teleprom_server, wavy_hook, wavy_server, drop_dir
 ):
+    """A 429 provably did not act: sends retry it."""
     load_catalog(warehouse, teleprom_hook)
     drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1200))
     drop_csv(drop_dir, "wavy_sms", "w.csv", "phone,message\n" + "".join(f"55119876{i:05d},hola\n" for i in range(2500)))
     for adapter in (TelepromAdapter(), WavyAdapter()):
         ingest_drops(adapter, warehouse, drop_dir, region="AR", timezone="UTC")
-    configure(teleprom_server, error_rate=0.1, throttle_rate=0.1)
-    configure(wavy_server, error_rate=0.1, throttle_rate=0.1)
+    configure(teleprom_server, throttle_rate=0.2)
+    configure(wavy_server, throttle_rate=0.2)
     teleprom_hook.max_retries = wavy_hook.max_retries = 10
-    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, page_rows=300)
-    dispatch(WavyAdapter(), warehouse, hook=wavy_hook, page_rows=1000)
+    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook)
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
     assert states(warehouse, "teleprom") == {"accepted": 1200} and states(warehouse, "wavy") == {"accepted": 2500}
     for server, expected in ((teleprom_server, 1200), (wavy_server, 2500)):
         state = sim_state(server)
         assert state["faults_injected"] > 0
         assert state["accepted_messages"] == expected and state["duplicate_trackings"] == []
+
+
+def test_5xx_answers_to_sends_are_never_repeated_but_left_unknown(
+    warehouse, teleprom_hook, teleprom_server, wavy_hook, wavy_server, drop_dir, monkeypatch
+):
+    """A 5xx may come after the vendor acted: the rows of that request become unknown, never re-sent."""
+    load_catalog(warehouse, teleprom_hook)
+    drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1200))
+    drop_csv(drop_dir, "wavy_sms", "w.csv", "phone,message\n" + "".join(f"55119876{i:05d},hola\n" for i in range(6000)))
+    monkeypatch.setattr(teleprom_hook.connection, "extra", '{"batch_size": 100}')  # the extra: 12 requests
+    for adapter in (TelepromAdapter(), WavyAdapter()):
+        ingest_drops(adapter, warehouse, drop_dir, region="AR", timezone="UTC")
+    configure(teleprom_server, error_rate=0.4)
+    configure(wavy_server, error_rate=0.4)
+    teleprom_hook.max_retries = wavy_hook.max_retries = 10
+    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook)
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
+    for server, vendor, total in ((teleprom_server, "teleprom", 1200), (wavy_server, "wavy", 6000)):
+        state = sim_state(server)
+        final = states(warehouse, vendor)
+        assert state["faults_injected"] > 0 and final.get("unknown", 0) > 0
+        assert set(final) == {"accepted", "unknown"} and sum(final.values()) == total
+        # one request per 5xx, none repeated: the vendor got exactly the accepted rows, once each
+        assert state["accepted_messages"] == final["accepted"] and state["duplicate_trackings"] == []
+    # the simulator failed before acting: a correlationId search finds none of them, so they stay for an operator
+    assert resolve_unknown_wavy(warehouse, wavy_hook) == 0
+    assert states(warehouse, "wavy")["unknown"] > 0
 
 
 def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, teleprom_server, drop_dir):
@@ -144,16 +172,27 @@ def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, te
     ingest_drops(TelepromAdapter(), warehouse, drop_dir, region="AR", timezone="UTC")
     logins = sim_state(teleprom_server)["logins"]
     configure(teleprom_server, expire_tokens=True)
-    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, concurrency=4, page_rows=250)
+    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, concurrency=4)
     assert sim_state(teleprom_server)["logins"] == logins + 1
     assert states(warehouse, "teleprom") == {"accepted": 1000}
+
+
+def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
+    """A killed dispatcher's lease stays until it expires (no clock is faked): wait for that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        until = warehouse.rows(sa.select(sa.func.max(schema.send_leases.c.lease_until).label("u")))[0]["u"]
+        if until is None or until < pendulum.now("UTC"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("a send lease did not lapse")
 
 
 KILLABLE_SEND = """
 from latam_messaging.sending.adapters import WavyAdapter
 from latam_messaging.sending.pipeline import dispatch
 from latam_messaging.warehouse.db import Warehouse
-dispatch(WavyAdapter(), Warehouse.from_connection(), concurrency=2, page_rows=1000)
+dispatch(WavyAdapter(), Warehouse.from_connection(), concurrency=2, lease_s=1.0)
 """
 
 
@@ -175,9 +214,12 @@ def test_a_run_killed_mid_batch_never_sends_twice(warehouse, wavy_hook, wavy_ser
     sender.send_signal(signal.SIGKILL)
     sender.wait()
     configure(wavy_server, latency_ms=0)
+    in_flight = states(warehouse, "wavy").get("sending", 0)
+    assert 0 < in_flight <= 2 * 1000  # claimed per request: at most workers × bulk size in doubt
 
-    stats = dispatch(WavyAdapter(), warehouse, hook=wavy_hook)  # the next run
-    assert stats.marked_unknown > 0
+    wait_until_leases_lapse(warehouse)
+    stats = dispatch(WavyAdapter(), warehouse, hook=wavy_hook)  # the next run, once the dead run's lease lapsed
+    assert stats.marked_unknown == in_flight
     time.sleep(0.5)  # let the simulator finish a request the killed run had sent
     resolve_unknown_wavy(warehouse, wavy_hook)
     final = states(warehouse, "wavy")

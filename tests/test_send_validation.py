@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latam_messaging.sending.csvfile import UnreadableDropError, canonical_column, read_layout, read_rows
-from latam_messaging.sending.drops import DropFolder, fingerprint
+from latam_messaging.drops.csvfile import UnreadableDropError, canonical_column, read_layout, read_rows
+from latam_messaging.drops.folder import DropFolder, fingerprint
 from latam_messaging.sending.validation import (
     ItdRowValidator,
     RowRejected,
@@ -158,10 +158,10 @@ def test_messy_csv_layouts(tmp_path):
     for path in (semicolon, windows):
         fp = fingerprint(path)
         layout = read_layout(path, fp.encoding, {"phone", "message"})
-        [[(number, row)]] = list(read_rows(path, layout))
-        assert number == 1 and row["phone"].endswith("5511987654321")
+        [[row]] = list(read_rows(path, layout))
+        assert row.number == 1 and row.values["phone"].endswith("5511987654321") and row.problem is None
     assert fingerprint(semicolon).encoding == "utf-8-sig" and fingerprint(windows).encoding == "cp1252"
-    assert [r["message"] for _, r in next(read_rows(windows, read_layout(windows, "cp1252", set())))] == ["canción"]
+    assert [r.values["message"] for r in next(read_rows(windows, read_layout(windows, "cp1252", set())))] == ["canción"]
 
 
 def test_a_row_with_too_many_fields_is_kept_and_rejected(tmp_path):
@@ -169,10 +169,11 @@ def test_a_row_with_too_many_fields_is_kept_and_rejected(tmp_path):
     path.write_text("phone,message\n5511987654321,hola\n5511987654322,a,b\n\n5511987654323,chau\n")
     layout = read_layout(path, "utf-8-sig", {"phone", "message"})
     rows = [r for chunk in read_rows(path, layout) for r in chunk]
-    assert [n for n, _ in rows] == [1, 2, 3, 4]
+    assert [r.number for r in rows] == [1, 2, 3, 4]
+    assert rows[1].problem.startswith("row has 3 fields but the header has 2") and rows[1].raw == ["5511987654322", "a", "b"]
+    assert [r.problem for r in (rows[0], rows[2], rows[3])] == [None, None, None]
     v = WavyRowValidator(context())
-    assert "row has 3 fields but the header has 2" in reason(v, rows[1][1])
-    assert reason(v, rows[2][1]) == "row is empty"
+    assert reason(v, rows[2].values) == "row is empty"
 
 
 def test_unreadable_files_say_why(tmp_path):
@@ -191,10 +192,19 @@ def test_claim_skips_part_files_and_takes_crash_leftovers(tmp_path):
     folder.ensure()
     (folder.path / "a.csv.part").write_text("x")
     (folder.path / "b.csv").write_text("x")
-    (folder.claimed / "left.csv").write_text("x")
-    claimed = [p.name for p in folder.claim_ready()]
-    assert claimed == ["left.csv", "b.csv"]
+    (folder.claimed / "left.csv").write_text("x")  # the flat layout of an older version
+    dead = folder.claimed / "host-1-dead"  # a run that died: its lease file is gone
+    dead.mkdir()
+    (dead / "dead.csv").write_text("x")
+    alive = DropFolder(tmp_path, "wavy_sms", lease_s=60)
+    with alive.leased():
+        (alive.mine / "busy.csv").write_text("x")  # a live run's file is never taken
+        claimed = [p.name for p in folder.claim_ready()]
+    assert claimed == ["dead.csv", "left.csv", "b.csv"]
+    assert all(p.parent == folder.mine for p in folder.mine.iterdir())
     assert (folder.path / "a.csv.part").exists() and not (folder.path / "b.csv").exists()
+    assert not dead.exists()  # swept once its files were taken over
+    assert (alive.mine / "busy.csv").exists()
 
 
 def test_send_window():

@@ -8,7 +8,9 @@ the batch; auth errors stop the run (nothing would succeed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,9 @@ import sqlalchemy as sa
 
 from latam_messaging.common import errors
 from latam_messaging.common.ratelimit import RateLimiter
-from latam_messaging.sending.drops import DropFolder
-from latam_messaging.sending.ledger import Ledger
-from latam_messaging.sending.pipeline import process_drops
+from latam_messaging.drops.folder import DropFolder
+from latam_messaging.drops.process import process_drops
+from latam_messaging.drops.registry import DropRegistry
 from latam_messaging.sending.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.teleprom.hook import TelepromHook
 from latam_messaging.warehouse import schema
@@ -75,15 +77,50 @@ def queue_from_drops(
             _queue(warehouse, conn, phones, source)
             warehouse.insert_new(conn, schema.drop_rejects, rejects, keys=["file_sha256", "row_number"])
 
-    drops = process_drops(DropFolder(drop_root, FOLDER), Ledger(warehouse, FOLDER), make_validator, store, now)
+    drops = process_drops(DropFolder(drop_root, FOLDER), DropRegistry(warehouse, FOLDER), make_validator, store, now)
     stats.queued += drops.rows_valid
     stats.rejected += drops.rows_rejected
 
 
-def queue_from_query(warehouse: Warehouse, sql: str, *, default_max_age_hours: int, stats: CheckStats) -> None:
-    """Phones from a read-only SQL query over the warehouse that returns a ``phone`` column."""
+class UnsafeQueryError(ValueError):
+    """The ``phones_query`` param is not one read-only SELECT: refused before it runs."""
+
+
+def check_read_only(sql: str) -> str:
+    """The one SELECT (or ``WITH … SELECT``) statement of ``sql``, or :class:`UnsafeQueryError`."""
+    import sqlparse
+
+    statements = [s for s in sqlparse.parse(sql) if s.token_first(skip_cm=True) is not None]
+    if len(statements) != 1:
+        raise UnsafeQueryError(f"the phones query must be exactly one SELECT statement, not {len(statements)}")
+    [statement] = statements
+    if statement.get_type() != "SELECT":
+        raise UnsafeQueryError(f"the phones query must be a SELECT, not {statement.get_type()}")
+    return str(statement).strip().rstrip(";")
+
+
+@contextlib.contextmanager
+def read_only(warehouse: Warehouse) -> Iterator[sa.Connection]:
+    """A connection in which the database itself refuses every write (and the transaction is
+    rolled back whatever happens)."""
     with warehouse.engine.connect() as conn:
-        result = conn.execute(sa.text(sql))
+        if warehouse.dialect == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            if warehouse.dialect != "postgresql":
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+
+
+def queue_from_query(warehouse: Warehouse, sql: str, *, default_max_age_hours: int, stats: CheckStats) -> None:
+    """Phones from one read-only SELECT over the warehouse that returns a ``phone`` column."""
+    select = check_read_only(sql)
+    with read_only(warehouse) as conn:
+        result = conn.execute(sa.text(select))
         if "phone" not in result.keys():
             raise ValueError("the phones query must return a column named phone")
         phones = {str(row.phone): default_max_age_hours for row in result if row.phone}

@@ -7,7 +7,9 @@ what it gives and adds what a messaging client needs:
 * one pooled, keep-alive ``requests.Session`` per hook, safe to share between worker threads;
 * vendor auth as a ``requests.auth.AuthBase`` on that session, refreshed once on a 401;
 * retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, 429 and
-  5xx only, honouring ``Retry-After``; other 4xx raise at once;
+  5xx only, honouring ``Retry-After``; other 4xx raise at once. Sends (``idempotent=False``) retry
+  only what never reached the vendor (no connection, 429); a 5xx, timeout or cut stream is
+  ``ambiguous`` and left to the ledger;
 * typed errors per vendor, and no request or response bodies in any log line (they hold PII).
 """
 
@@ -169,10 +171,12 @@ class VendorHttpHook(HttpHook):
     ) -> Any:
         """Send one request and return the decoded JSON of a 2xx answer.
 
-        Transient failures are retried; when ``idempotent`` is false, a failure after the request
-        may have reached the vendor (read timeout, dropped connection) is raised at once as
-        ``errors.ambiguous`` so a send is never repeated blindly. ``auth`` replaces the session's
-        auth for this call (a login request) and disables the re-login on 401.
+        Transient failures of idempotent calls are retried. When ``idempotent`` is false (a send),
+        only what provably did not reach the vendor is retried — a connection never made, a 429 —
+        and anything else that may have reached it (a 5xx, a read timeout, a broken stream, a TLS
+        error after connecting) is raised at once as ``errors.ambiguous``, so a send is never
+        repeated blindly. ``auth`` replaces the session's auth for this call (a login request) and
+        disables the re-login on 401.
         """
 
         def should_retry(exc: BaseException) -> bool:
@@ -189,19 +193,27 @@ class VendorHttpHook(HttpHook):
         )
         for attempt in retrying:
             with attempt:
-                return self._call_once(method, endpoint, json, params, headers, auth)
+                return self._call_once(method, endpoint, json, params, headers, auth, idempotent)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _call_once(self, method, endpoint, json, params, headers, auth) -> Any:
-        response = self._send(method, endpoint, json, params, headers, auth)
+    def _call_once(self, method, endpoint, json, params, headers, auth, idempotent: bool = True) -> Any:
+        response = self._send(method, endpoint, json, params, headers, auth, idempotent)
         if response.status_code == 401 and auth is None and self._refresh_auth(response):
             self.log.info("%s answered 401: logged in again, repeating %s once", self.conn_type, endpoint)
-            response = self._send(method, endpoint, json, params, headers, auth)
+            response = self._send(method, endpoint, json, params, headers, auth, idempotent)
         if 200 <= response.status_code < 300:
             return self.decode(response)
-        raise self.error_for(response)
+        error = self.error_for(response)
+        if not idempotent and response.status_code >= 500 and type(error) is self.errors.transient:
+            # the vendor may have acted before failing: a send is not repeated on a 5xx
+            raise self.errors.ambiguous(
+                f"{endpoint} answered {response.status_code}: it may have been processed",
+                status_code=response.status_code,
+                vendor_message=error.vendor_message,
+            )
+        raise error
 
-    def _send(self, method, endpoint, json, params, headers, auth=None) -> requests.Response:
+    def _send(self, method, endpoint, json, params, headers, auth=None, idempotent: bool = True) -> requests.Response:
         session = self.get_conn()
         url = self.url_from_endpoint(endpoint)
         started = time.monotonic()
@@ -209,8 +221,11 @@ class VendorHttpHook(HttpHook):
             response = session.request(
                 method, url, json=json, params=params, headers=headers, auth=auth, timeout=self.timeout
             )
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
+        except requests.ConnectTimeout as exc:
             raise self.errors.transient(f"could not connect for {endpoint}: {type(exc).__name__}") from exc
+        except requests.exceptions.SSLError as exc:  # a handshake failure, or a stream cut after sending
+            kind = self.errors.transient if idempotent else self.errors.ambiguous
+            raise kind(f"TLS error during {endpoint}: {type(exc).__name__}") from exc
         except requests.ConnectionError as exc:
             if _never_connected(exc):
                 raise self.errors.transient(f"could not connect for {endpoint}") from exc

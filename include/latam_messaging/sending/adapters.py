@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.itd.hook import ItdHook
 from latam_messaging.itd.models import ItdMessage
-from latam_messaging.sending.ledger import Outcome
+from latam_messaging.sending.ledger import MessageState, Outcome, SendRow
 from latam_messaging.sending.validation import ItdRowValidator, RowValidator, TelepromRowValidator, WavyRowValidator
 from latam_messaging.teleprom.contract import DEFAULT_BATCH_SIZE
 from latam_messaging.teleprom.hook import TelepromHook
@@ -23,7 +23,8 @@ from latam_messaging.wavy.contract import MAX_BULK
 from latam_messaging.wavy.hook import WavyHook
 from latam_messaging.wavy.models import SmsMessage
 
-Row = dict[str, Any]
+Row = SendRow
+ACCEPTED, REJECTED = MessageState.ACCEPTED, MessageState.REJECTED
 
 
 class SendAdapter:
@@ -38,8 +39,13 @@ class SendAdapter:
     def make_hook(self, pool_size: int) -> VendorHttpHook:
         raise NotImplementedError
 
-    def batches(self, rows: Sequence[Row]) -> list[list[Row]]:
-        return [list(rows[i : i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
+    def claim_size(self, hook: Any) -> int:
+        """Rows claimed at once: one request's worth (so a crash leaves at most that in doubt)."""
+        return self.batch_size
+
+    def batches(self, rows: Sequence[Row], size: int | None = None) -> list[list[Row]]:
+        size = size or self.batch_size
+        return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
 
     def send_batch(self, hook: Any, rows: Sequence[Row]) -> list[Outcome]:
         raise NotImplementedError
@@ -57,28 +63,26 @@ class TelepromAdapter(SendAdapter):
     def make_hook(self, pool_size: int) -> TelepromHook:
         return TelepromHook(pool_size=pool_size)
 
-    def batches(self, rows: Sequence[Row]) -> list[list[Row]]:
-        def by_template(r: Row) -> tuple[int, int]:
-            return (r["account_id"], r["template_id"])
+    def claim_size(self, hook: TelepromHook) -> int:
+        return hook.batch_size  # the connection extra ``batch_size``
 
-        batches = []
-        for _, group in groupby(sorted(rows, key=by_template), key=by_template):
-            batches.extend(super().batches(list(group)))
-        return batches
+    def batches(self, rows: Sequence[Row], size: int | None = None) -> list[list[Row]]:
+        def by_template(r: Row) -> tuple[int, int]:
+            return (r.account_id, r.template_id)
+
+        return [list(group) for _, group in groupby(sorted(rows, key=by_template), key=by_template)]
 
     def send_batch(self, hook: TelepromHook, rows: Sequence[Row]) -> list[Outcome]:
         message = HsmMessage(
-            account_id=rows[0]["account_id"],
-            template_id=rows[0]["template_id"],
-            destinations=[HsmDestination(r["message_key"], r["phone"], r["params"] or []) for r in rows],
+            account_id=rows[0].account_id,
+            template_id=rows[0].template_id,
+            destinations=[HsmDestination(r.message_key, r.phone, r.params or []) for r in rows],
         )
         answer = hook.send_hsm([message])
         return [
-            Outcome(row["message_key"], "accepted", result.message_id, vendor_answer=result.status)
+            Outcome(row.message_key, ACCEPTED, result.message_id, vendor_answer=result.status)
             if result.accepted
-            else Outcome(
-                row["message_key"], "rejected", error=f"Teleprom: {result.status}", vendor_answer=result.status
-            )
+            else Outcome(row.message_key, REJECTED, error=f"Teleprom: {result.status}", vendor_answer=result.status)
             for row, result in zip(rows, answer.results, strict=True)
         ]
 
@@ -99,10 +103,8 @@ class ItdAdapter(SendAdapter):
     def send_batch(self, hook: ItdHook, rows: Sequence[Row]) -> list[Outcome]:
         outcomes = []
         for row in rows:
-            message = ItdMessage(
-                row["content_type"], row["content"], row["phone"], row["caption"], row["description"], row["url_thumb"]
-            )
-            outcomes.append(Outcome(row["message_key"], "accepted", hook.send(message)))
+            message = ItdMessage(row.content_type, row.content, row.phone, row.caption, row.description, row.url_thumb)
+            outcomes.append(Outcome(row.message_key, ACCEPTED, hook.send(message)))
         return outcomes
 
 
@@ -120,10 +122,8 @@ class WavyAdapter(SendAdapter):
         return WavyHook(pool_size=pool_size)
 
     def send_batch(self, hook: WavyHook, rows: Sequence[Row]) -> list[Outcome]:
-        receipts = hook.send_bulk([SmsMessage(r["phone"], r["content"], correlation_id=r["message_key"]) for r in rows])
-        return [
-            Outcome(row["message_key"], "accepted", receipt.id) for row, receipt in zip(rows, receipts, strict=True)
-        ]
+        receipts = hook.send_bulk([SmsMessage(r.phone, r.content, correlation_id=r.message_key) for r in rows])
+        return [Outcome(row.message_key, ACCEPTED, receipt.id) for row, receipt in zip(rows, receipts, strict=True)]
 
 
 ADAPTERS: dict[str, type[SendAdapter]] = {a.vendor: a for a in (TelepromAdapter, ItdAdapter, WavyAdapter)}

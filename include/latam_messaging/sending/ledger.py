@@ -1,15 +1,32 @@
-"""``outbound_messages`` and the drop tables: the ledger that makes every send happen at most once.
+"""``outbound_messages``: the ledger that makes every send happen at most once.
 
-States: ``scheduled`` (due later or outside the send window) → ``pending`` → ``sending`` (committed
-*before* the request leaves) → ``accepted`` / ``rejected`` / ``failed``. A row still ``sending``
-when a run starts was in flight when a run died: it becomes ``unknown`` and is never re-sent
-automatically; callbacks or status queries resolve it, or an operator releases it.
+States (:class:`MessageState`): ``staged`` (its file is still being read) → ``scheduled`` (due later
+or outside the send window) → ``pending`` → ``sending`` → ``accepted`` / ``rejected`` / ``failed``.
+
+**Claims.** A row leaves ``pending`` only through :meth:`Ledger.claim`: one statement that moves at
+most one request's worth of rows to ``sending`` for one owner and returns exactly those rows
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite a single ``UPDATE … RETURNING`` takes the
+database's write lock before it reads, as ``BEGIN IMMEDIATE`` would). A run sends only what it
+claimed, so any number of dispatchers — threads, processes, Celery workers — send each row once.
+
+**Leases.** Each dispatcher holds a row in ``send_leases`` renewed by a heartbeat while it lives.
+A row still ``sending`` whose owner's lease has expired was in flight when that run died: it becomes
+``unknown`` and is never re-sent automatically (callbacks, status searches or an operator resolve
+it). A live run's rows are never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pendulum
@@ -18,21 +35,42 @@ import sqlalchemy as sa
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
+log = logging.getLogger(__name__)
 T = schema.outbound_messages
+L = schema.send_leases
 KEY_CHUNK = 900
-#: What a send needs of a ledger row (see ``adapters.py``).
-SEND_COLUMNS = (
-    "message_key",
-    "phone",
-    "account_id",
-    "template_id",
-    "params",
-    "content_type",
-    "content",
-    "caption",
-    "description",
-    "url_thumb",
-)
+DEFAULT_LEASE_S = 60.0
+
+
+class MessageState(StrEnum):
+    STAGED = "staged"
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SendRow:
+    """What a send needs of a ledger row: the columns the vendor adapters read."""
+
+    message_key: str
+    phone: str
+    account_id: int | None = None
+    template_id: int | None = None
+    params: list[str] | None = None
+    content_type: str | None = None
+    content: str | None = None
+    caption: str | None = None
+    description: str | None = None
+    url_thumb: str | None = None
+
+
+#: The ledger columns a claim returns, derived from :class:`SendRow`.
+SEND_COLUMNS = tuple(f.name for f in dataclasses.fields(SendRow))
 
 
 @dataclass
@@ -40,7 +78,7 @@ class Outcome:
     """What became of one row after a send attempt."""
 
     message_key: str
-    state: str  # accepted | rejected | failed | unknown | pending (not sent after all)
+    state: MessageState  # accepted | rejected | failed | unknown | pending (not sent after all)
     vendor_message_id: str | None = None
     error: str | None = None
     vendor_answer: str | None = None
@@ -51,93 +89,117 @@ def _chunks(items: Sequence[Any], size: int = KEY_CHUNK) -> Iterable[Sequence[An
         yield items[start : start + size]
 
 
+def new_owner(vendor: str) -> str:
+    host = socket.gethostname()[:40]
+    return f"{vendor}:{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class SendLease:
+    """One dispatcher's lease: a ``send_leases`` row renewed by a heartbeat thread until released."""
+
+    def __init__(self, warehouse: Warehouse, vendor: str, *, lease_s: float = DEFAULT_LEASE_S):
+        self.warehouse = warehouse
+        self.vendor = vendor
+        self.owner = new_owner(vendor)
+        self.lease_s = lease_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _until(self) -> pendulum.DateTime:
+        return pendulum.now("UTC").add(seconds=self.lease_s)
+
+    def renew(self) -> None:
+        with self.warehouse.begin() as conn:
+            conn.execute(sa.update(L).where(L.c.owner == self.owner).values(lease_until=self._until()))
+
+    def __enter__(self) -> SendLease:
+        with self.warehouse.begin() as conn:
+            conn.execute(
+                L.insert().values(
+                    owner=self.owner, vendor=self.vendor, started_at=pendulum.now("UTC"), lease_until=self._until()
+                )
+            )
+
+        def beat() -> None:
+            while not self._stop.wait(max(self.lease_s / 4, 0.05)):
+                try:
+                    self.renew()
+                except sa.exc.SQLAlchemyError as exc:  # the warehouse is away: the lease may lapse
+                    log.warning("could not renew the send lease %s: %s", self.owner, type(exc).__name__)
+
+        self._thread = threading.Thread(target=beat, name=f"lease-{self.vendor}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.warehouse.begin() as conn:
+            conn.execute(sa.delete(L).where(L.c.owner == self.owner))
+
+
 class Ledger:
     def __init__(self, warehouse: Warehouse, vendor: str):
         self.warehouse = warehouse
         self.vendor = vendor
 
-    # ---- drop files ----------------------------------------------------------------------------
-    def known_file(self, sha256: str) -> dict[str, Any] | None:
-        rows = self.warehouse.rows(sa.select(schema.drop_files).where(schema.drop_files.c.file_sha256 == sha256))
-        return rows[0] if rows else None
+    # ---- loading a file: staged rows, promoted all at once -------------------------------------
+    def stage(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Rows of a file still being read: invisible to sending. Re-adding the same keys changes nothing."""
+        self.warehouse.insert_new(conn, T, rows, keys=["message_key"])
 
-    def start_file(self, sha256: str, folder: str, path: str, size: int, now: pendulum.DateTime) -> None:
-        row = {
-            "file_sha256": sha256,
-            "vendor": self.vendor,
-            "folder": folder,
-            "path": path,
-            "size_bytes": size,
-            "rows_total": 0,
-            "rows_valid": 0,
-            "rows_rejected": 0,
-            "state": "claimed",
-            "claimed_at": now,
-        }
-        with self.warehouse.begin() as conn:
-            self.warehouse.insert_new(conn, schema.drop_files, [row], keys=["file_sha256"])
+    def promote_file(self, conn: sa.Connection, sha256: str, now: pendulum.DateTime, *, window_open: bool) -> int:
+        """A whole file's staged rows become ``pending`` (due) or ``scheduled``, in the caller's
+        transaction; returns how many are ``scheduled``."""
+        staged = sa.and_(T.c.file_sha256 == sha256, T.c.state == MessageState.STAGED)
+        if window_open:
+            due = sa.or_(T.c.send_at.is_(None), T.c.send_at <= now)
+            conn.execute(sa.update(T).where(staged, due).values(state=MessageState.PENDING, updated_at=now))
+        return conn.execute(sa.update(T).where(staged).values(state=MessageState.SCHEDULED, updated_at=now)).rowcount
 
-    def finish_file(
-        self,
-        sha256: str,
-        *,
-        state: str,
-        now: pendulum.DateTime,
-        rows_valid: int,
-        error: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Close a file's record; rejects are counted from ``drop_rejects``, so a re-run agrees."""
-        rejected = self.warehouse.count(schema.drop_rejects, schema.drop_rejects.c.file_sha256 == sha256)
-        values = {
-            "state": state,
-            "error": error,
-            "rows_valid": rows_valid,
-            "rows_rejected": rejected,
-            "rows_total": rows_valid + rejected,
-            "finished_at": now,
-            "loaded_at": now if state == "loaded" else None,
-        }
-        if path:
-            values["path"] = path
-        with self.warehouse.begin() as conn:
-            conn.execute(sa.update(schema.drop_files).where(schema.drop_files.c.file_sha256 == sha256).values(**values))
-
-    def add(self, rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
-        """Ledger rows and rejects of one chunk, together. Re-adding the same keys changes nothing."""
-        with self.warehouse.begin() as conn:
-            self.warehouse.insert_new(conn, T, rows, keys=["message_key"])
-            self.warehouse.insert_new(conn, schema.drop_rejects, rejects, keys=["file_sha256", "row_number"])
+    def discard_file(self, conn: sa.Connection, sha256: str) -> int:
+        """A failed file's staged rows are removed: nothing of it is ever sent."""
+        return conn.execute(
+            sa.delete(T).where(T.c.file_sha256 == sha256, T.c.state == MessageState.STAGED)
+        ).rowcount
 
     # ---- state changes -------------------------------------------------------------------------
-    def _set_state(
-        self, conn: sa.Connection, keys: Sequence[str], values: dict[str, Any], only_from: str | None = None
-    ) -> int:
-        changed = 0
-        for chunk in _chunks(list(keys)):
-            query = sa.update(T).where(T.c.message_key.in_(chunk)).values(**values)
-            if only_from:
-                query = query.where(T.c.state == only_from)
-            changed += conn.execute(query).rowcount
-        return changed
-
     def mark_in_flight_unknown(self, now: pendulum.DateTime) -> int:
-        """Rows left ``sending`` by a run that died: they may have gone out, so never re-send them."""
+        """Rows left ``sending`` by a run whose lease expired: they may have gone out, so never
+        re-send them. Rows of a live run (its lease current) are left alone."""
+        live = sa.select(L.c.owner).where(L.c.lease_until > now)
         with self.warehouse.begin() as conn:
+            conn.execute(sa.delete(L).where(L.c.vendor == self.vendor, L.c.lease_until <= now))
             query = (
                 sa.update(T)
-                .where(T.c.vendor == self.vendor, T.c.state == "sending")
+                .where(
+                    T.c.vendor == self.vendor,
+                    T.c.state == MessageState.SENDING,
+                    sa.or_(T.c.claimed_by.is_(None), T.c.claimed_by.not_in(live)),
+                )
                 .values(
-                    state="unknown", updated_at=now, error="in flight when a run stopped: not re-sent automatically"
+                    state=MessageState.UNKNOWN,
+                    updated_at=now,
+                    error="in flight when a run stopped: not re-sent automatically",
                 )
             )
             return conn.execute(query).rowcount
 
-    def release_unknown(self, keys: Sequence[str], now: pendulum.DateTime) -> int:
-        """An operator's decision, after checking with the vendor, that these were not sent."""
+    def release_unknown(self, keys: Sequence[str], now: pendulum.DateTime) -> list[str]:
+        """An operator's decision, after checking with the vendor, that these were not sent.
+        Returns the keys released (only rows of this vendor that are ``unknown``)."""
+        released: list[str] = []
         with self.warehouse.begin() as conn:
-            values = {"state": "pending", "updated_at": now, "error": "released by an operator"}
-            return self._set_state(conn, keys, values, only_from="unknown")
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                query = (
+                    sa.update(T)
+                    .where(T.c.message_key.in_(chunk), T.c.vendor == self.vendor, T.c.state == MessageState.UNKNOWN)
+                    .values(state=MessageState.PENDING, updated_at=now, claimed_by=None, error="released by an operator")
+                    .returning(T.c.message_key)
+                )
+                released.extend(conn.execute(query).scalars())
+        return released
 
     def promote_due(self, now: pendulum.DateTime) -> int:
         """``scheduled`` rows whose time has come become ``pending``."""
@@ -146,38 +208,50 @@ class Ledger:
                 sa.update(T)
                 .where(
                     T.c.vendor == self.vendor,
-                    T.c.state == "scheduled",
+                    T.c.state == MessageState.SCHEDULED,
                     sa.or_(T.c.send_at.is_(None), T.c.send_at <= now),
                 )
-                .values(state="pending", updated_at=now)
+                .values(state=MessageState.PENDING, updated_at=now)
             )
             return conn.execute(query).rowcount
 
-    def count_state(self, state: str) -> int:
+    def count_state(self, state: MessageState) -> int:
         return self.warehouse.count(T, sa.and_(T.c.vendor == self.vendor, T.c.state == state))
 
-    def next_pending(self, limit: int) -> list[dict[str, Any]]:
-        """The next page to send: only the columns the vendor adapters read."""
-        query = (
-            sa.select(*(T.c[name] for name in SEND_COLUMNS))
-            .where(T.c.vendor == self.vendor, T.c.state == "pending")
+    def claim(self, owner: str, limit: int) -> list[SendRow]:
+        """Atomically move up to ``limit`` pending rows to ``sending`` for ``owner`` and return them.
+        Committed before any request for them leaves: the heart of 'never twice'."""
+        now = pendulum.now("UTC")
+        candidates = (
+            sa.select(T.c.message_key)
+            .where(T.c.vendor == self.vendor, T.c.state == MessageState.PENDING)
             .order_by(T.c.message_key)
             .limit(limit)
         )
-        return self.warehouse.rows(query)
-
-    def mark_sending(self, keys: Sequence[str], now: pendulum.DateTime) -> None:
-        """Committed before any request for these rows leaves: the heart of 'never twice'."""
-        with self.warehouse.begin() as conn:
-            self._set_state(conn, keys, {"state": "sending", "request_started_at": now, "updated_at": now})
-
-    def record(self, outcomes: Sequence[Outcome], now: pendulum.DateTime) -> None:
-        """The vendor's answers for one page, in one transaction."""
-        if not outcomes:
-            return
+        if self.warehouse.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
         statement = (
             sa.update(T)
-            .where(T.c.message_key == sa.bindparam("k"))
+            .where(T.c.message_key.in_(candidates.scalar_subquery()), T.c.state == MessageState.PENDING)
+            .values(state=MessageState.SENDING, claimed_by=owner, request_started_at=now, updated_at=now)
+            .returning(*(T.c[name] for name in SEND_COLUMNS))
+        )
+        with self.warehouse.begin() as conn:
+            rows = [SendRow(*r) for r in conn.execute(statement)]
+        rows.sort(key=lambda r: r.message_key)
+        return rows
+
+    def record(self, outcomes: Sequence[Outcome], now: pendulum.DateTime, owner: str) -> None:
+        """The vendor's answers, in one transaction; only rows this owner claimed are written."""
+        if not outcomes:
+            return
+        answered = (
+            sa.update(T)
+            .where(
+                T.c.message_key == sa.bindparam("k"),
+                T.c.claimed_by == owner,
+                sa.or_(T.c.state == MessageState.SENDING, T.c.state == MessageState.UNKNOWN),
+            )
             .values(
                 state=sa.bindparam("s"),
                 vendor_message_id=sa.bindparam("v"),
@@ -187,6 +261,11 @@ class Ledger:
                 updated_at=now,
             )
         )
+        returned = (  # claimed but never sent (the run stopped first): pending again, unclaimed
+            sa.update(T)
+            .where(T.c.message_key == sa.bindparam("k"), T.c.claimed_by == owner, T.c.state == MessageState.SENDING)
+            .values(state=MessageState.PENDING, claimed_by=None, request_started_at=None, updated_at=now)
+        )
         params = [
             {
                 "k": o.message_key,
@@ -194,19 +273,34 @@ class Ledger:
                 "v": o.vendor_message_id,
                 "e": o.error,
                 "a": o.vendor_answer,
-                "t": now if o.state == "accepted" else None,
+                "t": now if o.state == MessageState.ACCEPTED else None,
             }
             for o in outcomes
+            if o.state != MessageState.PENDING
         ]
+        back = [{"k": o.message_key} for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:
             for chunk in _chunks(params, 5000):
-                conn.execute(statement, list(chunk))
+                conn.execute(answered, list(chunk))
+            for chunk in _chunks(back, 5000):
+                conn.execute(returned, list(chunk))
 
-    def unknown(self, limit: int = 1000) -> list[dict[str, Any]]:
-        query = (
-            sa.select(T).where(T.c.vendor == self.vendor, T.c.state == "unknown").order_by(T.c.message_key).limit(limit)
-        )
-        return self.warehouse.rows(query)
+    def unknown_keys(self, page: int = 1000) -> Iterator[list[str]]:
+        """Every ``unknown`` row's key, page by page (keyset: rows resolved meanwhile do not shift it)."""
+        after = ""
+        while True:
+            query = (
+                sa.select(T.c.message_key)
+                .where(T.c.vendor == self.vendor, T.c.state == MessageState.UNKNOWN, T.c.message_key > after)
+                .order_by(T.c.message_key)
+                .limit(page)
+            )
+            with self.warehouse.engine.connect() as conn:
+                keys = list(conn.execute(query).scalars())
+            if not keys:
+                return
+            yield keys
+            after = keys[-1]
 
     def resolve_unknown(self, found: dict[str, str], now: pendulum.DateTime) -> int:
         """Unknown rows the vendor turned out to have accepted: ``{message_key: vendor_message_id}``."""
@@ -214,8 +308,20 @@ class Ledger:
             return 0
         statement = (
             sa.update(T)
-            .where(T.c.message_key == sa.bindparam("k"), T.c.state == "unknown")
-            .values(state="accepted", vendor_message_id=sa.bindparam("v"), error=None, accepted_at=now, updated_at=now)
+            .where(T.c.message_key == sa.bindparam("k"), T.c.state == MessageState.UNKNOWN)
+            .values(
+                state=MessageState.ACCEPTED,
+                vendor_message_id=sa.bindparam("v"),
+                error=None,
+                accepted_at=now,
+                updated_at=now,
+            )
         )
         with self.warehouse.begin() as conn:
             return conn.execute(statement, [{"k": k, "v": v} for k, v in found.items()]).rowcount
+
+
+@contextlib.contextmanager
+def leased(warehouse: Warehouse, vendor: str, lease_s: float = DEFAULT_LEASE_S) -> Iterator[SendLease]:
+    with SendLease(warehouse, vendor, lease_s=lease_s) as lease:
+        yield lease

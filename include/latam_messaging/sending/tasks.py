@@ -27,10 +27,12 @@ Sends the CSV drops of **`{folder}/`** (under `MESSAGING_DROP_DIR`) via {how}.
    content dropped again sends nothing), validates every row (bad rows → `drop_rejects` with the
    reason) and writes `outbound_messages` as `pending` or `scheduled` (`send_at` in the future
    or outside the send window). The file moves to `archive/`, or `failed/` if unreadable.
-2. **send_due** sends due rows concurrently. Each row is committed as `sending` before its request;
-   a row still `sending` when a run starts was in flight when a run died and becomes `unknown`:
-   it is never re-sent automatically. To release unknown rows you checked were not sent, trigger
-   with the param `release_unknown`.
+   A file is all or nothing: its rows become sendable only once the whole file has been read.
+2. **send_due** sends due rows concurrently. Each worker claims one request's rows atomically
+   (committed as `sending` under this run's lease) before the request leaves, so overlapping runs
+   never send a row twice. Rows left `sending` by a run whose lease expired become `unknown`, as do
+   rows whose answer was ambiguous (5xx, timeout): they are never re-sent automatically. To release
+   unknown rows you checked were not sent, trigger with the param `release_unknown`.
 
 Columns: see README (Dropping a file). Connections: the vendor's `*_default` and `messaging_warehouse`.
 """
@@ -41,7 +43,7 @@ def send_params() -> dict[str, Param]:
     return {
         "release_unknown": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": "^m-[0-9a-f]{16}-[0-9]+$"},
             description="message_key values of 'unknown' rows you confirmed with the vendor were NOT sent: "
             "they go back to pending and are sent in this run.",
@@ -112,9 +114,18 @@ def send_pipeline(vendor: str) -> None:
 
         params = get_current_context()["params"]
         warehouse = open_warehouse()
-        if params.get("release_unknown"):
-            released = Ledger(warehouse, vendor).release_unknown(params["release_unknown"], pendulum.now("UTC"))
-            print(f"released {released} unknown row(s) back to pending, as asked")
+        asked = list(dict.fromkeys(params.get("release_unknown") or []))
+        if asked:
+            released = Ledger(warehouse, vendor).release_unknown(asked, pendulum.now("UTC"))
+            refused = [k for k in asked if k not in set(released)]
+            print(f"released {len(released)} of {len(asked)} unknown row(s) back to pending, as asked")
+            if refused:
+                print(f"not released (not an 'unknown' {vendor} row): {', '.join(refused)}")
+            if not released:
+                raise AirflowFailException(
+                    f"release_unknown: none of the {len(asked)} key(s) is an 'unknown' {vendor} row; nothing was "
+                    "released or sent. Check the keys in outbound_messages (state = 'unknown')."
+                )
         try:
             stats = dispatch(
                 ADAPTERS[vendor](),

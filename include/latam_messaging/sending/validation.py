@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ import pendulum
 
 from latam_messaging.common.phones import InvalidPhoneError, normalise_phone
 from latam_messaging.itd.contract import CONTENT_TYPES
-from latam_messaging.sending.csvfile import MALFORMED
 from latam_messaging.wavy.contract import MAX_TEXT
 
 MAX_TRACKING_ID = 64
@@ -95,12 +93,6 @@ class RowValidator:
     def validate(self, row_number: int, raw: Mapping[str, str]) -> dict[str, Any]:
         """The ledger row for ``raw``, or :class:`RowRejected` with the reason."""
         values = {k: (v or "").strip() for k, v in raw.items()}
-        first = next(iter(raw.values()), "")
-        if isinstance(first, str) and first.startswith(MALFORMED):
-            fields = json.loads(first[len(MALFORMED) :])
-            raise RowRejected(
-                f"row has {len(fields)} fields but the header has {len(raw)}: check the delimiter and quoting"
-            )
         if not any(values.values()):
             raise RowRejected("row is empty")
         try:

@@ -47,10 +47,17 @@ def add_columns(conn: sa.Connection, table: sa.Table, *names: str) -> None:
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def _v4_send_claims(conn: sa.Connection) -> None:
+    add_columns(conn, schema.outbound_messages, "claimed_by")
+    schema.send_leases.create(conn)
+    next(i for i in schema.outbound_messages.indexes if i.name == "ix_outbound_claimed_by").create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
     Migration(3, "reporting views", _v3_report_views),
+    Migration(4, "send claims: outbound_messages.claimed_by and send_leases", _v4_send_claims),
 ]
 
 

@@ -154,9 +154,20 @@ outbound_messages = sa.Table(
     sa.Column("accepted_at", Ts),
     sa.Column("delivery_status", sa.String(16)),
     sa.Column("delivery_status_at", Ts),
+    sa.Column("claimed_by", sa.String(80)),  # migration 4: the send run (lease owner) that claimed the row
     sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
+    sa.Index("ix_outbound_claimed_by", "claimed_by"),  # migration 4
+)
+
+send_leases = sa.Table(  # migration 4
+    "send_leases",
+    metadata,
+    sa.Column("owner", sa.String(80), primary_key=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("started_at", Ts, nullable=False),
+    sa.Column("lease_until", Ts, nullable=False),
 )
 
 message_status_events = sa.Table(

@@ -1,0 +1,162 @@
+"""The per-file loop every drop-fed DAG shares: claim, fingerprint, read, validate, store, finish.
+
+Promises:
+
+* **All or nothing.** ``store`` keeps a file's rows staged; ``promote`` makes them usable in the
+  same transaction that marks the file ``loaded``. A file that fails anywhere is ``failed`` with the
+  reason, and ``discard`` removes what it had staged, in one transaction: nothing of it is used.
+* **One bad file never blocks the folder.** Any error of a file moves it to ``failed/`` and the
+  loop goes on to the next one. Only a warehouse outage stops the run: the file then stays claimed
+  under this run's lease and is taken over by a later run once the lease has expired.
+* **Nothing of a file leaks into an error text** but the reasons ``csvfile`` writes (which name only
+  columns we expected) and, for the unexpected, the exception's type and the row number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.drops.csvfile import CsvRow, UnreadableDropError, read_layout, read_rows
+from latam_messaging.drops.folder import ARCHIVE, FAILED, DropFolder, NotARegularFileError, fingerprint
+from latam_messaging.drops.registry import DropRegistry, FileState
+from latam_messaging.sending.validation import RowRejected, RowValidator
+
+log = logging.getLogger(__name__)
+
+#: Errors of the warehouse itself (not of a file): the run stops and is retried.
+WAREHOUSE_OUTAGE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+Store = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
+InTransaction = Callable[[sa.Connection, str], None]
+
+
+def _nothing(conn: sa.Connection, sha256: str) -> None:
+    return None
+
+
+@dataclass
+class DropStats:
+    files: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+
+
+def reject_row(sha256: str, row: CsvRow, reason: str, now: pendulum.DateTime) -> dict[str, Any]:
+    raw: Any = row.raw if row.raw is not None else row.values
+    return {
+        "file_sha256": sha256,
+        "row_number": row.number,
+        "reason": reason,
+        "raw_row": json.dumps(raw, ensure_ascii=False),
+        "rejected_at": now,
+    }
+
+
+class _FileFailed(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _load(
+    claimed, sha256: str, encoding: str, validator: RowValidator, store: Store, now: pendulum.DateTime
+) -> tuple[int, int]:
+    valid = rejected = 0
+    row_number = 0
+    try:
+        layout = read_layout(claimed, encoding, set(validator.required_columns))
+        for chunk in read_rows(claimed, layout):
+            rows, rejects = [], []
+            for row in chunk:
+                row_number = row.number
+                if row.problem:
+                    rejects.append(reject_row(sha256, row, row.problem, now))
+                    continue
+                try:
+                    rows.append(validator.validate(row.number, row.values))
+                except RowRejected as exc:
+                    rejects.append(reject_row(sha256, row, str(exc), now))
+            store(rows, rejects)
+            valid += len(rows)
+            rejected += len(rejects)
+    except WAREHOUSE_OUTAGE:
+        raise
+    except (UnreadableDropError, NotARegularFileError) as exc:
+        raise _FileFailed(str(exc)) from None
+    except Exception as exc:
+        log.exception("unexpected error reading a drop after row %d", row_number)
+        raise _FileFailed(f"{type(exc).__name__} while loading the rows after row {row_number}") from None
+    return valid, rejected
+
+
+def process_drops(
+    folder: DropFolder,
+    registry: DropRegistry,
+    make_validator: Callable[[str], RowValidator],
+    store: Store,
+    now: pendulum.DateTime,
+    *,
+    promote: InTransaction = _nothing,
+    discard: InTransaction = _nothing,
+) -> DropStats:
+    """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
+    valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
+    file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record."""
+    stats = DropStats()
+    warehouse = registry.warehouse
+    with folder.leased():
+        for claimed in folder.claim_ready():
+            try:
+                fp = fingerprint(claimed)
+            except (NotARegularFileError, OSError) as exc:
+                moved = folder.finish(claimed, FAILED)
+                log.error("%s cannot be opened (%s): moved to %s", claimed.name, type(exc).__name__, moved.name)
+                stats.failed += 1
+                continue
+            known = registry.known_file(fp.sha256)
+            if known is not None and known["state"] in (FileState.LOADED, FileState.FAILED):
+                folder.finish(claimed, ARCHIVE)
+                log.warning(
+                    "%s has the same content as a file already processed (%s, state %s): nothing will be done again",
+                    claimed.name,
+                    known["path"],
+                    known["state"],
+                )
+                stats.duplicates += 1
+                continue
+            registry.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
+            validator = make_validator(fp.sha256)
+            try:
+                valid, rejected = _load(claimed, fp.sha256, fp.encoding, validator, store, now)
+            except _FileFailed as failure:
+                moved = folder.finish(claimed, FAILED)
+                with warehouse.begin() as conn:
+                    discard(conn, fp.sha256)
+                    registry.finish_file(
+                        conn, fp.sha256, state=FileState.FAILED, now=now, rows_valid=0, error=failure.reason,
+                        path=str(moved),
+                    )
+                log.error("%s failed and was moved to %s: %s", claimed.name, moved.name, failure.reason)
+                stats.failed += 1
+                continue
+            finally:
+                validator.close()
+            with warehouse.begin() as conn:
+                promote(conn, fp.sha256)
+                registry.finish_file(conn, fp.sha256, state=FileState.LOADED, now=now, rows_valid=valid)
+            moved = folder.finish(claimed, ARCHIVE)  # a crash before this: the next run sees 'loaded'
+            registry.set_path(fp.sha256, str(moved))
+            stats.files += 1
+            stats.rows_valid += valid
+            stats.rows_rejected += rejected
+            log.info("%s: %d valid row(s), %d rejected; archived as %s", claimed.name, valid, rejected, moved.name)
+    return stats
