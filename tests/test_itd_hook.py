@@ -17,6 +17,8 @@ from latam_messaging.itd.hook import (
     ItdValidationError,
 )
 from latam_messaging.itd.models import ItdMessage
+from latam_messaging.warehouse import schema
+from latam_messaging.webhooks.ingest import ingest_pending
 from tests.conftest import configure, set_connection, sim_state
 
 AUTH = {"Authorization": "Bearer itd-demo-token"}
@@ -136,7 +138,7 @@ def test_received_messages_per_phone_and_day(itd_hook, itd_server):
     time.sleep(itd_server.simulator.step * 7)
     inbound = itd_hook.received("56912345678", today)
     assert len(inbound) == 1
-    assert inbound[0].sender_phone == "56912345678" and inbound[0].direction == 0
+    assert inbound[0].sender_phone == "56912345678" and inbound[0].direction == 1  # as the document's examples
     assert inbound[0].sent_at.offset == 0
     with pytest.raises(ItdValidationError, match="senderPhone es necesario"):
         itd_hook.call("POST", contract.RECEIVED.path, json={"sendAt": "25042020", "top": 1})
@@ -146,21 +148,30 @@ def test_received_messages_per_phone_and_day(itd_hook, itd_server):
         )
 
 
-def test_status_and_inbound_webhooks(itd_hook, itd_server, webhook_sink):
-    sink = webhook_sink(refuse_first=1)
-    configure(itd_server, webhook_url=f"{sink.url}/webhooks/itd/s3cret", reply_rate=1.0)
-    keys = [itd_hook.send(ItdMessage("TEXT", "hola", f"5691234{i:04d}")) for i in range(1, 6)]
-    expected = {k: itd_server.simulator.timeline(k, f"5691234{i:04d}")[1:] for i, k in enumerate(keys, start=1)}
+def test_status_and_inbound_webhooks_land_through_the_receiver(itd_hook, itd_server, receiver, warehouse):
+    """The simulator posts the document's bodies (status with its trailing comma, inbound with
+    direction 1); each lands through the receiver and webhook_ingest."""
+    configure(itd_server, webhook_url=receiver.hook_url("itd"), reply_rate=1.0)
+    phones = [f"5691234{i:04d}" for i in range(1, 6)]
+    keys = [itd_hook.send(ItdMessage("TEXT", "hola", phone)) for phone in phones]
+    expected = {k: itd_server.simulator.timeline(k, phone)[1:] for k, phone in zip(keys, phones, strict=True)}
     replies = sum(1 for t in expected.values() if t[-1] == "READ")
     total = sum(len(t) for t in expected.values()) + replies
-    posts = sink.wait_for(lambda posts: len(posts) >= total)
-    statuses = [b for _, b in posts if "status" in b]
-    inbound = [b for _, b in posts if "senderPhone" in b]
-    assert len(inbound) == replies and all(b["direction"] == 0 for b in inbound)
-    assert {s["uuid"] for s in statuses} == set(keys)
-    for status in statuses:
-        pendulum.from_format(status["sent_at"], "DD/MM/YYYY HH:mm")  # the documented format
-    assert sink.refused == 1
+    deadline = time.monotonic() + 20
+    while itd_server.simulator.webhooks.stats()["delivered"] < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    raw = warehouse.rows(schema.raw_webhook_events)
+    assert len(raw) == total
+    assert sum(1 for r in raw if r["body"].endswith('",\n}')) == total - replies  # printed with a trailing comma
+    stats = ingest_pending(warehouse)
+    assert (stats.parsed, stats.errors) == (total, 0)
+    events = {(e["vendor_message_id"], e["raw_status"]) for e in warehouse.rows(schema.message_status_events)}
+    assert events == {(k, s) for k, t in expected.items() for s in t}
+    inbound = warehouse.rows(schema.inbound_messages)
+    assert len(inbound) == replies and {r["direction"] for r in inbound} == {1}
+    assert {r["from_phone"] for r in inbound} == {
+        p for k, p in zip(keys, phones, strict=True) if expected[k][-1] == "READ"
+    }
 
 
 def test_test_connection_reports_credits(itd_hook):

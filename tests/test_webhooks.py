@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pendulum
 import requests
@@ -124,21 +125,8 @@ V3 = {
     },
 }
 ITD_STATUS = {"sent_at": "26/12/2019 16:07", "status": "READ", "uuid": "f927f0fb-649f-45eb-92bf-15cb975f1bac"}
-ITD_INBOUND = {
-    "uuid": "2a7907d9-612e-401b-bc54-ce1eab3dce3a",
-    "accountPhone": "56932028245",
-    "senderPhone": "56936858019",
-    "content": "hola desde la web",
-    "sendAt": 1582637824000,
-    "messageType": "chat",
-    "caption": "",
-    "url": "",
-    "title": "",
-    "description": "",
-    "lng": "",
-    "lat": "",
-    "direction": 0,
-}
+FIXTURES = Path(__file__).parent / "fixtures" / "vendor_docs"
+ITD_INBOUND = json.loads((FIXTURES / "itd" / "webhook_inbound.json").read_bytes())  # the vendor's, verbatim
 WAVY_CALLBACK = {
     "id": "wavy-1",
     "correlationId": "m-wavy-1",
@@ -249,8 +237,11 @@ def test_every_format_of_the_seeds_is_ingested_and_linked(receiver, warehouse):
         ("wavy", "delivered", "DELIVERED_SUCCESS"),
     }
     inbound = {r["vendor_message_id"]: r for r in warehouse.rows(schema.inbound_messages)}
-    assert set(inbound) == {"in-1", "wamid.HBgNNTQ5MzUx", "2a7907d9-612e-401b-bc54-ce1eab3dce3a", "mo-1"}
+    [v0_reply] = [k for k in inbound if k.startswith("in-1#")]  # the identificador plus the event's own digest
+    assert set(inbound) == {v0_reply, "wamid.HBgNNTQ5MzUx", "2a7907d9-612e-401b-bc54-ce1eab3dce3a", "mo-1"}
+    assert (inbound[v0_reply]["text"], inbound[v0_reply]["in_reply_to"]) == ("Gracias", "in-1")
     assert inbound["wamid.HBgNNTQ5MzUx"]["text"] == "Quiero más info" and inbound["mo-1"]["in_reply_to"] == "m-wavy-1"
+    assert inbound["2a7907d9-612e-401b-bc54-ce1eab3dce3a"]["direction"] == 1  # as the vendor sent it
 
     # reprocessing is idempotent; a repeated delivery of an old event changes nothing
     assert post(receiver.hook_url("teleprom"), [V0[0]]) == 200

@@ -14,6 +14,7 @@ import os
 
 import pendulum
 from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.log import mask_secret
 
 log = logging.getLogger(__name__)
 ALERT_CONN_ID = "messaging_alerts"
@@ -33,10 +34,16 @@ class MessagingAlertNotifier(BaseNotifier):
         except Exception:
             log.info("no connection %r: failure alert not sent", self.conn_id)
             return
+        mask_connection_secrets(conn)
         if conn.conn_type in ("http", "https"):
             from airflow.providers.http.hooks.http import HttpHook
 
-            HttpHook(method="POST", http_conn_id=self.conn_id).run(json={"text": self.text})
+            try:
+                HttpHook(method="POST", http_conn_id=self.conn_id).run(json={"text": self.text})
+            except Exception as exc:  # the message may quote the webhook URL, whose path is its token
+                raise RuntimeError(
+                    f"failure alert via connection {self.conn_id!r} not delivered ({type(exc).__name__})"
+                ) from None
         elif conn.conn_type == "smtp":
             from airflow.providers.smtp.hooks.smtp import SmtpHook
 
@@ -45,6 +52,19 @@ class MessagingAlertNotifier(BaseNotifier):
                 smtp.send_email_smtp(to=to, subject=self.text[:120], html_content=self.text)
         else:
             log.warning("connection %r has type %r: use http (chat webhook) or smtp", self.conn_id, conn.conn_type)
+
+
+def mask_connection_secrets(conn) -> None:
+    """A chat webhook URL carries its token in the path (Slack ``/services/T…/B…/secret``): the host,
+    the password and every extra value are secrets, masked in every log line."""
+    for value in (conn.password, conn.host, conn.get_uri() if conn.host else None):
+        if value:
+            mask_secret(value)
+    for value in (conn.extra_dejson or {}).values():
+        if isinstance(value, str) and len(value) >= 8:
+            mask_secret(value)
+    if conn.host and "/" in conn.host.split("://", 1)[-1]:
+        mask_secret(conn.host.split("://", 1)[-1].split("/", 1)[1])
 
 
 def dag_defaults(retries: int = 2, retry_delay_minutes: float = 2) -> dict:

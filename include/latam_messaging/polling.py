@@ -1,17 +1,27 @@
 """Polling the vendors for what webhooks may have missed: ITD credits, inbound and statuses; Wavy
 status and inbound queues, and status search for messages still open.
 
-Wavy's ``status/list`` and ``receive/list`` are consume-once queues: each raw page is committed to
-``raw_webhook_events`` (channel ``status_list`` / ``receive_list``) before it is parsed, so a crash
-after the call loses nothing — the page is parsed by the next run or by ``webhook_ingest``.
+Wavy's ``status/list`` and ``receive/list`` are consume-once queues. A fetched page is first
+spooled to a local file (fsynced, under ``MESSAGING_SPOOL_DIR``), then committed raw to
+``raw_webhook_events`` (channel ``status_list`` / ``receive_list``), then its file is removed: a
+warehouse failure after the fetch loses nothing, and the next run replays the spool first. While MO
+pages are being drained, an open window is recorded in ``poll_watermarks``; a run that did not
+close it (the worker died, the spool was lost) is followed by a ``receive/search`` of that window,
+so MO lost that way are searched again (statuses are searched by correlationId in any case).
+
+ITD received messages are all stored, whatever their ``direction`` (kept as a column): the
+document's legend says 1 = outbound, yet its received-message examples carry 1.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -25,8 +35,8 @@ from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.wavy.hook import WavyHook
-from latam_messaging.webhooks.ingest import raw_event_row, store_inbound
-from latam_messaging.webhooks.parsers import wavy_status_events
+from latam_messaging.webhooks.ingest import check_inbound, raw_event_row, store_inbound
+from latam_messaging.webhooks.parsers import When, itd_inbound_row, wavy_status_events
 
 log = logging.getLogger(__name__)
 T = schema.outbound_messages
@@ -87,25 +97,18 @@ def poll_itd_received(
         phone, days = plan
         messages = []
         for day in days:
-            for item in hook.received(phone, day, top=1000):
-                if item.direction == 0:
-                    messages.append(
-                        {
-                            "vendor": "itd",
-                            "vendor_message_id": item.uuid,
-                            "from_phone": item.sender_phone,
-                            "to_account": item.account_phone,
-                            "message_type": item.message_type,
-                            "text": item.content,
-                            "received_at": item.sent_at or item.created_at,
-                            "raw": item.raw,
-                        }
-                    )
+            for item in hook.received(phone, day, top=1000):  # every direction: nothing dropped by value
+                at = item.sent_at or item.created_at
+                when = When(at) if at else When(pendulum.now("UTC"), "no vendor time: poll time used")
+                messages.append(itd_inbound_row(item.raw, when))
         return phone, days, messages
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for phone, days, messages in pool.map(fetch, plans):
             stats.requests += len(days)
+            messages, problems = check_inbound(messages)
+            if problems:  # reasons name fields and ids only, never content
+                log.warning("ITD received messages of one phone not stored: %s", "; ".join(problems)[:500])
             with warehouse.begin() as conn:
                 stats.new_messages += store_inbound(warehouse, conn, messages, "poll")
                 completed = days[-1].subtract(days=1) if days[-1] == today else days[-1]
@@ -120,17 +123,31 @@ def poll_itd_received(
 
 
 def _itd_event(status: ItdStatus, accepted_at: Any) -> StatusEvent | None:
-    """A polled ITD status with a time that does not change from poll to poll (so repeats dedupe)."""
-    if status.status is None:
+    """A polled ITD status with a time that does not change from poll to poll (so repeats dedupe).
+    A status text the vocabulary does not know is an ``unknown`` event with the text kept."""
+    if status.status is None:  # no status text at all
         return None
-    at = {
-        "enqueued": accepted_at,
-        "sent": status.sent_at,
-        "delivered": status.delivered_at,
-        "read": status.delivered_at or status.sent_at,
-        "failed": status.sent_at or accepted_at,
-    }.get(status.status) or accepted_at
-    return StatusEvent("itd", status.key, status.status, status.raw_status, pendulum.instance(at).in_tz(UTC), "poll")
+    at = (
+        {
+            "enqueued": accepted_at,
+            "sent": status.sent_at,
+            "delivered": status.delivered_at,
+            "read": status.delivered_at or status.sent_at,
+            "failed": status.sent_at or accepted_at,
+        }.get(status.status)
+        or status.delivered_at
+        or status.sent_at
+        or accepted_at
+    )
+    return StatusEvent(
+        "itd",
+        status.key,
+        status.status,
+        status.raw_status,
+        pendulum.instance(at).in_tz(UTC),
+        "poll",
+        precision_s=1,  # "2020-04-16 10:26:13.0"
+    )
 
 
 def poll_itd_statuses(
@@ -158,6 +175,9 @@ def poll_itd_statuses(
         except ItdNotFoundError:
             log.warning("ITD does not know message %s", row["vendor_message_id"])
             return None
+        except (KeyError, TypeError, ValueError) as exc:  # one odd answer costs only that message
+            log.warning("ITD status of %s not readable (%s)", row["vendor_message_id"], type(exc).__name__)
+            return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         events = [e for e in pool.map(fetch, open_sends) if e is not None]
@@ -174,17 +194,90 @@ def store_raw_page(warehouse: Warehouse, vendor: str, channel: str, page: dict[s
         warehouse.insert_new(conn, schema.raw_webhook_events, [row])
 
 
+def spool_dir(channel: str) -> Path:
+    root = Path(os.environ.get("MESSAGING_SPOOL_DIR") or Path("data") / "spool")
+    return root / "wavy" / channel
+
+
+def _spool(directory: Path, page: dict[str, Any]) -> Path:
+    """Write the page to a file that survives the process (fsynced, renamed into place)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{pendulum.now('UTC').format('YYYYMMDDHHmmssSSSSSS')}-{uuid.uuid4().hex}.json"
+    part = final.with_suffix(".part")
+    with part.open("wb") as handle:
+        handle.write(json.dumps(page, ensure_ascii=False, sort_keys=True).encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+    part.rename(final)
+    return final
+
+
+def replay_spool(warehouse: Warehouse, vendor: str, channel: str) -> int:
+    """Commit the pages a failed run spooled but did not store; returns how many."""
+    directory = spool_dir(channel)
+    if not directory.is_dir():
+        return 0
+    replayed = 0
+    for path in sorted(directory.glob("*.json")):
+        store_raw_page(warehouse, vendor, channel, json.loads(path.read_bytes()))
+        path.unlink()
+        replayed += 1
+    if replayed:
+        log.info("%d spooled %s page(s) committed", replayed, channel)
+    return replayed
+
+
+MO_WINDOW = ("wavy_receive_list", "open_since")
+MO_SEARCH_MARGIN = pendulum.duration(minutes=5)
+MO_SEARCH_MAX = pendulum.duration(days=5)
+
+
+def _mo_window(warehouse: Warehouse) -> str | None:
+    return _watermarks(warehouse, MO_WINDOW[0]).get(MO_WINDOW[1])
+
+
+def _set_mo_window(warehouse: Warehouse, value: str | None) -> None:
+    with warehouse.begin() as conn:
+        if value is None:
+            conn.execute(sa.delete(W).where(W.c.source == MO_WINDOW[0], W.c.item == MO_WINDOW[1]))
+        else:
+            row = {"source": MO_WINDOW[0], "item": MO_WINDOW[1], "value": value, "updated_at": pendulum.now("UTC")}
+            warehouse.insert_new(conn, W, [row], keys=["source", "item"])  # the earliest open window stays
+
+
+def reconcile_mo(warehouse: Warehouse, hook: WavyHook) -> int:
+    """Search MO for the window a failed drain left open; the page found is stored raw. Returns MO found."""
+    opened = _mo_window(warehouse)
+    if opened is None:
+        return 0
+    end = pendulum.now("UTC")
+    start = max(pendulum.parse(opened).subtract(seconds=MO_SEARCH_MARGIN.total_seconds()), end - MO_SEARCH_MAX)
+    found = hook.inbound_search(start, end)
+    if found:
+        store_raw_page(warehouse, "wavy", "receive_search", {"messages": [m.raw for m in found]})
+    log.info("MO window left open since %s searched again: %d message(s)", opened, len(found))
+    return len(found)
+
+
 def drain_wavy_queue(warehouse: Warehouse, hook: WavyHook, channel: str, *, max_pages: int = 50) -> int:
-    """Fetch pages of ``status_list`` or ``receive_list`` until empty; each page stored raw first."""
+    """Fetch pages of ``status_list`` or ``receive_list`` until empty; each page spooled, then stored raw."""
     fetch = hook.status_queue_page if channel == "status_list" else hook.inbound_queue_page
     key = "smsStatuses" if channel == "status_list" else "messages"
+    replay_spool(warehouse, "wavy", channel)
+    if channel == "receive_list":
+        reconcile_mo(warehouse, hook)
+        _set_mo_window(warehouse, pendulum.now("UTC").to_iso8601_string())
     items = 0
     for _ in range(max_pages):
         page = fetch()
         if not page.get(key):
             break
+        spooled = _spool(spool_dir(channel), page)
         store_raw_page(warehouse, "wavy", channel, page)
+        spooled.unlink()
         items += len(page[key])
+    if channel == "receive_list":
+        _set_mo_window(warehouse, None)  # every page fetched in the window is committed
     return items
 
 

@@ -38,6 +38,12 @@ def _bar(frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # labels are data (reject reasons, template names): "$x^{$" is text, never math
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _draw(plt, frame, path, title, xlabel)
+
+
+def _draw(plt, frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
     if frame.empty:
         ax.text(0.5, 0.5, "no data yet", ha="center", va="center")
@@ -73,6 +79,7 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
     deliver = _frame(warehouse, "report_time_to_deliver")
     credits = _frame(warehouse, "report_itd_credits_daily")
     risky = _frame(warehouse, "report_risky_share")
+    unrecognised = _frame(warehouse, "report_unrecognised_statuses")
 
     percentiles = (
         deliver.groupby("vendor")["seconds_to_deliver"].quantile([0.5, 0.9, 0.99]).unstack().round(1)
@@ -111,20 +118,29 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
         "itd_credit_burn_per_day": burn,
         "itd_days_of_credit_left": days_left,
         "risky_share_percent": risky_share,
+        "unrecognised_status_events": int(unrecognised["events"].sum()) if not unrecognised.empty else 0,
     }
 
-    def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(border=0, classes="t") if not frame.empty else "<p><em>no data yet</em></p>"
+    def table(frame: pd.DataFrame, index_name: str | None = None) -> str:
+        """An HTML table without pandas' index column (a meaningful index becomes a named column);
+        missing values read ``n/a``."""
+        if frame.empty:
+            return "<p><em>no data yet</em></p>"
+        if index_name is not None:
+            frame = frame.rename_axis(index_name).reset_index()
+        shown = frame.astype(object).where(frame.notna(), "n/a")
+        return shown.to_html(border=0, classes="t", index=False)
 
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Messaging report {day}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}} .t{{border-collapse:collapse}} .t td,.t th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}</style>
 </head><body>
 <h1>Messaging report — {day}</h1>
 <p>Generated {html.escape(pendulum.now("UTC").to_iso8601_string())} from the warehouse views <code>{", ".join(VIEW_NAMES)}</code>.</p>
-<h2>Summary</h2>{table(pd.DataFrame([summary]).T.rename(columns={0: "value"}))}
-<h2>Delivery funnel per vendor</h2><img src="funnel.png" alt="funnel">{table(by_vendor)}
-<h2>Time to deliver (seconds, p50 / p90 / p99)</h2>{table(percentiles)}
+<h2>Summary</h2>{table(pd.DataFrame([summary]).T.rename(columns={0: "value"}), "measure")}
+<h2>Delivery funnel per vendor</h2><img src="funnel.png" alt="funnel">{table(by_vendor, "vendor")}
+<h2>Time to deliver (seconds, p50 / p90 / p99)</h2>{table(percentiles, "vendor")}
 <h2>Failures by reason</h2>{table(failures)}
+<h2>Status texts the vocabulary does not know (stored as <code>unknown</code>)</h2>{table(unrecognised)}
 <h2>Rejected CSV rows by reason</h2><img src="rejects.png" alt="rejects">{table(rejects)}
 <h2>Inbound volume</h2><img src="inbound.png" alt="inbound">{table(inbound)}
 <h2>ITD credits</h2>{table(credits)}

@@ -1,15 +1,19 @@
 """One status vocabulary for the three vendors (vendor-apis.md §4) and its application to the ledger.
 
-``accepted`` < ``enqueued`` < ``sent`` < ``delivered`` < ``read``; ``failed`` is terminal. Events are
-stored once each (unique per vendor, message, status and time); the message's current status only
-moves forward, so late, duplicate and out-of-order events change nothing. An event for a send in
-state ``unknown`` proves the vendor has it: the row becomes ``accepted``.
+``accepted`` < ``enqueued`` < ``sent`` < ``delivered`` < ``read``; ``failed`` is terminal; ``unknown``
+is a status text the vocabulary does not know: stored with the vendor's text, it never moves a message.
+An event is stored once: the same status text of the same message seen again (a vendor retry, or the
+webhook and the poll of one ITD status with different time precision) is the same event. The message's
+current status only moves forward, so late, duplicate and out-of-order events change nothing. An event
+for a send in state ``unknown`` proves the vendor has it: the row becomes ``accepted``. Events link to
+our sends by every id they carry (Teleprom V1/V3 ``gs_id`` and ``id``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import pendulum
 import sqlalchemy as sa
@@ -17,14 +21,31 @@ import sqlalchemy as sa
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
+
+class DeliveryStatus(StrEnum):
+    """The normalised status vocabulary (vendor-apis.md §4), plus ``unknown`` for texts it lacks."""
+
+    ACCEPTED = "accepted"
+    ENQUEUED = "enqueued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
 RANK = {"accepted": 0, "enqueued": 1, "sent": 2, "delivered": 3, "read": 4}
-FAILED = "failed"
+FAILED = DeliveryStatus.FAILED
+UNKNOWN = DeliveryStatus.UNKNOWN
+RAW_STATUS_CHARS = 128
 T = schema.outbound_messages
 KEY_CHUNK = 500
 
 
 def advances(current: str | None, new: str) -> bool:
-    """Whether ``new`` may replace ``current`` as a message's status."""
+    """Whether ``new`` may replace ``current`` as a message's status (``unknown`` never does)."""
+    if new == UNKNOWN:
+        return False
     if current is None:
         return True
     if current == FAILED:
@@ -44,12 +65,20 @@ class StatusEvent:
     source: str  # webhook | poll
     message_key: str | None = None  # when the event names our key (Teleprom identificador, Wavy correlationId)
     raw_event_id: int | None = None
+    vendor_ids: list[str] = field(default_factory=list)  # every id the event carries, tried in turn
+    note: str | None = None
+    #: the vendor time is truncated to this many seconds (ITD webhooks: minutes); 0 = exact
+    precision_s: int = 0
+
+
+def _candidates(event: StatusEvent) -> list[str]:
+    return list(dict.fromkeys([*event.vendor_ids, *([event.vendor_message_id] if event.vendor_message_id else [])]))
 
 
 def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
     """Fill ``message_key`` and ``vendor_message_id`` from the ledger where the event lacks one."""
-    by_key = [e.message_key for e in events if e.message_key]
-    by_id = {(e.vendor, e.vendor_message_id) for e in events if not e.message_key and e.vendor_message_id}
+    by_key = sorted({e.message_key for e in events if e.message_key})
+    by_id = sorted({(e.vendor, c) for e in events if not e.message_key for c in _candidates(e)})
     known_keys: dict[str, str | None] = {}
     for start in range(0, len(by_key), KEY_CHUNK):
         chunk = by_key[start : start + KEY_CHUNK]
@@ -58,9 +87,8 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
         ):
             known_keys[key] = vendor_id
     ids: dict[tuple[str, str], str] = {}
-    pairs = sorted(by_id)
-    for start in range(0, len(pairs), KEY_CHUNK):
-        chunk = pairs[start : start + KEY_CHUNK]
+    for start in range(0, len(by_id), KEY_CHUNK):
+        chunk = by_id[start : start + KEY_CHUNK]
         query = sa.select(T.c.vendor, T.c.vendor_message_id, T.c.message_key).where(
             sa.tuple_(T.c.vendor, T.c.vendor_message_id).in_(chunk)
         )
@@ -74,8 +102,36 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
             else:
                 event.vendor_message_id = event.vendor_message_id or event.message_key
                 event.message_key = None  # not one of ours (or not yet in this warehouse)
-        elif event.vendor_message_id:
-            event.message_key = ids.get((event.vendor, event.vendor_message_id))
+            continue
+        for candidate in _candidates(event):
+            if (event.vendor, candidate) in ids:
+                event.vendor_message_id, event.message_key = candidate, ids[(event.vendor, candidate)]
+                break
+
+
+def _already_stored(conn: sa.Connection, events: Sequence[StatusEvent]) -> set[tuple[str, str, str, str]]:
+    """(vendor, vendor_message_id, status, raw_status) of the events already in the table."""
+    E = schema.message_status_events
+    pairs = sorted({(e.vendor, e.vendor_message_id) for e in events if e.vendor_message_id})
+    seen: set[tuple[str, str, str, str]] = set()
+    for start in range(0, len(pairs), KEY_CHUNK):
+        query = sa.select(E.c.vendor, E.c.vendor_message_id, E.c.status, E.c.raw_status).where(
+            sa.tuple_(E.c.vendor, E.c.vendor_message_id).in_(pairs[start : start + KEY_CHUNK])
+        )
+        seen.update(tuple(r) for r in conn.execute(query))
+    return seen
+
+
+def _not_before_acceptance(events: Sequence[StatusEvent], accepted: dict[str, object]) -> None:
+    """A coarse vendor time (ITD: to the minute) never places an event before the acceptance it follows."""
+    for event in events:
+        start = accepted.get(event.message_key) if event.message_key else None
+        if not event.precision_s or start is None:
+            continue
+        start = pendulum.instance(start)
+        if event.event_at < start <= event.event_at.add(seconds=event.precision_s):
+            event.event_at = start
+            event.note = f"vendor time precise to {event.precision_s} s: placed at the acceptance it follows"
 
 
 def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Sequence[StatusEvent]) -> int:
@@ -83,36 +139,48 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
     if not events:
         return 0
     _link(conn, events)
+    keys = sorted({e.message_key for e in events if e.message_key})
+    current: dict[str, tuple[str, str | None, str | None]] = {}
+    accepted: dict[str, object] = {}
+    for start in range(0, len(keys), KEY_CHUNK):
+        query = sa.select(
+            T.c.message_key, T.c.state, T.c.delivery_status, T.c.vendor_message_id, T.c.accepted_at
+        ).where(T.c.message_key.in_(keys[start : start + KEY_CHUNK]))
+        for key, state, status, vendor_id, accepted_at in conn.execute(query):
+            current[key] = (state, status, vendor_id)
+            accepted[key] = accepted_at
+    _not_before_acceptance(events, accepted)
     now = pendulum.now("UTC")
-    rows = [
-        {
-            "vendor": e.vendor,
-            "vendor_message_id": e.vendor_message_id,
-            "message_key": e.message_key,
-            "status": e.status,
-            "raw_status": e.raw_status,
-            "event_at": e.event_at,
-            "recorded_at": now,
-            "source": e.source,
-            "raw_event_id": e.raw_event_id,
-        }
-        for e in events
-        if e.vendor_message_id
-    ]
+    seen = _already_stored(conn, events)
+    rows = []
+    for e in events:
+        raw_status = e.raw_status[:RAW_STATUS_CHARS]
+        identity = (e.vendor, e.vendor_message_id, str(e.status), raw_status)
+        if not e.vendor_message_id or identity in seen:
+            continue
+        seen.add(identity)
+        rows.append(
+            {
+                "vendor": e.vendor,
+                "vendor_message_id": e.vendor_message_id,
+                "message_key": e.message_key,
+                "status": str(e.status),
+                "raw_status": raw_status,
+                "raw_text": e.raw_status if len(e.raw_status) > RAW_STATUS_CHARS else None,
+                "vendor_ids": e.vendor_ids or None,
+                "note": e.note,
+                "event_at": e.event_at,
+                "recorded_at": now,
+                "source": e.source,
+                "raw_event_id": e.raw_event_id,
+            }
+        )
     stored = warehouse.insert_new(conn, schema.message_status_events, rows, count=True)
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:
-        if event.message_key:
+        if event.message_key and event.status != UNKNOWN:  # an unrecognised text never moves the ledger
             linked.setdefault(event.message_key, []).append(event)
-    keys = list(linked)
-    current: dict[str, tuple[str, str | None, str | None]] = {}
-    for start in range(0, len(keys), KEY_CHUNK):
-        query = sa.select(T.c.message_key, T.c.state, T.c.delivery_status, T.c.vendor_message_id).where(
-            T.c.message_key.in_(keys[start : start + KEY_CHUNK])
-        )
-        for key, state, status, vendor_id in conn.execute(query):
-            current[key] = (state, status, vendor_id)
     updates = []
     for key, key_events in linked.items():
         if key not in current:
@@ -129,7 +197,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             {
                 "k": key,
                 "state": "accepted" if resolved else state,
-                "status": new_status,
+                "status": str(new_status) if new_status is not None else None,
                 "status_at": status_at,
                 "vid": vendor_id or next((e.vendor_message_id for e in key_events if e.vendor_message_id), None),
             }

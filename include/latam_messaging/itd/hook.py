@@ -118,7 +118,13 @@ class ItdHook(VendorHttpHook):
             if exc.vendor_message == contract.NO_MESSAGES_TEXT:
                 return []
             raise
-        return [ItdInbound.from_api(item) for item in answer.get("data") or []]
+        messages = []
+        for item in answer.get("data") or []:  # every direction; an item without a uuid costs only itself
+            try:
+                messages.append(ItdInbound.from_api(item))
+            except (KeyError, TypeError, AttributeError):
+                self.log.warning("ITD received message without a uuid skipped")
+        return messages
 
     def test_connection(self) -> tuple[bool, str]:
         try:

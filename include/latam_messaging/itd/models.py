@@ -23,33 +23,47 @@ class ItdMessage:
     url_thumb: str | None = None
 
 
+def _tolerant(parse, value: Any) -> pendulum.DateTime | None:
+    """A vendor time, or None when it is missing or unreadable (one odd field never loses the item)."""
+    if value in (None, ""):
+        return None
+    try:
+        return parse(value)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _local(value: Any) -> pendulum.DateTime:
+    return parse_vendor_local(str(value), VENDOR_TIMEZONE)
+
+
 @dataclass(frozen=True)
 class ItdStatus:
     key: str
     raw_status: str
-    status: str | None  # normalised (vendor-apis.md §4); None when the text is unknown
+    status: str | None  # normalised (vendor-apis.md §4); "unknown" for a text it lacks; None when empty
     sent_at: pendulum.DateTime | None
     delivered_at: pendulum.DateTime | None
     credit_usage: int | None
 
     @classmethod
     def from_api(cls, key: str, data: dict[str, Any]) -> ItdStatus:
-        raw = str(data.get("status") or "")
+        value = data.get("status")
+        raw = "" if value is None else str(value)  # documented as an int, printed as a string
         return cls(
             key=key,
             raw_status=raw,
-            status=STATUS_MAP.get(raw.upper()),
-            sent_at=parse_vendor_local(data["sent_at"], VENDOR_TIMEZONE) if data.get("sent_at") else None,
-            delivered_at=parse_vendor_local(data["delivered_at"], VENDOR_TIMEZONE)
-            if data.get("delivered_at")
-            else None,
-            credit_usage=int(data["credit_usage"]) if data.get("credit_usage") not in (None, "") else None,
+            status=(STATUS_MAP.get(raw.strip().upper(), "unknown") if raw.strip() else None),
+            sent_at=_tolerant(_local, data.get("sent_at")),
+            delivered_at=_tolerant(_local, data.get("delivered_at")),
+            credit_usage=_tolerant(int, data.get("credit_usage")),
         )
 
 
 @dataclass(frozen=True)
 class ItdInbound:
-    """A message of ``recievedWhatsapp``; ``direction`` 0 = inbound, 1 = outbound."""
+    """A message of ``recievedWhatsapp``. ``direction`` is kept as sent: the legend says 0 = input,
+    1 = output, yet the document's received-message examples carry 1 — nothing is decided from it."""
 
     uuid: str
     account_phone: str | None
@@ -71,8 +85,8 @@ class ItdInbound:
             sender_name=item.get("senderName"),
             content=item.get("content"),
             message_type=item.get("messageType"),
-            direction=int(item["direction"]) if item.get("direction") is not None else None,
-            created_at=from_epoch_ms(item["createdAt"]) if item.get("createdAt") else None,
-            sent_at=from_epoch_ms(item["sendAt"]) if item.get("sendAt") else None,
+            direction=_tolerant(int, item.get("direction")),
+            created_at=_tolerant(from_epoch_ms, item.get("createdAt")),
+            sent_at=_tolerant(from_epoch_ms, item.get("sendAt")),
             raw=item,
         )

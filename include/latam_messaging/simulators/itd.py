@@ -112,7 +112,11 @@ class ItdSimulator(Simulator):
         accepted = record["accepted_at"]
         for step, status in enumerate(record["timeline"][1:], start=1):
             due = accepted + step * self.step
-            event = {"sent_at": _local(due, "DD/MM/YYYY HH:mm"), "status": status, "uuid": record["uuid"]}
+            # as the document prints it: three string fields and a trailing comma
+            event = (
+                f'{{\n  "sent_at":"{_local(due, "DD/MM/YYYY HH:mm")}",\n  "status":"{status}",\n'
+                f'  "uuid":"{record["uuid"]}",\n}}'
+            ).encode()
             self.webhooks.schedule(due, "status", event)
         if record["timeline"][-1] == "READ" and self.fraction("reply", record["uuid"]) < float(
             self.config["reply_rate"]
@@ -129,7 +133,7 @@ class ItdSimulator(Simulator):
                 "content": text,
                 "createdAt": int(due * 1000),
                 "sendAt": int(due * 1000),
-                "direction": 0,
+                "direction": 1,  # as in both of the document's received-message examples
                 "messageType": "chat",
                 "comments": "READ",
             }
@@ -138,7 +142,7 @@ class ItdSimulator(Simulator):
             hook_body = {
                 k: item[k] for k in ("uuid", "accountPhone", "senderPhone", "content", "sendAt", "messageType")
             }
-            hook_body.update(caption="", url="", title="", description="", lng="", lat="", direction=0)
+            hook_body.update(caption="", url="", title="", description="", lng="", lat="", direction=1)
             self.webhooks.schedule(due, "inbound", hook_body)
 
     # ---- statusWhatsappByKey -------------------------------------------------------------------

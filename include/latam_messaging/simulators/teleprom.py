@@ -128,7 +128,15 @@ def _local_iso(epoch_s: float, fraction_digits: int = 3) -> str:
 class TelepromSimulator(Simulator):
     name = "teleprom"
     default_port = 8081
-    extra_config = {"templates": None, "accounts": None, "inbound_reply_rate": 0.1, "reject_all_tokens": False}
+    #: ``webhook_versions``: account id → "V0" (default), "V1" or "V3", the webhook format that account's
+    #: callbacks use (Teleprom configures it per account: ``/_sim/config {"webhook_versions": {"41": "V1"}}``)
+    extra_config = {
+        "templates": None,
+        "accounts": None,
+        "inbound_reply_rate": 0.1,
+        "reject_all_tokens": False,
+        "webhook_versions": {},
+    }
 
     def reset_state(self) -> None:
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires epoch)
@@ -283,46 +291,99 @@ class TelepromSimulator(Simulator):
             return ["enqueued", "sent", "delivered"]
         return ["enqueued", "sent", "delivered", "read"]
 
+    def webhook_version(self, source_id: int) -> str:
+        version = str((self.config.get("webhook_versions") or {}).get(str(source_id), "V0")).upper()
+        return version if version in ("V0", "V1", "V3") else "V0"
+
     def _schedule_status_webhooks(
         self, message_id: str, phone: str, tracking: str, source_id: int, accepted_at: float
     ) -> None:
         if not self.config.get("webhook_url"):
             return
         _, accounts = self.catalogue()
-        company = next((a["srcName"] for a in accounts if a["id"] == source_id), "")
+        account = next((a for a in accounts if a["id"] == source_id), {})
+        version = self.webhook_version(source_id)
         statuses = self.timeline(tracking, phone)
         spelling = "senttime" if self.fraction("spelling", tracking) < 0.5 else "sentTime"
+        wamid = "wamid." + base64.b64encode(hashlib.sha256(message_id.encode()).digest()[:24]).decode()
         for step, status in enumerate(statuses, start=1):
             due = accepted_at + step * self.step
-            event = {
-                "fechaHora": _local_iso(due),
-                "identificador": tracking,
-                "telefono": phone,
-                "resultado": status,
-                "empresa": company,
-                "origen": "WSP",
-                spelling: f"{(due - accepted_at) * 1000:.4f}",
-            }
-            self.webhooks.schedule(due, "status", event)
+            if version == "V0":
+                event: Any = {
+                    "fechaHora": _local_iso(due),
+                    "identificador": tracking,
+                    "telefono": phone,
+                    "resultado": status,
+                    "empresa": account.get("srcName", ""),
+                    "origen": "WSP",
+                    spelling: f"{(due - accepted_at) * 1000:.4f}",
+                }
+            else:  # the V1 example's shape: gs_id is the id MessageWpp answered, id WhatsApp's own
+                value = {
+                    "messaging_product": "whatsapp",
+                    "statuses": [
+                        {
+                            "id": wamid,
+                            "gs_id": message_id,
+                            "status": status,
+                            "timestamp": str(int(due)),
+                            "recipient_id": phone,
+                        }
+                    ],
+                }
+                event = self._envelope(version, "STATUS", value)
+            self.webhooks.schedule(due, version, event)
         if statuses[-1] == "read" and self.fraction("reply", tracking) < float(self.config["inbound_reply_rate"]):
             due = accepted_at + (len(statuses) + 1) * self.step
-            self.webhooks.schedule(
-                due,
-                "status",
-                {
+            if version == "V0":
+                event = {
                     "fechaHora": _local_iso(due),
-                    "identificador": self.new_uuid(),
+                    "identificador": tracking,
                     "telefono": phone,
                     "resultado": "received",
-                    "empresa": company,
+                    "empresa": account.get("srcName", ""),
                     "origen": "WSP",
                     "mensaje": "Gracias, recibido",
-                },
-            )
+                }
+            else:  # the V3 example's shape: a button reply whose context names our message
+                value = {
+                    "contacts": [{"profile": {"name": "Cliente"}, "wa_id": phone}],
+                    "messages": [
+                        {
+                            "button": {"payload": "Gracias, recibido", "text": "Gracias, recibido"},
+                            "context": {"from": account.get("source", ""), "gs_id": message_id, "id": wamid},
+                            "from": phone,
+                            "id": "wamid." + self.new_uuid(),
+                            "timestamp": str(int(due)),
+                            "type": "button",
+                        }
+                    ],
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": account.get("source", ""), "phone_number_id": str(source_id)},
+                }
+                event = self._envelope(version, "INCOMING", value)
+            self.webhooks.schedule(due, version, event)
+
+    def _envelope(self, version: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Uuid": self.new_uuid(),
+            "Id": "",
+            "Version": version[1:],
+            "Type": kind,
+            "Payload": {
+                "gs_app_id": "APP_ID",
+                "object": "whatsapp_business_account",
+                "entry": [{"changes": [{"value": value, "field": "messages"}], "id": "275578198964163"}],
+            },
+        }
 
     def webhook_posts(self, channel: str, events: list[Any]):
-        """V0 webhooks come in bulk: one JSON array per post."""
-        yield self.channel_url(channel), events, events
+        """V0 webhooks come in bulk (one JSON array per post); V1 and V3 one envelope per post."""
+        if channel == "V0":
+            yield self.channel_url(channel), events, events
+            return
+        for event in events:
+            yield self.channel_url(channel), event, [event]
 
     # ---- number checks, shortener --------------------------------------------------------------
     @route("POST", contract.NUMBER_LOOKUP.path)

@@ -38,9 +38,6 @@ TelepromNoCreditsError = TELEPROM_ERRORS.no_credits
 TelepromTransientError = TELEPROM_ERRORS.transient
 TelepromAmbiguousError = TELEPROM_ERRORS.ambiguous
 
-#: Renew the token this long before the vendor's ``expires``.
-TOKEN_RENEW_MARGIN = pendulum.duration(minutes=5)
-
 
 @dataclass(frozen=True)
 class _Token:
@@ -59,7 +56,8 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 
 class TelepromTokenAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <token>``, logging in lazily and again shortly before ``expires``."""
+    """``Authorization: Bearer <token>``: one login per token. Teleprom hands out the same token until
+    it expires, so it is renewed only once ``expires`` has passed, or when the vendor refuses it (401)."""
 
     def __init__(self, hook: TelepromHook):
         self._hook = hook
@@ -71,7 +69,7 @@ class TelepromTokenAuth(requests.auth.AuthBase):
     def token(self) -> str:
         with _TOKENS_LOCK:
             cached = _TOKENS.get(self._key)
-            if cached is None or pendulum.now("UTC") >= cached.expires_at - TOKEN_RENEW_MARGIN:
+            if cached is None or pendulum.now("UTC") >= cached.expires_at:
                 cached = _TOKENS[self._key] = self._hook.login()
             return cached.value
 

@@ -19,14 +19,29 @@ from latam_messaging.warehouse.migrations import migrate
 WAREHOUSE_CONN_ID = "messaging_warehouse"
 #: Rows per executemany call in bulk loads: bounded memory, few round trips.
 BULK_CHUNK = 5000
+#: No statement runs longer, and no lock is waited for longer, than this (PostgreSQL; SQLite has
+#: its busy timeout): a stuck warehouse fails a task or answers 503 instead of hanging.
+STATEMENT_TIMEOUT_MS = 300_000
+LOCK_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Every engine is made with these: SQL errors and logs never show bound values (bodies, phones).
+ENGINE_KWARGS = {"pool_pre_ping": True, "hide_parameters": True}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the report, the receiver) never block writers
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _postgres_timeouts(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    cursor.close()
+    dbapi_conn.commit()
 
 
 class Warehouse:
@@ -34,8 +49,11 @@ class Warehouse:
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+        engine.hide_parameters = True  # also for engines made elsewhere: no bound value in any error
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        elif engine.dialect.name == "postgresql":
+            sa.event.listen(engine, "connect", _postgres_timeouts)
 
     @classmethod
     def from_connection(cls, conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
@@ -43,11 +61,11 @@ class Warehouse:
         from airflow.sdk import BaseHook
 
         hook = BaseHook.get_connection(conn_id).get_hook()
-        return cls(hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True}))
+        return cls(hook.get_sqlalchemy_engine(engine_kwargs=dict(ENGINE_KWARGS)))
 
     @classmethod
     def from_url(cls, url: str) -> Warehouse:
-        return cls(sa.create_engine(url, pool_pre_ping=True))
+        return cls(sa.create_engine(url, **ENGINE_KWARGS))
 
     @property
     def dialect(self) -> str:

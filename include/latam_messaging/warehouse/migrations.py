@@ -53,11 +53,23 @@ def _v4_send_claims(conn: sa.Connection) -> None:
     next(i for i in schema.outbound_messages.indexes if i.name == "ix_outbound_claimed_by").create(conn)
 
 
+def _v5_lossless_events(conn: sa.Connection) -> None:
+    from latam_messaging.warehouse import views
+
+    add_columns(conn, schema.message_status_events, "raw_text", "vendor_ids", "note")
+    add_columns(conn, schema.inbound_messages, "direction", "note")
+    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
+    for name in views.CHANGED_IN_V5:
+        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(sa.text(statements[name]))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
     Migration(3, "reporting views", _v3_report_views),
     Migration(4, "send claims: outbound_messages.claimed_by and send_leases", _v4_send_claims),
+    Migration(5, "lossless status events and inbound (ITD direction, ids, notes); report views", _v5_lossless_events),
 ]
 
 

@@ -183,6 +183,9 @@ message_status_events = sa.Table(
     sa.Column("recorded_at", Ts, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),  # webhook | poll
     sa.Column("raw_event_id", sa.Integer),
+    sa.Column("raw_text", sa.Text),  # the vendor's status text in full (raw_status holds 128 characters)
+    sa.Column("vendor_ids", sa.JSON),  # every id the event carried (e.g. Teleprom V1 gs_id and id)
+    sa.Column("note", sa.Text),  # e.g. a placeholder timestamp replaced by the receive time
     sa.UniqueConstraint("vendor", "vendor_message_id", "status", "event_at", name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
 )
@@ -220,6 +223,8 @@ inbound_messages = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("in_reply_to", sa.String(128)),
     sa.Column("raw", sa.JSON),
+    sa.Column("direction", sa.Integer),  # ITD's field as sent (its legend and its examples disagree)
+    sa.Column("note", sa.Text),
 )
 
 itd_credit_snapshots = sa.Table(

@@ -11,13 +11,21 @@ VIEW_NAMES = [
     "report_itd_credits_daily",
     "report_inbound_daily",
     "report_risky_share",
+    "report_unrecognised_statuses",
 ]
+
+#: Views migration 5 drops and re-creates from :func:`view_statements` (new or changed there).
+CHANGED_IN_V5 = ["report_time_to_deliver", "report_unrecognised_statuses"]
 
 
 def seconds_between(start: str, end: str, dialect: str) -> str:
     if dialect == "postgresql":
         return f"EXTRACT(EPOCH FROM ({end} - {start}))"
     return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+def least(a: str, b: str, dialect: str) -> str:
+    return f"LEAST({a}, {b})" if dialect == "postgresql" else f"MIN({a}, {b})"
 
 
 def view_statements(dialect: str) -> list[str]:
@@ -42,10 +50,15 @@ FROM message_status_events WHERE status = 'failed' GROUP BY vendor, raw_status
 UNION ALL
 SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
 FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
+        # Acceptance is the vendor's answer as recorded, or its first event for the message when that
+        # is earlier (a vendor event proves acceptance): time to deliver is never negative.
         f"""CREATE VIEW report_time_to_deliver AS
 SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
-       {seconds_between("o.accepted_at", "MIN(e.event_at)", dialect)} AS seconds_to_deliver
-FROM outbound_messages o JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
+       {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), "MIN(e.event_at)", dialect)}
+           AS seconds_to_deliver
+FROM outbound_messages o
+JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
+JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'unknown'
 WHERE o.accepted_at IS NOT NULL
 GROUP BY o.vendor, o.message_key, o.accepted_at""",
         """CREATE VIEW report_rejects_by_reason AS
@@ -71,4 +84,8 @@ FROM inbound_messages GROUP BY vendor, {day.format("received_at")}""",
         """CREATE VIEW report_risky_share AS
 SELECT (SELECT COUNT(DISTINCT phone) FROM risky_numbers) AS risky_phones,
        (SELECT COUNT(DISTINCT phone) FROM number_lookups WHERE error IS NULL) AS checked_phones""",
+        # statuses the vocabulary does not know: stored as 'unknown' with the vendor's text, counted here
+        """CREATE VIEW report_unrecognised_statuses AS
+SELECT vendor, raw_status, COUNT(*) AS events, COUNT(DISTINCT vendor_message_id) AS messages
+FROM message_status_events WHERE status = 'unknown' GROUP BY vendor, raw_status""",
     ]

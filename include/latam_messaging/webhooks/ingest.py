@@ -2,15 +2,25 @@
 
 Pending events are taken in id order, in batches; each batch's results and its events' new
 ``parse_state`` commit together, so a crash re-parses at most one batch, and re-parsing is
-idempotent. Unparseable bodies stay, with ``parse_state = error`` and the reason.
+idempotent. Isolation, so that no single body or item ever stops ingestion:
+
+* a body that cannot be read (too large, too deep, not JSON, not a known shape) is ``error`` with
+  the reason; a body some of whose items cannot be used is ``partial`` (the reasons listed), the
+  rest of it lands;
+* before anything is written, each row is checked against the columns it goes to (NUL characters,
+  lengths the PostgreSQL columns would refuse): a row that would not fit is an item error;
+* when a batch's write still fails, the batch is written again body by body, and a body whose own
+  write fails is marked ``error`` with the database's reason; the rest of the batch commits.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import pendulum
@@ -19,27 +29,50 @@ import sqlalchemy as sa
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
-from latam_messaging.webhooks.parsers import UnparseableEvent, parse_body
+from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, parse_body
 
+log = logging.getLogger(__name__)
 R = schema.raw_webhook_events
 BATCH = 1000
+BASE64_PREFIX = "base64:"
+REASON_CHARS = 1000
+
+
+class ParseState(StrEnum):
+    PENDING = "pending"
+    PARSED = "parsed"
+    PARTIAL = "partial"  # some items of the body landed, the others are listed in parse_error
+    ERROR = "error"
 
 
 @dataclass
 class WebhookIngestStats:
     events: int = 0
     parsed: int = 0
+    partial: int = 0
     errors: int = 0
     statuses: int = 0
     inbound: int = 0
 
 
+# ---- lossless body storage ------------------------------------------------------------------------
 def body_text(raw: bytes) -> str:
-    """UTF-8 text as sent; anything else kept losslessly as ``base64:``."""
+    """UTF-8 text as sent; anything a text column cannot hold exactly (bytes that are not UTF-8, a
+    NUL, which PostgreSQL text refuses, or text that itself starts with the prefix) as ``base64:``."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode()
+        text = None
+    if text is None or "\x00" in text or text.startswith(BASE64_PREFIX):
+        return BASE64_PREFIX + base64.b64encode(raw).decode()
+    return text
+
+
+def body_bytes(stored: str) -> bytes:
+    """The exact bytes the vendor sent (inverse of :func:`body_text`)."""
+    if stored.startswith(BASE64_PREFIX):
+        return base64.b64decode(stored[len(BASE64_PREFIX) :])
+    return stored.encode("utf-8")
 
 
 def raw_event_row(
@@ -54,8 +87,57 @@ def raw_event_row(
         "content_type": (content_type or "")[:200],
         "body_sha256": hashlib.sha256(raw).hexdigest(),
         "body": body_text(raw),
-        "parse_state": "pending",
+        "parse_state": ParseState.PENDING.value,
     }
+
+
+# ---- guards before writes -------------------------------------------------------------------------
+def row_problem(table: sa.Table, row: Mapping[str, Any]) -> str | None:
+    """Why ``row`` would not fit ``table`` on PostgreSQL (the same rule is applied on SQLite), or None."""
+    for name, value in row.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            return f"{name} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{name} is not valid Unicode"
+        column = table.c.get(name)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if length and len(value) > length:
+            return f"{name} has {len(value)} characters, over the column's {length}"
+    return None
+
+
+def _event_problem(event: StatusEvent) -> str | None:
+    fields = {
+        "vendor_message_id": event.vendor_message_id,
+        "message_key": event.message_key,
+        "raw_status": event.raw_status[:128],
+        "raw_text": event.raw_status,
+        "note": event.note,
+        **{f"vendor_message_id ({n})": v for n, v in enumerate(event.vendor_ids)},
+    }
+    for name, value in fields.items():
+        if isinstance(value, str) and ("\x00" in value):
+            return f"{name} contains a NUL character"
+    for name, value in fields.items():
+        if name.startswith(("vendor_message_id", "message_key")) and isinstance(value, str) and len(value) > 128:
+            return f"{name.split()[0]} has {len(value)} characters, over the column's 128"
+    return None
+
+
+def check_inbound(messages: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Inbound rows that fit the table, and a reason for each one that does not."""
+    good, problems = [], []
+    for message in messages:
+        problem = row_problem(schema.inbound_messages, message)
+        if problem:
+            problems.append(f"message {str(message.get('vendor_message_id'))[:80]!r}: {problem}")
+        else:
+            good.append(message)
+    return good, problems
 
 
 def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[dict[str, Any]], source: str) -> int:
@@ -73,6 +155,8 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
             "received_at": None,
             "in_reply_to": None,
             "raw": None,
+            "direction": None,
+            "note": None,
             **m,
             "recorded_at": now,
             "source": source,
@@ -82,56 +166,124 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
     return warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
 
 
-def _text(body: str) -> str:
-    if body.startswith("base64:"):
-        raise UnparseableEvent("body is not UTF-8 text")
-    return body
+# ---- parsing ---------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    raw_id: int
+    state: ParseState
+    reasons: list[str] = field(default_factory=list)
+    format_version: str | None = None
+    statuses: list[StatusEvent] = field(default_factory=list)
+    inbound: list[dict[str, Any]] = field(default_factory=list)
+
+    def update_row(self) -> dict[str, Any]:
+        error = "; ".join(self.reasons)[:REASON_CHARS] if self.reasons else None
+        return {"i": self.raw_id, "s": self.state.value, "e": error, "v": self.format_version}
+
+
+def _parse(item: Mapping[str, Any]) -> Outcome:
+    """One stored body → what it carries; never raises (a body that cannot be used is an error)."""
+    try:
+        try:
+            text = body_bytes(item["body"]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnparseableEvent("body is not UTF-8 text") from exc
+        parsed: Parsed = parse_body(item["vendor"], item["channel"], text, item["received_at"])
+    except UnparseableEvent as exc:
+        return Outcome(item["id"], ParseState.ERROR, [str(exc)[:REASON_CHARS]])
+    except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - one body must never stop ingestion
+        return Outcome(item["id"], ParseState.ERROR, [f"{type(exc).__name__} while parsing"])
+    reasons = list(parsed.errors)
+    statuses = []
+    for event in parsed.statuses:
+        problem = _event_problem(event)
+        if problem:
+            reasons.append(f"status: {problem}")
+        else:
+            event.raw_event_id = item["id"]
+            statuses.append(event)
+    inbound, problems = check_inbound(parsed.inbound)
+    reasons.extend(problems)
+    if not reasons:
+        state = ParseState.PARSED
+    elif statuses or inbound:
+        state = ParseState.PARTIAL
+    else:
+        state = ParseState.ERROR
+    return Outcome(item["id"], state, reasons, parsed.format_version, statuses, inbound)
+
+
+def _write(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: WebhookIngestStats) -> None:
+    """Everything the outcomes carry and their new parse states, in one transaction."""
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        statuses = apply_status_events(warehouse, conn, [e for o in outcomes for e in o.statuses])
+        inbound = store_inbound(warehouse, conn, [m for o in outcomes for m in o.inbound], "webhook")
+        conn.execute(
+            sa.update(R)
+            .where(R.c.id == sa.bindparam("i"))
+            .values(
+                parse_state=sa.bindparam("s"),
+                parse_error=sa.bindparam("e"),
+                format_version=sa.func.coalesce(sa.bindparam("v"), R.c.format_version),
+                parsed_at=now,
+            ),
+            [o.update_row() for o in outcomes],
+        )
+    stats.statuses += statuses
+    stats.inbound += inbound
+
+
+def _write_failure(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    first_line = (str(orig).strip().splitlines() or [""])[0]
+    return f"write failed: {type(orig).__name__}: {first_line}"[:300]
+
+
+def _write_isolated(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: WebhookIngestStats) -> None:
+    """Write the batch; when that fails, body by body, marking a body whose own write fails ``error``."""
+    try:
+        _write(warehouse, outcomes, stats)
+        return
+    except sa.exc.OperationalError:
+        raise  # the warehouse is away: nothing to isolate, the run fails and retries later
+    except Exception as exc:  # noqa: BLE001 - find the body that caused it
+        log.warning(
+            "a batch of %d webhook bodies did not write (%s): retrying body by body", len(outcomes), type(exc).__name__
+        )
+    for outcome in outcomes:
+        try:
+            _write(warehouse, [outcome], stats)
+        except sa.exc.OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            failed = Outcome(outcome.raw_id, ParseState.ERROR, [*outcome.reasons, _write_failure(exc)])
+            failed.format_version = outcome.format_version
+            log.warning("raw webhook event %d could not be written: marked error", outcome.raw_id)
+            _write(warehouse, [failed], stats)
+            outcome.state = ParseState.ERROR
 
 
 def ingest_pending(
     warehouse: Warehouse, *, reparse_errors: bool = False, limit: int | None = None
 ) -> WebhookIngestStats:
     stats = WebhookIngestStats()
-    states = ["pending", "error"] if reparse_errors else ["pending"]
+    states = [ParseState.PENDING.value]
+    if reparse_errors:
+        states += [ParseState.ERROR.value, ParseState.PARTIAL.value]
     last_id = 0
     while limit is None or stats.events < limit:
-        query = sa.select(R.c.id, R.c.vendor, R.c.channel, R.c.body).where(
+        query = sa.select(R.c.id, R.c.vendor, R.c.channel, R.c.body, R.c.received_at).where(
             R.c.parse_state.in_(states), R.c.id > last_id
         )
         batch = warehouse.rows(query.order_by(R.c.id).limit(BATCH))
         if not batch:
             break
         last_id = batch[-1]["id"]
-        events: list[StatusEvent] = []
-        inbound: list[dict[str, Any]] = []
-        outcomes = []
-        for item in batch:
-            try:
-                parsed = parse_body(item["vendor"], item["channel"], _text(item["body"]))
-            except UnparseableEvent as exc:
-                outcomes.append({"i": item["id"], "s": "error", "e": str(exc)[:1000], "v": None})
-                continue
-            for event in parsed.statuses:
-                event.raw_event_id = item["id"]
-            events.extend(parsed.statuses)
-            inbound.extend(parsed.inbound)
-            outcomes.append({"i": item["id"], "s": "parsed", "e": None, "v": parsed.format_version})
-        now = pendulum.now("UTC")
-        with warehouse.begin() as conn:
-            stats.statuses += apply_status_events(warehouse, conn, events)
-            stats.inbound += store_inbound(warehouse, conn, inbound, "webhook")
-            conn.execute(
-                sa.update(R)
-                .where(R.c.id == sa.bindparam("i"))
-                .values(
-                    parse_state=sa.bindparam("s"),
-                    parse_error=sa.bindparam("e"),
-                    format_version=sa.func.coalesce(sa.bindparam("v"), R.c.format_version),
-                    parsed_at=now,
-                ),
-                outcomes,
-            )
+        outcomes = [_parse(item) for item in batch]
+        _write_isolated(warehouse, outcomes, stats)
         stats.events += len(batch)
-        stats.parsed += sum(1 for o in outcomes if o["s"] == "parsed")
-        stats.errors += sum(1 for o in outcomes if o["s"] == "error")
+        stats.parsed += sum(1 for o in outcomes if o.state == ParseState.PARSED)
+        stats.partial += sum(1 for o in outcomes if o.state == ParseState.PARTIAL)
+        stats.errors += sum(1 for o in outcomes if o.state == ParseState.ERROR)
     return stats

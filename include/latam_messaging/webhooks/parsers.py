@@ -1,12 +1,19 @@
 """Parsers of stored webhook bodies: Teleprom V0/V1/V3, ITD status and inbound, Wavy Callback/DLR/MO.
 
-Each parser returns the status events and inbound messages a body carries, or raises
-:class:`UnparseableEvent` with a reason that is kept beside the raw body.
+Nothing is dropped because of a value: every item of a body becomes a status event or an inbound
+message, or an item error with its reason (kept beside the raw body). One bad item costs only
+that item. Statuses the vocabulary does not know are events with status ``unknown`` and the
+vendor's text; placeholder or absurd timestamps fall back to the receive time, with a note.
+Bodies too large or too deeply nested are refused before ``json.loads``; trailing commas (as in
+ITD's printed example) are tolerated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,11 +21,19 @@ import pendulum
 
 from latam_messaging.common.timeparse import from_epoch_ms, parse_day_month_year_minutes, parse_iso
 from latam_messaging.itd import contract as itd
-from latam_messaging.status import StatusEvent
+from latam_messaging.status import DeliveryStatus, StatusEvent
 from latam_messaging.teleprom import contract as teleprom
+from latam_messaging.wavy import contract as wavy
 from latam_messaging.wavy.models import SmsInbound, SmsStatus
 
 TELEPROM_STATUSES = {"enqueued", "sent", "delivered", "read", "failed"}
+#: Larger bodies are refused before parsing (the receiver stores at most 1 MiB).
+MAX_BODY_CHARS = 1024 * 1024
+#: Deeper nesting is refused before ``json.loads`` (the vendors' bodies nest 8 levels at most).
+MAX_DEPTH = 64
+#: Vendor times outside this range are not believed (placeholders, 1e20, zero).
+EARLIEST = pendulum.datetime(2000, 1, 1, tz="UTC")
+FUTURE_SLACK = pendulum.duration(days=1)
 
 
 class UnparseableEvent(ValueError):
@@ -30,168 +45,302 @@ class Parsed:
     format_version: str
     statuses: list[StatusEvent] = field(default_factory=list)
     inbound: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one reason per item that could not be used
 
 
-def _inbound(vendor: str, message_id: str, **fields: Any) -> dict[str, Any]:
-    return {"vendor": vendor, "vendor_message_id": str(message_id), **fields}
-
-
-def _epoch_s(value: Any) -> pendulum.DateTime:
-    return pendulum.from_timestamp(int(value), tz="UTC")
-
-
-# ---- Teleprom ----------------------------------------------------------------------------------------
-def _teleprom_v0(items: list[Any]) -> Parsed:
-    parsed = Parsed("V0")
-    for item in items:
-        if not isinstance(item, dict) or "resultado" not in item or "fechaHora" not in item:
-            raise UnparseableEvent("V0 item without resultado/fechaHora")
-        result = str(item["resultado"]).lower()
-        at = parse_iso(item["fechaHora"], teleprom.VENDOR_TIMEZONE)
-        if result == "received":
-            parsed.inbound.append(
-                _inbound(
-                    "teleprom",
-                    item.get("identificador") or f"{item.get('telefono')}@{item['fechaHora']}",
-                    from_phone=item.get("telefono"),
-                    to_account=item.get("empresa"),
-                    message_type="text",
-                    text=item.get("mensaje"),
-                    received_at=at,
-                    raw=item,
-                )
-            )
-        elif result in TELEPROM_STATUSES:
-            parsed.statuses.append(
-                StatusEvent(
-                    "teleprom",
-                    None,
-                    result,
-                    item["resultado"],
-                    at,
-                    "webhook",
-                    message_key=str(item.get("identificador") or ""),
-                )
-            )
-        else:
-            raise UnparseableEvent(f"V0 resultado {item['resultado']!r} is not a known status")
+def _items(parsed: Parsed, items: Iterable[Any], one: Callable[[Any], None]) -> Parsed:
+    """Apply ``one`` to each item; an item that fails is recorded as an error, its neighbours stay."""
+    for number, item in enumerate(items, start=1):
+        try:
+            one(item)
+        except (UnparseableEvent, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            parsed.errors.append(f"item {number}: {_reason(exc)}")
     return parsed
 
 
+def _reason(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, UnparseableEvent) else f"{type(exc).__name__}"
+    return text[:300]
+
+
+def _inbound(vendor: str, message_id: Any, **fields: Any) -> dict[str, Any]:
+    if message_id in (None, ""):
+        raise UnparseableEvent("message without an id")
+    return {"vendor": vendor, "vendor_message_id": str(message_id), **fields}
+
+
+@dataclass(frozen=True)
+class When:
+    at: pendulum.DateTime
+    note: str | None = None
+
+
+def _when(value: Any, received_at: pendulum.DateTime, parse: Callable[[Any], pendulum.DateTime]) -> When:
+    """The vendor's time, or the receive time (with a note) when it is missing, a placeholder or absurd."""
+    try:
+        at = parse(value)
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError, KeyError):
+        at = None
+    if at is not None and EARLIEST <= at <= received_at + FUTURE_SLACK:
+        return When(at)
+    shown = repr(value)[:40]
+    return When(received_at, f"vendor time {shown} unusable: receive time used")
+
+
+def _epoch_s(value: Any) -> pendulum.DateTime:
+    return pendulum.from_timestamp(int(str(value).strip()), tz="UTC")
+
+
+def _epoch_ms(value: Any) -> pendulum.DateTime:
+    return from_epoch_ms(int(str(value).strip()) if not isinstance(value, int | float) else value)
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# ---- Teleprom ----------------------------------------------------------------------------------------
+def teleprom_status(raw: Any) -> DeliveryStatus:
+    """Teleprom's text → the vocabulary; ``failed: <cause>`` is a failure (the cause is in ``resultado``)."""
+    text = str(raw).strip().lower()
+    if text in TELEPROM_STATUSES:
+        return DeliveryStatus(text)
+    if text.startswith("failed"):
+        return DeliveryStatus.FAILED
+    return DeliveryStatus.UNKNOWN
+
+
+def _reply_id(item: dict[str, Any]) -> str:
+    """V0 ``received`` events carry the send's ``identificador``, shared by every reply to it: the
+    identity adds a digest of the event itself, so two replies differ and a vendor retry does not."""
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+    return f"{str(item.get('identificador') or '')[:200]}#{digest}"
+
+
+def _teleprom_v0(items: list[Any], received_at: pendulum.DateTime) -> Parsed:
+    parsed = Parsed("V0")
+
+    def one(item: Any) -> None:
+        if not isinstance(item, dict) or "resultado" not in item:
+            raise UnparseableEvent("V0 item without resultado")
+        raw = _text_or_none(item["resultado"]) or ""
+        when = _when(item.get("fechaHora"), received_at, lambda v: parse_iso(v, teleprom.VENDOR_TIMEZONE))
+        key = item.get("identificador")
+        if raw.strip().lower() == "received":
+            in_reply = str(key) if key not in (None, "") and len(str(key)) <= 128 else None
+            parsed.inbound.append(
+                _inbound(
+                    "teleprom",
+                    _reply_id(item),
+                    from_phone=_text_or_none(item.get("telefono")),
+                    to_account=_text_or_none(item.get("empresa")),
+                    message_type="text",
+                    text=_text_or_none(item.get("mensaje")),
+                    received_at=when.at,
+                    in_reply_to=in_reply,
+                    raw=item,
+                    note=when.note,
+                )
+            )
+            return
+        if key in (None, ""):
+            raise UnparseableEvent("V0 status without identificador")
+        parsed.statuses.append(
+            StatusEvent(
+                "teleprom",
+                None,
+                teleprom_status(raw),
+                raw,
+                when.at,
+                "webhook",
+                message_key=str(key),
+                note=when.note,
+            )
+        )
+
+    return _items(parsed, items, one)
+
+
 def _changes(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [change.get("value") or {} for entry in payload.get("entry") or [] for change in entry.get("changes") or []]
+    return [
+        change.get("value") or {}
+        for entry in payload.get("entry") or []
+        if isinstance(entry, dict)
+        for change in entry.get("changes") or []
+        if isinstance(change, dict)
+    ]
 
 
-def _teleprom_envelope(body: dict[str, Any]) -> Parsed:
+def _ids(*values: Any) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values if v not in (None, "")))
+
+
+def _teleprom_envelope(body: dict[str, Any], received_at: pendulum.DateTime) -> Parsed:
     version, kind = str(body.get("Version")), str(body.get("Type", "")).upper()
     payload = body.get("Payload")
     if not isinstance(payload, dict):
         raise UnparseableEvent("envelope without a Payload object")
-    parsed = Parsed(f"V{version}")
+    parsed = Parsed(f"V{version}"[:16])
+    values = _changes(payload)
     if kind == "STATUS":
-        for value in _changes(payload):
-            for status in value.get("statuses") or []:
-                raw = str(status.get("status", ""))
-                if raw.lower() not in TELEPROM_STATUSES:
-                    raise UnparseableEvent(f"status {raw!r} is not a known status")
-                parsed.statuses.append(
-                    StatusEvent(
-                        "teleprom",
-                        str(status.get("gs_id") or status.get("id")),
-                        raw.lower(),
-                        raw,
-                        _epoch_s(status["timestamp"]),
-                        "webhook",
-                    )
+
+        def status_item(status: Any) -> None:
+            ids = _ids(status.get("gs_id"), status.get("id"))
+            if not ids:
+                raise UnparseableEvent("status without gs_id or id")
+            raw = _text_or_none(status.get("status")) or ""
+            when = _when(status.get("timestamp"), received_at, _epoch_s)
+            parsed.statuses.append(
+                StatusEvent(
+                    "teleprom",
+                    ids[0],
+                    teleprom_status(raw),
+                    raw,
+                    when.at,
+                    "webhook",
+                    vendor_ids=ids,
+                    note=when.note,
                 )
-    elif kind == "INCOMING":
-        for value in _changes(payload):
-            account = (value.get("metadata") or {}).get("display_phone_number")
-            for message in value.get("messages") or []:
-                kind_of = message.get("type")
-                text = (message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
-                media = (message.get(kind_of) or {}) if kind_of in ("image", "video", "document", "audio") else {}
-                parsed.inbound.append(
-                    _inbound(
-                        "teleprom",
-                        message["id"],
-                        from_phone=message.get("from"),
-                        to_account=account,
-                        message_type=kind_of,
-                        text=text,
-                        media_url=media.get("url") or media.get("link"),
-                        received_at=_epoch_s(message["timestamp"]),
-                        in_reply_to=(message.get("context") or {}).get("gs_id")
-                        or (message.get("context") or {}).get("id"),
-                        raw=message,
-                    )
+            )
+
+        return _items(parsed, [s for v in values for s in (v.get("statuses") or [])], status_item)
+    if kind == "INCOMING":
+
+        def message_item(pair: tuple[Any, dict[str, Any]]) -> None:
+            account, message = pair
+            kind_of = message.get("type")
+            text = (message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
+            media = (message.get(kind_of) or {}) if kind_of in ("image", "video", "document", "audio") else {}
+            context = message.get("context") or {}
+            when = _when(message.get("timestamp"), received_at, _epoch_s)
+            parsed.inbound.append(
+                _inbound(
+                    "teleprom",
+                    message.get("id"),
+                    from_phone=_text_or_none(message.get("from")),
+                    to_account=_text_or_none(account),
+                    message_type=_text_or_none(kind_of),
+                    text=_text_or_none(text),
+                    media_url=_text_or_none(media.get("url") or media.get("link")),
+                    received_at=when.at,
+                    in_reply_to=_text_or_none(context.get("gs_id") or context.get("id")),
+                    raw=message,
+                    note=when.note,
                 )
-    else:
-        raise UnparseableEvent(f"envelope Type {kind!r} is not STATUS or INCOMING")
-    return parsed
+            )
+
+        pairs = [
+            ((v.get("metadata") or {}).get("display_phone_number"), m) for v in values for m in v.get("messages") or []
+        ]
+        return _items(parsed, pairs, message_item)
+    raise UnparseableEvent(f"envelope Type {kind[:40]!r} is not STATUS or INCOMING")
 
 
-def parse_teleprom(body: Any) -> Parsed:
+def parse_teleprom(body: Any, received_at: pendulum.DateTime) -> Parsed:
     if isinstance(body, list):
-        return _teleprom_v0(body)
+        return _teleprom_v0(body, received_at)
     if isinstance(body, dict) and "Version" in body:
-        return _teleprom_envelope(body)
+        return _teleprom_envelope(body, received_at)
     if isinstance(body, dict) and "resultado" in body:  # a single V0 object, as in the seed's examples
-        return _teleprom_v0([body])
+        return _teleprom_v0([body], received_at)
     raise UnparseableEvent("neither a V0 array nor a V1/V3 envelope")
 
 
 # ---- ITD ----------------------------------------------------------------------------------------------
-def parse_itd(body: Any) -> Parsed:
+def itd_status(raw: Any) -> DeliveryStatus:
+    """ITD's status text (documented as an int, printed as a string) → the vocabulary."""
+    return DeliveryStatus(itd.STATUS_MAP.get(str(raw).strip().upper(), DeliveryStatus.UNKNOWN))
+
+
+def _direction(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_itd(body: Any, received_at: pendulum.DateTime) -> Parsed:
     if not isinstance(body, dict):
         raise UnparseableEvent("ITD webhooks are JSON objects")
     if "status" in body and "uuid" in body:
-        raw = str(body["status"])
-        status = itd.STATUS_MAP.get(raw.upper())
-        if status is None:
-            raise UnparseableEvent(f"ITD status {raw!r} is not known")
-        at = parse_day_month_year_minutes(body["sent_at"], itd.VENDOR_TIMEZONE)
-        return Parsed("status", statuses=[StatusEvent("itd", str(body["uuid"]), status, raw, at, "webhook")])
-    if "senderPhone" in body and "uuid" in body:
-        parsed = Parsed("inbound")
-        if int(body.get("direction") or 0) == 0:  # 1 = our own outbound message echoed back
-            parsed.inbound.append(
-                _inbound(
+        parsed = Parsed("status")
+
+        def one(item: dict[str, Any]) -> None:
+            if item["uuid"] in (None, ""):
+                raise UnparseableEvent("status without uuid")
+            raw = _text_or_none(item["status"]) or ""
+            when = _when(
+                item.get("sent_at"), received_at, lambda v: parse_day_month_year_minutes(v, itd.VENDOR_TIMEZONE)
+            )
+            parsed.statuses.append(
+                StatusEvent(
                     "itd",
-                    body["uuid"],
-                    from_phone=body.get("senderPhone"),
-                    to_account=body.get("accountPhone"),
-                    message_type=body.get("messageType"),
-                    text=body.get("content") or body.get("caption"),
-                    media_url=body.get("url") or None,
-                    received_at=from_epoch_ms(body["sendAt"]) if body.get("sendAt") else None,
-                    raw=body,
+                    str(item["uuid"]),
+                    itd_status(raw),
+                    raw,
+                    when.at,
+                    "webhook",
+                    note=when.note,
+                    precision_s=60 if when.note is None else 0,  # dd/MM/yyyy HH:mm
                 )
             )
-        return parsed
+
+        return _items(parsed, [body], one)
+    if "senderPhone" in body and "uuid" in body:
+        parsed = Parsed("inbound")
+
+        def one_inbound(item: dict[str, Any]) -> None:
+            when = _when(item.get("sendAt"), received_at, _epoch_ms)
+            parsed.inbound.append(itd_inbound_row(item, when))
+
+        return _items(parsed, [body], one_inbound)
     raise UnparseableEvent("neither an ITD status nor an inbound message")
+
+
+def itd_inbound_row(item: dict[str, Any], when: When) -> dict[str, Any]:
+    """An ITD message (webhook or ``recievedWhatsapp``) as an inbound row, whatever its ``direction``."""
+    return _inbound(
+        "itd",
+        item.get("uuid"),
+        from_phone=_text_or_none(item.get("senderPhone")),
+        to_account=_text_or_none(item.get("accountPhone")),
+        message_type=_text_or_none(item.get("messageType")),
+        text=_text_or_none(item.get("content")) or _text_or_none(item.get("caption")),
+        media_url=_text_or_none(item.get("url")),
+        received_at=when.at,
+        direction=_direction(item.get("direction")),
+        raw=item,
+        note=when.note,
+    )
 
 
 # ---- Wavy ---------------------------------------------------------------------------------------------
 def wavy_status_events(status: SmsStatus, source: str) -> list[StatusEvent]:
-    """A Wavy status record (callback, DLR or polled) as events: sent, then delivered/failed."""
+    """A Wavy status record (callback, DLR or polled) as events: sent, then delivered/failed.
+    Codes Wavy does not document are ``unknown`` events with the code and text kept."""
     stages = (
-        (status.sent_status_code, status.sent_status, status.sent_at, 2, "sent"),
-        (status.delivered_status_code, status.delivered_status, status.delivered_at, 4, "delivered"),
+        (status.sent_status_code, status.sent_status, status.sent_at, wavy.SENT_STATUSES, DeliveryStatus.SENT),
+        (
+            status.delivered_status_code,
+            status.delivered_status,
+            status.delivered_at,
+            wavy.DELIVERED_STATUSES,
+            DeliveryStatus.DELIVERED,
+        ),
     )
-    return [
-        StatusEvent(
-            "wavy",
-            status.id,
-            success if code == success_code else "failed",
-            text or str(code),
-            at,
-            source,
-            message_key=status.correlation_id,
-        )
-        for code, text, at, success_code, success in stages
-        if code is not None and at is not None
-    ]
+    events = []
+    for code, text, at, known, success in stages:
+        if code is None or at is None:
+            continue
+        if code not in known:
+            normalised = DeliveryStatus.UNKNOWN
+        else:
+            normalised = success if code in (wavy.SENT_SUCCESS, wavy.DELIVERED_SUCCESS) else DeliveryStatus.FAILED
+        raw = text or str(code)
+        events.append(StatusEvent("wavy", status.id, normalised, raw, at, source, message_key=status.correlation_id))
+    return events
 
 
 def wavy_inbound(message: SmsInbound) -> dict[str, Any]:
@@ -210,16 +359,22 @@ def wavy_inbound(message: SmsInbound) -> dict[str, Any]:
 
 def parse_wavy(body: Any, channel: str | None) -> Parsed:
     if channel == "status_list" and isinstance(body, dict):  # a polled page (wavy_poll)
-        events = [
-            e for item in body.get("smsStatuses", []) for e in wavy_status_events(SmsStatus.from_api(item), "poll")
-        ]
-        return Parsed("status_list", statuses=events)
-    if channel == "receive_list" and isinstance(body, dict):
-        return Parsed("receive_list", inbound=[wavy_inbound(SmsInbound.from_api(m)) for m in body.get("messages", [])])
+        parsed = Parsed("status_list")
+        return _items(
+            parsed,
+            body.get("smsStatuses") or [],
+            lambda item: parsed.statuses.extend(wavy_status_events(SmsStatus.from_api(item), "poll")),
+        )
+    if channel in ("receive_list", "receive_search") and isinstance(body, dict):
+        parsed = Parsed(channel)
+        return _items(
+            parsed, body.get("messages") or [], lambda m: parsed.inbound.append(wavy_inbound(SmsInbound.from_api(m)))
+        )
     if not isinstance(body, dict) or "id" not in body:
         raise UnparseableEvent("Wavy webhooks are JSON objects with an id")
     if channel == "mo" or "messageText" in body:
-        return Parsed("mo", inbound=[wavy_inbound(SmsInbound.from_api(body))])
+        parsed = Parsed("mo")
+        return _items(parsed, [body], lambda m: parsed.inbound.append(wavy_inbound(SmsInbound.from_api(m))))
     status = SmsStatus.from_api(body)
     events = wavy_status_events(status, "webhook")
     if not events:
@@ -227,21 +382,57 @@ def parse_wavy(body: Any, channel: str | None) -> Parsed:
     return Parsed("dlr" if status.delivered_status_code is not None else "callback", statuses=events)
 
 
-def parse_body(vendor: str, channel: str | None, text: str) -> Parsed:
-    """Parse a stored body as JSON whatever its Content-Type said (Teleprom V3 sends form-encoded)."""
+# ---- JSON, guarded ------------------------------------------------------------------------------------
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|,(?=\s*[\]}])', re.S)
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _without_trailing_commas(text: str) -> str:
+    return _TOKENS.sub(lambda m: "" if m.group() == "," else m.group(), text)
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` behind guards: size and nesting first; a trailing comma is tolerated."""
+    if len(text) > MAX_BODY_CHARS:
+        raise UnparseableEvent(f"body of {len(text)} characters is over the {MAX_BODY_CHARS} limit")
+    if _nesting_depth(text) > MAX_DEPTH:
+        raise UnparseableEvent(f"body nests deeper than {MAX_DEPTH} levels")
     try:
-        body = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
-        raise UnparseableEvent(f"body is not JSON: {exc}") from exc
+        try:
+            return json.loads(_without_trailing_commas(text))
+        except ValueError:
+            raise UnparseableEvent(f"body is not JSON: {exc}") from exc
+
+
+def parse_body(vendor: str, channel: str | None, text: str, received_at: pendulum.DateTime | None = None) -> Parsed:
+    """Parse a stored body as JSON whatever its Content-Type said (Teleprom V3 sends form-encoded)."""
+    received_at = received_at or pendulum.now("UTC")
+    body = loads(text)
     try:
         if vendor == "teleprom":
-            return parse_teleprom(body)
+            return parse_teleprom(body, received_at)
         if vendor == "itd":
-            return parse_itd(body)
+            return parse_itd(body, received_at)
         if vendor == "wavy":
             return parse_wavy(body, channel)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, UnparseableEvent):
-            raise
-        raise UnparseableEvent(f"{type(exc).__name__}: {exc}") from exc
-    raise UnparseableEvent(f"unknown vendor {vendor!r}")
+    except UnparseableEvent:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        raise UnparseableEvent(f"{type(exc).__name__} while reading the body") from exc
+    raise UnparseableEvent(f"unknown vendor {vendor[:20]!r}")

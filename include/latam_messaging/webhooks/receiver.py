@@ -7,7 +7,14 @@ vendors retry until they get one. A warehouse outage → 503, so the vendor retr
 happens in the ``webhook_ingest`` DAG.
 
 Stores are group-committed: concurrent requests wait for one shared transaction, which keeps the
-"stored before acknowledged" promise at hundreds of requests per second on SQLite.
+"stored before acknowledged" promise at hundreds of requests per second on SQLite. Bodies are stored
+losslessly whatever their bytes (``ingest.body_text``: UTF-8 text, or ``base64:`` for bytes a text
+column cannot hold exactly, NUL included). A group whose commit fails is written again row by row,
+so one row the warehouse refuses answers 503 alone. Memory stays bounded: at most ``MAX_QUEUE``
+bodies wait, and a request waits at most ``WAIT_LIMIT_S``; beyond either it answers 503 with
+``Retry-After`` (the vendors retry) instead of queueing more. Statements time out
+(``WRITE_TIMEOUT_MS``); SQL errors never show bound values (``hide_parameters``), and nothing
+here logs a body.
 
 Run: ``python -m latam_messaging.webhooks.receiver`` (127.0.0.1:8090; ``--host/--port`` to change).
 """
@@ -22,6 +29,7 @@ import os
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
 
 from latam_messaging.warehouse import schema
@@ -33,6 +41,18 @@ MAX_BODY = 1024 * 1024
 VENDORS = {"teleprom", "itd"}
 WAVY_CHANNELS = {"callback", "dlr", "mo"}
 MAX_GROUP = 500
+#: Bodies (and their bytes) waiting to be stored, at most; more answer 503 at once.
+MAX_QUEUE = 2000
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+#: A request waits this long for its row to commit, then answers 503 (the row may still land: the
+#: vendor's retry is then a duplicate, recognised by its body hash).
+WAIT_LIMIT_S = 10.0
+#: A group commit gives up after this long (PostgreSQL statement and lock timeouts of its transaction).
+WRITE_TIMEOUT_MS = 8000
+
+
+class Overloaded(Exception):
+    """The queue is full or the wait limit passed: answer 503."""
 
 
 class GroupCommitStore:
@@ -42,9 +62,13 @@ class GroupCommitStore:
         self.warehouse = warehouse
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
+        self.queued_bytes = 0
+
+    def full(self) -> bool:
+        return self._queue.full() or self.queued_bytes >= MAX_QUEUED_BYTES
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(maxsize=MAX_QUEUE)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -52,14 +76,52 @@ class GroupCommitStore:
             self._task.cancel()
 
     async def put(self, row: dict[str, Any]) -> None:
-        """Returns once the row is committed; raises if the warehouse refused it."""
+        """Returns once the row is committed; raises if the warehouse refused it or took too long."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((row, future))
-        await future
+        size = len(row["body"])
+        if self.queued_bytes + size > MAX_QUEUED_BYTES:
+            raise Overloaded("queue full")
+        try:
+            self._queue.put_nowait((row, future))
+        except asyncio.QueueFull as exc:
+            raise Overloaded("queue full") from exc
+        self.queued_bytes += size
+        future.add_done_callback(lambda done: self._release(size, done))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), WAIT_LIMIT_S)
+        except TimeoutError as exc:
+            raise Overloaded("wait limit") from exc
+
+    def _release(self, size: int, done: asyncio.Future) -> None:
+        self.queued_bytes -= size
+        if not done.cancelled():
+            done.exception()  # retrieved even when the request stopped waiting
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         with self.warehouse.begin() as conn:
+            if self.warehouse.dialect == "postgresql":
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {WRITE_TIMEOUT_MS}"))
+                conn.execute(sa.text(f"SET LOCAL lock_timeout = {WRITE_TIMEOUT_MS}"))
             self.warehouse.insert_new(conn, schema.raw_webhook_events, rows)
+
+    def _write_group(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+        """Commit the group; if that fails, each row on its own. Returns each row's failure (or None)."""
+        try:
+            self._write(rows)
+            return [None] * len(rows)
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) == 1:
+                return [exc]
+            if isinstance(exc, sa.exc.OperationalError):  # warehouse away or locked: no row would do better
+                return [exc] * len(rows)
+        outcome: list[BaseException | None] = []
+        for row in rows:
+            try:
+                self._write([row])
+                outcome.append(None)
+            except Exception as exc:  # noqa: BLE001
+                outcome.append(exc)
+        return outcome
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -68,16 +130,21 @@ class GroupCommitStore:
             while not self._queue.empty() and len(group) < MAX_GROUP:
                 group.append(self._queue.get_nowait())
             try:
-                await loop.run_in_executor(None, self._write, [row for row, _ in group])
-            except Exception as exc:  # warehouse down: every waiting request answers 503
-                log.error("could not store %d webhook(s): %s", len(group), exc)
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in group:
-                if not future.done():
+                failures = await loop.run_in_executor(None, self._write_group, [row for row, _ in group])
+            except Exception as exc:  # noqa: BLE001 - never let the writer die
+                failures = [exc] * len(group)
+            refused = [f for f in failures if f is not None]
+            if refused:  # the type only: a database message may quote what was sent
+                log.error(
+                    "could not store %d of %d webhook(s): %s", len(refused), len(group), type(refused[0]).__name__
+                )
+            for (_, future), failure in zip(group, failures, strict=True):
+                if future.done():
+                    continue
+                if failure is None:
                     future.set_result(None)
+                else:
+                    future.set_exception(failure)
 
 
 def create_app(warehouse: Warehouse | None = None, secret: str | None = None) -> FastAPI:
@@ -97,6 +164,8 @@ def create_app(warehouse: Warehouse | None = None, secret: str | None = None) ->
     async def receive(request: Request, vendor: str, given_secret: str, channel: str | None) -> Response:
         if not hmac.compare_digest(given_secret.encode(), secret.encode()):
             return Response(status_code=404)
+        if request.app.state.store.full():  # before reading the body: memory stays bounded
+            return Response(status_code=503, headers={"Retry-After": "30"})
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return Response(status_code=413)
@@ -108,7 +177,7 @@ def create_app(warehouse: Warehouse | None = None, secret: str | None = None) ->
         row = raw_event_row(vendor, channel, bytes(raw), request.headers.get("content-type"))
         try:
             await request.app.state.store.put(row)
-        except Exception:
+        except Exception:  # noqa: BLE001 - refused, overloaded or away: the vendor retries later
             return Response(status_code=503, headers={"Retry-After": "30"})
         return Response(status_code=200)
 
