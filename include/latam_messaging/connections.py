@@ -4,6 +4,10 @@ Airflow 3.2+ reads these declaratively from ``get_provider_info()`` (``conn-fiel
 ``ui-field-behaviour``); the hooks derive ``get_ui_field_behaviour`` and the legacy
 ``get_connection_form_widgets`` from the same data so older UIs show the same form.
 This module is plain data: importing it must stay cheap (the providers manager does at start-up).
+
+The port field is hidden for every vendor: the port belongs inside the Base URL (``https://host:8443``).
+A visible, empty port field is posted by the UI's connection **Test** as ``port: 0``, which the API
+server reads as "a different endpoint than the stored connection" and refuses with 400.
 """
 
 from __future__ import annotations
@@ -27,9 +31,16 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
     "teleprom": {
         "hook-class-name": "latam_messaging.teleprom.hook.TelepromHook",
         "hook-name": "Teleprom (WhatsApp)",
-        "conn-fields": dict(_COMMON_FIELDS),
+        "conn-fields": {
+            **_COMMON_FIELDS,
+            "batch_size": {
+                "label": "Batch size",
+                "schema": {"type": ["integer", "null"], "default": 500, "minimum": 1},
+                "description": "Destinations per MessageWpp request.",
+            },
+        },
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "extra"],
+            "hidden-fields": ["schema", "port", "extra"],
             "relabeling": {"host": "Base URL", "login": "Username", "password": "Password"},
             "placeholders": {"host": "https://mayten.cloud", "login": "user given by Teleprom"},
         },
@@ -46,7 +57,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             },
         },
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "login", "extra"],
+            "hidden-fields": ["schema", "port", "login", "extra"],
             "relabeling": {"host": "Base URL", "password": "API token (JWT)"},
             "placeholders": {"host": "https://ida.itdchile.cl"},
         },
@@ -56,7 +67,7 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
         "hook-name": "Wavy (SMS)",
         "conn-fields": dict(_COMMON_FIELDS),
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "extra"],
+            "hidden-fields": ["schema", "port", "extra"],
             "relabeling": {"host": "Base URL", "login": "UserName", "password": "AuthenticationToken"},
             "placeholders": {"host": "https://api-messaging.wavy.global", "login": "user or e-mail"},
         },
