@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install test lint demo run simulators bench clean
+.PHONY: install test lint demo run simulators bench clean airflow doctor
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ demo: install
 run: install
 	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" && exit 2)
 	$(BIN)/python scripts/demo.py --dag $(DAG)
+
+# A real local Airflow (api-server, scheduler, dag-processor, triggerer) + simulators + receiver; Ctrl-C stops it
+airflow: install
+	$(BIN)/python scripts/airflow_local.py
+
+# Is this Airflow ready? connections, pools, warehouse migrations, receiver (exit 1 on a problem)
+doctor: install
+	$(BIN)/python -m latam_messaging doctor $(DOCTOR_ARGS)
 
 bench: install
 	$(BIN)/python scripts/bench.py
