@@ -151,3 +151,56 @@ def test_a_failure_alert_goes_to_the_connection(run_dag, warehouse, itd_hook, it
     assert run_dag("itd_poll").state == "failed"
     [(path, body)] = sink.wait_for(lambda posts: len(posts) >= 1)
     assert path == "/chat-webhook" and "itd_poll.check_credit_threshold failed" in body["text"]
+
+
+def test_itd_minute_times_webhook_and_poll_make_one_event_and_no_negative_latency(warehouse, tmp_path):
+    """ITD's webhook says 16:07 (to the minute) for a delivery at 16:07:45; the send was accepted at
+    16:07:30 and the poll later reports the same status with seconds."""
+    from latam_messaging.reporting import render_report
+    from latam_messaging.status import StatusEvent, apply_status_events
+
+    accepted = pendulum.datetime(2026, 3, 2, 19, 7, 30, tz="UTC")
+    with warehouse.begin() as conn:
+        conn.execute(
+            schema.outbound_messages.insert().values(
+                message_key="m-itd",
+                vendor="itd",
+                phone="56961234567",
+                state="accepted",
+                vendor_message_id="uuid-1",
+                content_type="TEXT",
+                created_at=accepted,
+                updated_at=accepted,
+                accepted_at=accepted,
+            )
+        )
+    minute = pendulum.datetime(2026, 3, 2, 19, 7, tz="UTC")
+    webhook = [StatusEvent("itd", "uuid-1", "delivered", "DELIVERED", minute, "webhook", precision_s=60)]
+    poll = [StatusEvent("itd", "uuid-1", "delivered", "DELIVERED", minute.add(seconds=45), "poll", precision_s=1)]
+    with warehouse.begin() as conn:
+        assert apply_status_events(warehouse, conn, webhook) == 1
+    with warehouse.begin() as conn:
+        assert apply_status_events(warehouse, conn, poll) == 0  # the same status, seen twice: one event
+    [event] = warehouse.rows(schema.message_status_events)
+    assert event["event_at"] == accepted and "precise to 60 s" in event["note"]
+    [latency] = warehouse.rows(sa.text("SELECT * FROM report_time_to_deliver"))
+    assert latency["seconds_to_deliver"] == 0
+
+    # a reject reason matplotlib would read as math, and missing values
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        conn.execute(
+            schema.drop_files.insert().values(
+                file_sha256="f" * 64, vendor="wavy", folder="wavy_sms", path="x.csv", state="loaded", claimed_at=now
+            )
+        )
+        conn.execute(
+            schema.drop_rejects.insert().values(
+                file_sha256="f" * 64, row_number=1, reason="$x^{$ is not a phone", raw_row="{}", rejected_at=now
+            )
+        )
+    result = render_report(warehouse, tmp_path / "report")
+    page = result.html.read_text()
+    assert "$x^{$ is not a phone" in page
+    assert "None" not in page and "n/a" in page  # credits unknown: n/a
+    assert "<th></th>" not in page and "<th>vendor</th>" in page  # no unnamed pandas index column
