@@ -132,6 +132,28 @@ def start_services(env: dict[str, str]) -> list[subprocess.Popen]:
     return started
 
 
+#: Webhook formats the demo's simulators post: Teleprom account 39 in V0, account 41 statuses in V1 and
+#: replies in V3; ITD posts its documented bodies (inbound with ``direction: 1``, statuses with the
+#: printed trailing comma) by itself.
+SIMULATOR_CONFIG = {
+    "teleprom": {"webhook_versions": {"39": "V0", "41": {"status": "V1", "incoming": "V3"}}, "inbound_reply_rate": 0.5},
+    "itd": {"reply_rate": 0.5},
+}
+
+
+def configure_simulators() -> None:
+    for vendor, settings in SIMULATOR_CONFIG.items():
+        request = urllib.request.Request(
+            f"{SIMULATOR_URLS[vendor]}/_sim/config",
+            data=json.dumps(settings).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    print("simulators: Teleprom webhooks V0 (account 39), V1 statuses and V3 replies (account 41); ITD as documented")
+
+
 def drop_samples(env: dict[str, str]) -> None:
     """Copy the sample CSVs into their drop folders (as writers do: upload ``.part``, then rename)."""
     if not SAMPLES.exists():
@@ -256,6 +278,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     started = start_services(env)
     try:
+        configure_simulators()
         if not args.dag:
             drop_samples(env)
         results = []

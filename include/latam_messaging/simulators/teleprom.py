@@ -129,7 +129,8 @@ class TelepromSimulator(Simulator):
     name = "teleprom"
     default_port = 8081
     #: ``webhook_versions``: account id → "V0" (default), "V1" or "V3", the webhook format that account's
-    #: callbacks use (Teleprom configures it per account: ``/_sim/config {"webhook_versions": {"41": "V1"}}``)
+    #: callbacks use (Teleprom configures it per account: ``/_sim/config {"webhook_versions": {"41": "V1"}}``),
+    #: or ``{"status": "V1", "incoming": "V3"}`` for one format per kind of event
     extra_config = {
         "templates": None,
         "accounts": None,
@@ -291,8 +292,11 @@ class TelepromSimulator(Simulator):
             return ["enqueued", "sent", "delivered"]
         return ["enqueued", "sent", "delivered", "read"]
 
-    def webhook_version(self, source_id: int) -> str:
-        version = str((self.config.get("webhook_versions") or {}).get(str(source_id), "V0")).upper()
+    def webhook_version(self, source_id: int, kind: str = "status") -> str:
+        chosen = (self.config.get("webhook_versions") or {}).get(str(source_id), "V0")
+        if isinstance(chosen, dict):
+            chosen = chosen.get(kind, "V0")
+        version = str(chosen).upper()
         return version if version in ("V0", "V1", "V3") else "V0"
 
     def _schedule_status_webhooks(
@@ -335,6 +339,7 @@ class TelepromSimulator(Simulator):
             self.webhooks.schedule(due, version, event)
         if statuses[-1] == "read" and self.fraction("reply", tracking) < float(self.config["inbound_reply_rate"]):
             due = accepted_at + (len(statuses) + 1) * self.step
+            version = self.webhook_version(source_id, "incoming")
             if version == "V0":
                 event = {
                     "fechaHora": _local_iso(due),
