@@ -172,7 +172,8 @@ def read_rows(path: Path, layout: CsvLayout, chunk_rows: int = CHUNK_ROWS) -> It
                     yield chunk
                     chunk = []
     except UnicodeDecodeError:
-        raise UnreadableDropError(f"row {number + 1} is not valid {layout.encoding} text") from None
+        # the decoder reads ahead of the parser: the bad byte is in this row or a later one
+        raise UnreadableDropError(f"the file is not valid {layout.encoding} text at or after row {number + 1}") from None
     except csv.Error as exc:
         raise UnreadableDropError(f"the file cannot be parsed as CSV after row {number}: {exc}") from None
     if chunk:

@@ -89,6 +89,8 @@ class DropFolder:
         self.mine = self.claimed / self.owner
         self.lease_file = self.claimed / f"{self.owner}.lease"
         self.lease_s = lease_s
+        #: Entries named ``*.csv`` that were not regular files, moved to ``failed/`` unread.
+        self.not_regular = 0
 
     def ensure(self) -> None:
         for folder in (self.path, self.claimed, self.path / ARCHIVE, self.path / FAILED):
@@ -173,6 +175,7 @@ class DropFolder:
                 if candidate.exists() or candidate.is_symlink():
                     with contextlib.suppress(OSError):
                         moved = self.finish(candidate, FAILED)
+                        self.not_regular += 1
                         log.error("%s is not a regular file (symlink, folder or pipe): moved unread to %s",
                                   candidate.name, moved)
                 continue

@@ -159,4 +159,5 @@ def process_drops(
             stats.rows_valid += valid
             stats.rows_rejected += rejected
             log.info("%s: %d valid row(s), %d rejected; archived as %s", claimed.name, valid, rejected, moved.name)
+    stats.failed += folder.not_regular
     return stats

@@ -158,4 +158,14 @@ def send_pipeline(vendor: str) -> None:
             print(f"resolved {resolved} unknown row(s): Wavy has them")
             return resolved
 
-        sent >> reconcile_unknown()
+        @task(trigger_rule="one_failed", retries=0)
+        def run_failed() -> None:
+            """reconcile_unknown runs whatever send_due did, so the run's outcome is set here: this
+            task runs (and fails the run) only when an upstream task failed."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("send_due failed (see its log); unknown rows were reconciled anyway")
+
+        reconciled = reconcile_unknown()
+        sent >> reconciled
+        [sent, reconciled] >> run_failed()
