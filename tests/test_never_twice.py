@@ -380,3 +380,12 @@ def test_release_unknown_fails_when_no_key_matched(run_dag, warehouse, wavy_hook
     run = run_dag("wavy_sms_send", run_conf={"release_unknown": ["m-00000000000000aa-1"]})
     assert run.state == "failed"
     assert states(warehouse, "wavy") == {"accepted": 1}
+
+
+def test_send_due_scales_out_as_mapped_instances_that_share_the_rows(run_dag, warehouse, wavy_hook, wavy_server, drop_dir):
+    drop_csv(drop_dir, "wavy_sms", "w.csv", wavy_rows(2500))
+    run = run_dag("wavy_sms_send", run_conf={"send_instances": 3})
+    assert run.state == "success"
+    mapped = sorted(ti.map_index for ti in run.get_task_instances() if ti.task_id == "send_due")
+    assert mapped == [0, 1, 2]
+    assert_each_row_sent_once(warehouse, wavy_server, "wavy", 2500)

@@ -35,6 +35,8 @@ class SendAdapter:
     #: Defaults of the DAG params: worker threads and the requests-per-second ceiling.
     concurrency: ClassVar[int] = 4
     requests_per_s: ClassVar[float] = 0.0
+    #: Default of the ``send_instances`` param: mapped ``send_due`` instances (each on any worker).
+    instances: ClassVar[int] = 1
 
     def make_hook(self, pool_size: int) -> VendorHttpHook:
         raise NotImplementedError

@@ -28,7 +28,9 @@ Sends the CSV drops of **`{folder}/`** (under `MESSAGING_DROP_DIR`) via {how}.
    reason) and writes `outbound_messages` as `pending` or `scheduled` (`send_at` in the future
    or outside the send window). The file moves to `archive/`, or `failed/` if unreadable.
    A file is all or nothing: its rows become sendable only once the whole file has been read.
-2. **send_due** sends due rows concurrently. Each worker claims one request's rows atomically
+2. **plan_sends** releases the `unknown` rows named in `release_unknown` (the run fails if none of
+   them is `unknown`) and decides how many `send_due` instances run (`send_instances`).
+3. **send_due** (mapped: one or more instances, on any workers) sends due rows concurrently. Each worker claims one request's rows atomically
    (committed as `sending` under this run's lease) before the request leaves, so overlapping runs
    never send a row twice. Rows left `sending` by a run whose lease expired become `unknown`, as do
    rows whose answer was ambiguous (5xx, timeout): they are never re-sent automatically. To release
@@ -53,6 +55,14 @@ def send_params() -> dict[str, Param]:
             type=["null", "string"],
             pattern="^$|^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$",
             description="Local hours in which to send, e.g. 09:00-21:00 (default: MESSAGING_SEND_WINDOW_<VENDOR>, else any time).",
+        ),
+        "send_instances": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=16,
+            description="Parallel send_due task instances (mapped; they share the pending rows through atomic "
+            "claims and split the requests-per-second ceiling). Default per vendor.",
         ),
         "concurrency": Param(
             None, type=["null", "integer"], minimum=1, maximum=64, description="Worker threads (default per vendor)."
@@ -96,27 +106,19 @@ def send_pipeline(vendor: str) -> None:
         print(f"ingest: {asdict(stats)}")
         return asdict(stats)
 
-    @task(
-        outlets=[assets.OUTBOUND_MESSAGES],
-        retries=2,
-        retry_delay=pendulum.duration(minutes=2),
-        pool=VENDOR_POOLS[vendor],
-    )
-    def send_due() -> dict[str, Any]:
-        """Send pending rows. A retry never re-sends: rows in flight become 'unknown'."""
+    @task(retries=2, retry_delay=pendulum.duration(minutes=1))
+    def plan_sends() -> list[int]:
+        """Release the ``unknown`` rows an operator named, then one entry per send instance."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from latam_messaging.common.errors import VendorAuthError, VendorNoCreditsError
         from latam_messaging.sending.adapters import ADAPTERS
         from latam_messaging.sending.ledger import Ledger
-        from latam_messaging.sending.pipeline import dispatch, unknown_report
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]
-        warehouse = open_warehouse()
         asked = list(dict.fromkeys(params.get("release_unknown") or []))
         if asked:
-            released = Ledger(warehouse, vendor).release_unknown(asked, pendulum.now("UTC"))
+            released = Ledger(open_warehouse(), vendor).release_unknown(asked, pendulum.now("UTC"))
             refused = [k for k in asked if k not in set(released)]
             print(f"released {len(released)} of {len(asked)} unknown row(s) back to pending, as asked")
             if refused:
@@ -126,23 +128,51 @@ def send_pipeline(vendor: str) -> None:
                     f"release_unknown: none of the {len(asked)} key(s) is an 'unknown' {vendor} row; nothing was "
                     "released or sent. Check the keys in outbound_messages (state = 'unknown')."
                 )
+        instances = params.get("send_instances") or ADAPTERS[vendor].instances
+        print(f"sending with {instances} instance(s) sharing the pending rows through atomic claims")
+        return list(range(instances))
+
+    @task(
+        outlets=[assets.changes(assets.OUTBOUND_MESSAGES)],
+        retries=2,
+        retry_delay=pendulum.duration(minutes=2),
+        pool=VENDOR_POOLS[vendor],
+    )
+    def send_due(instance: int) -> dict[str, Any]:
+        """Send pending rows (one of N mapped instances: each claims its own rows, so they never
+        overlap). A retry never re-sends: rows in flight become 'unknown'."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from latam_messaging.common.errors import VendorAuthError, VendorNoCreditsError
+        from latam_messaging.sending.adapters import ADAPTERS
+        from latam_messaging.sending.pipeline import dispatch, unknown_report
+        from latam_messaging.warehouse.db import open_warehouse
+
+        context = get_current_context()
+        params = context["params"]
+        warehouse = open_warehouse()
+        adapter = ADAPTERS[vendor]()
+        instances = params.get("send_instances") or adapter.instances
+        rate = params.get("requests_per_second")
+        rate = adapter.requests_per_s if rate is None else rate
         try:
             stats = dispatch(
-                ADAPTERS[vendor](),
+                adapter,
                 warehouse,
                 concurrency=params.get("concurrency"),
-                requests_per_s=params.get("requests_per_second"),
+                requests_per_s=rate / instances if rate else rate,  # each instance its share of the ceiling
                 window=_window(vendor, params),
             )
         except (VendorNoCreditsError, VendorAuthError) as exc:
             # retrying cannot help; the rows not sent stay pending for the next run
             raise AirflowFailException(f"sending stopped: {exc}") from exc
+        assets.emit_changes({assets.OUTBOUND_MESSAGES: stats.attempted + stats.marked_unknown}, context)
         unknown = unknown_report(warehouse, vendor)
         if unknown:
             print(f"{len(unknown)} row(s) are 'unknown' and wait for an operator or a callback, e.g. {unknown[:3]}")
-        return asdict(stats)
+        return {"instance": instance, **asdict(stats)}
 
-    sent = send_due()
+    sent = send_due.expand(instance=plan_sends())
     ingest_drops() >> sent
 
     if vendor == "wavy":
