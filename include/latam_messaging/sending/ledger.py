@@ -82,6 +82,8 @@ class Outcome:
     vendor_message_id: str | None = None
     error: str | None = None
     vendor_answer: str | None = None
+    #: When the vendor's answer arrived (``accepted_at``); the recording time if not set.
+    answered_at: pendulum.DateTime | None = None
 
 
 def _chunks(items: Sequence[Any], size: int = KEY_CHUNK) -> Iterable[Sequence[Any]]:
@@ -273,7 +275,7 @@ class Ledger:
                 "v": o.vendor_message_id,
                 "e": o.error,
                 "a": o.vendor_answer,
-                "t": now if o.state == MessageState.ACCEPTED else None,
+                "t": (o.answered_at or now) if o.state == MessageState.ACCEPTED else None,
             }
             for o in outcomes
             if o.state != MessageState.PENDING

@@ -129,7 +129,11 @@ def _send_one_batch(
         return [Outcome(k, MessageState.PENDING) for k in keys]
     limiter.acquire()
     try:
-        return adapter.send_batch(hook, batch)
+        outcomes = adapter.send_batch(hook, batch)
+        answered = pendulum.now("UTC")  # accepted_at: the vendor's answer time for this request
+        for outcome in outcomes:
+            outcome.answered_at = answered
+        return outcomes
     except (errors.VendorNoCreditsError, errors.VendorAuthError) as exc:
         stop.set(exc)  # the vendor refused before sending: these rows stay pending
         return [Outcome(k, MessageState.PENDING, error=str(exc)) for k in keys]
