@@ -6,10 +6,14 @@ import contextlib
 import datetime
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if ROOT.name == "mutants" and (ROOT / "include" / "latam_messaging").is_dir():
+    # mutmut's copy of the project (make mutants): import the mutated package, not the installed one
+    sys.path.insert(0, str(ROOT / "include"))
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -191,10 +195,13 @@ def webhook_sink():
 # ---- the warehouse, on both databases --------------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A real PostgreSQL for the session (``TEST_POSTGRES_URL`` to reuse one)."""
-    from tests.postgres import ThrowawayPostgres
+    """A real PostgreSQL for the session: ``TEST_POSTGRES_URL`` (a server URL, e.g.
+    ``postgresql://user:pass@host:5432/postgres``) to use an existing server, in which each test
+    creates its own database; otherwise a throwaway cluster."""
+    from tests.postgres import ExistingPostgres, ThrowawayPostgres
 
-    server = ThrowawayPostgres()
+    url = os.environ.get("TEST_POSTGRES_URL")
+    server = ExistingPostgres(url) if url else ThrowawayPostgres()
     yield server
     server.stop()
 
@@ -224,8 +231,9 @@ def warehouse(request, monkeypatch, tmp_path):
             conn_type="postgres",
             host=server.host,
             port=server.port,
-            login="postgres",
+            login=server.login,
             schema=name,
+            **({"password": server.password} if server.password else {}),
         )
     wh = Warehouse.from_connection()
     wh.migrate()
@@ -253,13 +261,15 @@ def run_dag(airflow_db):
     """Run a DAG of ``dags/`` in-process with ``dag.test()``; returns the finished DagRun."""
     from airflow.dag_processing.dagbag import DagBag
 
-    def run(dag_id: str, *, retries: int = 0, **kwargs):
-        """``retries``: dag.test() would really wait out the DAG's retry delays, so tests set them."""
+    def run(dag_id: str, *, retries: int | None = 0, **kwargs):
+        """``retries``: dag.test() would really wait out the DAG's retry delays, so tests set them;
+        ``retries=None`` keeps each task's own retries (and only zeroes the delay between them)."""
         bag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id}.py"))
         assert not bag.import_errors, bag.import_errors
         dag = bag.dags[dag_id]
         for task in dag.tasks:
-            task.retries = retries
+            if retries is not None:
+                task.retries = retries
             task.retry_delay = datetime.timedelta(seconds=0)
         return dag.test(**kwargs)
 

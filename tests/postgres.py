@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL cluster for the tests: real server, temporary directory, random port.
 
 ``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
-Set ``TEST_POSTGRES_URL`` to use an existing server instead.
+Set ``TEST_POSTGRES_URL`` to use an existing server instead (:class:`ExistingPostgres`): the tests
+then create their databases in it (the URL's user needs ``CREATEDB``) and leave them there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 
 def _bindir() -> Path:
@@ -32,6 +34,9 @@ def _free_port() -> int:
 
 
 class ThrowawayPostgres:
+    login = "postgres"
+    password: str | None = None
+
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.data = self.base / "data"
@@ -65,3 +70,25 @@ class ThrowawayPostgres:
             self._as_owner + [self._pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class ExistingPostgres:
+    """A server someone else runs, named by a URL such as ``postgresql://user:pass@host:5432/postgres``
+    (any driver suffix is ignored). Nothing is started or stopped."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if not parts.scheme.startswith("postgres") or not parts.hostname:
+            raise ValueError("TEST_POSTGRES_URL must look like postgresql://user:password@host:5432/postgres")
+        self.host = parts.hostname
+        self.port = parts.port or 5432
+        self.login = unquote(parts.username or "postgres")
+        self.password = unquote(parts.password) if parts.password else None
+        self.admin_database = parts.path.lstrip("/") or "postgres"
+
+    def url(self, database: str | None = None) -> str:
+        auth = quote(self.login, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
+        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{database or self.admin_database}"
+
+    def stop(self) -> None:
+        pass
