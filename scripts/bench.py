@@ -46,24 +46,64 @@ def start_simulator(name: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{name} simulator did not start")
 
 
-def set_latency(url: str, latency_ms: int) -> None:
+def configure(url: str, **settings) -> None:
     request = urllib.request.Request(
-        f"{url}/_sim/config",
-        data=json.dumps({"latency_ms": latency_ms}).encode(),
-        headers={"Content-Type": "application/json"},
+        f"{url}/_sim/config", data=json.dumps(settings).encode(), headers={"Content-Type": "application/json"}
     )
     urllib.request.urlopen(request, timeout=10).read()
 
 
-def environment(workdir: Path, teleprom_url: str) -> dict[str, str]:
+def set_latency(url: str, latency_ms: int) -> None:
+    configure(url, latency_ms=latency_ms)
+
+
+class Warehouses:
+    """Where each measured run keeps its warehouse: a fresh SQLite file, or a fresh database on the
+    throwaway PostgreSQL cluster the tests use (started once, as the ``postgres`` user)."""
+
+    def __init__(self) -> None:
+        self._postgres = None
+        self._count = 0
+
+    def connection(self, kind: str, workdir: Path) -> dict:
+        if kind == "sqlite":
+            return {"conn_type": "sqlite", "host": str(workdir / "warehouse.db")}
+        if self._postgres is None:
+            sys.path.insert(0, str(ROOT))
+            from tests.postgres import ThrowawayPostgres
+
+            self._postgres = ThrowawayPostgres()
+        self._count += 1
+        name = f"bench_{os.getpid()}_{self._count}"
+        subprocess.run(
+            [sys.executable, "-c", f"import sqlalchemy as sa; e = sa.create_engine({self._postgres.url()!r}, "
+             f"isolation_level='AUTOCOMMIT'); e.connect().exec_driver_sql('CREATE DATABASE \"{name}\"')"],
+            check=True,
+        )
+        return {"conn_type": "postgres", "host": self._postgres.host, "port": self._postgres.port,
+                "login": "postgres", "schema": name}
+
+    def stop(self) -> None:
+        if self._postgres is not None:
+            self._postgres.stop()
+
+
+def environment(workdir: Path, urls: dict[str, str], warehouse: dict | None = None) -> dict[str, str]:
+    workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         AIRFLOW_HOME=str(workdir / "airflow"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW_CONN_TELEPROM_DEFAULT=json.dumps(
-            {"conn_type": "teleprom", "host": teleprom_url, "login": "demo", "password": "demo-pass"}
+            {"conn_type": "teleprom", "host": urls["teleprom"], "login": "demo", "password": "demo-pass"}
         ),
-        AIRFLOW_CONN_MESSAGING_WAREHOUSE=json.dumps({"conn_type": "sqlite", "host": str(workdir / "warehouse.db")}),
+        AIRFLOW_CONN_ITD_DEFAULT=json.dumps({"conn_type": "itd_chile", "host": urls["itd"], "password": "itd-demo-token"}),
+        AIRFLOW_CONN_WAVY_DEFAULT=json.dumps(
+            {"conn_type": "wavy", "host": urls["wavy"], "login": "demo@wavy.global", "password": "wavy-demo-token"}
+        ),
+        AIRFLOW_CONN_MESSAGING_WAREHOUSE=json.dumps(
+            warehouse or {"conn_type": "sqlite", "host": str(workdir / "warehouse.db")}
+        ),
         MESSAGING_DROP_DIR=str(workdir / "drops"),
     )
     return env
@@ -180,10 +220,148 @@ def child_simulator_accept(batches: int) -> dict:
     }
 
 
-CHILDREN = {"pipeline": child_pipeline, "naive": child_naive, "simulator_accept": child_simulator_accept}
+def _rss() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _drop_lines(path: Path, header: str, lines) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".csv.part"), "w", encoding="utf-8") as out:
+        out.write(header + "\n")
+        out.writelines(lines)
+    path.with_suffix(".csv.part").rename(path)
+
+
+def _send_e2e(adapter, folder: str, header: str, lines, region: str, **dispatch_args) -> dict:
+    from latam_messaging.sending.pipeline import dispatch, ingest_drops
+    from latam_messaging.warehouse.db import open_warehouse
+
+    warehouse = open_warehouse()
+    drops = Path(os.environ["MESSAGING_DROP_DIR"])
+    _drop_lines(drops / folder / "bench.csv", header, lines)
+    started = time.perf_counter()
+    ingest = ingest_drops(adapter, warehouse, drops, region=region, timezone="UTC")
+    sent = dispatch(adapter, warehouse, **dispatch_args)
+    seconds = time.perf_counter() - started
+    return {"rows": sent.states.get("accepted", 0), "valid": ingest.rows_valid, "seconds": round(seconds, 3),
+            "peak_rss_mb": _rss()}
+
+
+def child_itd(rows: int) -> dict:
+    """ITD end to end: one message a request, 16 workers, no request-rate ceiling (the simulator's 20 ms)."""
+    from latam_messaging.sending.adapters import ItdAdapter
+
+    lines = (f"+56 9 {6000 + i // 10000 % 4000:04d} {i % 10000:04d},TEXT,hola {i}\n" for i in range(rows))
+    return _send_e2e(ItdAdapter(), "itd_whatsapp", "phone,content_type,content", lines, "CL",
+                     concurrency=16, requests_per_s=0)
+
+
+def child_wavy(rows: int) -> dict:
+    """Wavy end to end: bulks of 1,000."""
+    from latam_messaging.sending.adapters import WavyAdapter
+
+    lines = (f"55119{i % 100_000_000:08d},Mensaje {i}\n" for i in range(rows))
+    return _send_e2e(WavyAdapter(), "wavy_sms", "phone,message", lines, "BR", requests_per_s=0)
+
+
+SCALE_DISPATCHER = """
+import pathlib, sys, time
+from latam_messaging.sending.adapters import TelepromAdapter
+from latam_messaging.sending.pipeline import dispatch
+from latam_messaging.warehouse.db import Warehouse
+warehouse = Warehouse.from_connection()
+go = pathlib.Path(sys.argv[1])
+(go.parent / f"ready-{sys.argv[2]}").touch()
+while not go.exists():  # start together, imports done: the clock measures sending only
+    time.sleep(0.002)
+dispatch(TelepromAdapter(), warehouse)
+"""
+
+
+def child_scale(rows: int) -> dict:
+    """``rows`` pending HSM rows sent by N dispatcher processes at once (``BENCH_INSTANCES``), as N
+    mapped ``send_due`` instances on N workers would."""
+    from latam_messaging.sending.adapters import TelepromAdapter
+    from latam_messaging.sending.pipeline import ingest_drops
+    from latam_messaging.teleprom.catalog import sync_catalog
+    from latam_messaging.teleprom.hook import TelepromHook
+    from latam_messaging.warehouse import schema
+    from latam_messaging.warehouse.db import open_warehouse
+
+    warehouse = open_warehouse()
+    hook = TelepromHook()
+    sync_catalog(warehouse, hook.get_templates(), hook.get_accounts())
+    drops = Path(os.environ["MESSAGING_DROP_DIR"])
+    write_drop(drops / "teleprom_hsm" / "bench.csv", rows)
+    ingest_drops(TelepromAdapter(), warehouse, drops, region="AR", timezone="UTC")
+    instances = int(os.environ["BENCH_INSTANCES"])
+    go = drops / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", SCALE_DISPATCHER, str(go), str(i)]) for i in range(instances)]
+    while len(list(drops.glob("ready-*"))) < instances:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a dispatcher died before starting")
+        time.sleep(0.01)
+    started = time.perf_counter()
+    go.touch()
+    if any(p.wait() for p in procs):
+        raise SystemExit("a dispatcher failed")
+    seconds = time.perf_counter() - started
+    table = schema.outbound_messages
+    accepted = warehouse.count(table, table.c.state == "accepted")
+    return {"rows": accepted, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
+
+
+def child_webhook_ingest(bodies: int) -> dict:
+    """Raw Teleprom V0 bodies (5 status events each, for accepted sends) → status events, events/s."""
+    import pendulum
+
+    from latam_messaging.warehouse import schema
+    from latam_messaging.warehouse.db import open_warehouse
+    from latam_messaging.webhooks.ingest import ingest_pending, raw_event_row
+
+    warehouse = open_warehouse()
+    now = pendulum.now("UTC")
+    per_body = 5
+    with warehouse.begin() as conn:
+        for start in range(0, bodies * per_body, 10_000):
+            conn.execute(schema.outbound_messages.insert(), [
+                {"message_key": f"m-{i:016x}-1", "vendor": "teleprom", "phone": f"54911{i:08d}", "state": "accepted",
+                 "vendor_message_id": f"v-{i}", "created_at": now, "updated_at": now, "accepted_at": now}
+                for i in range(start, min(start + 10_000, bodies * per_body))
+            ])
+        rows = []
+        for b in range(bodies):
+            events = [
+                {"fechaHora": "2026-11-23T10:00:00.000-03:00", "identificador": f"m-{b * per_body + j:016x}-1",
+                 "telefono": f"54911{b * per_body + j:08d}", "resultado": "delivered", "empresa": "MaytenCloud",
+                 "origen": "WSP", "sentTime": "1.0"}
+                for j in range(per_body)
+            ]
+            rows.append(raw_event_row("teleprom", None, json.dumps(events).encode(), "application/json", "V0"))
+            if len(rows) >= 5000:
+                conn.execute(schema.raw_webhook_events.insert(), rows)
+                rows = []
+        if rows:
+            conn.execute(schema.raw_webhook_events.insert(), rows)
+    started = time.perf_counter()
+    stats = ingest_pending(warehouse)
+    seconds = time.perf_counter() - started
+    return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
+
+
+CHILDREN = {
+    "pipeline": child_pipeline,
+    "naive": child_naive,
+    "simulator_accept": child_simulator_accept,
+    "itd": child_itd,
+    "wavy": child_wavy,
+    "scale": child_scale,
+    "webhook_ingest": child_webhook_ingest,
+}
 
 
 def measure(kind: str, size: int, env: dict[str, str]) -> dict:
+    """One measured run in a child process (its own peak RSS)."""
     result = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--size", str(size)],
         env=env,
@@ -197,10 +375,11 @@ def measure(kind: str, size: int, env: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def report(name: str, run: dict, baseline_rows_per_s: float | None, note: str) -> None:
+def report(name: str, run: dict, baseline_rows_per_s: float | None, note: str, **fields) -> None:
     rate = run["rows"] / run["seconds"] if run["seconds"] else 0.0
+    where = f" [{fields['warehouse']}]" if "warehouse" in fields else ""
     print(
-        f"{name}: {run['rows']:,} rows in {run['seconds']:.1f}s = {rate:,.0f} rows/s, peak RSS {run['peak_rss_mb']:.0f} MB. {note}"
+        f"{name}{where}: {run['rows']:,} rows in {run['seconds']:.1f}s = {rate:,.0f} rows/s, peak RSS {run['peak_rss_mb']:.0f} MB. {note}"
     )
     line = {
         "bench": name,
@@ -209,6 +388,7 @@ def report(name: str, run: dict, baseline_rows_per_s: float | None, note: str) -
         "rows_per_s": round(rate, 1),
         "peak_rss_mb": run["peak_rss_mb"],
         "baseline_rows_per_s": round(baseline_rows_per_s, 1) if baseline_rows_per_s else None,
+        **fields,
     }
     print(json.dumps(line), flush=True)
 
@@ -217,9 +397,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child")
     parser.add_argument("--size", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=100_000, help="rows of the main end-to-end run")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of the main end-to-end runs")
     parser.add_argument("--big-rows", type=int, default=1_000_000, help="rows of the flat-memory run (0: skip)")
     parser.add_argument("--naive-rows", type=int, default=1_000, help="rows of the naive baseline slice")
+    parser.add_argument("--itd-rows", type=int, default=5_000, help="rows of the ITD run (one request each)")
+    parser.add_argument("--webhook-bodies", type=int, default=20_000, help="raw bodies of webhook_ingest (5 events each)")
+    parser.add_argument("--instances", default="1,2,4", help="dispatcher processes of the scale-out runs")
+    parser.add_argument("--warehouse", choices=["both", "sqlite", "postgres"], default="both")
+    parser.add_argument("--only", help="run only the benchmarks whose name starts with this (e.g. wavy_sms_send)")
     parser.add_argument(
         "--latency-ms", type=int, default=20, help="simulated vendor round trip per request (the real hosts are remote)"
     )
@@ -228,46 +413,88 @@ def main() -> None:
         print(json.dumps(CHILDREN[args.child](args.size)))
         return
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        simulator, url = start_simulator("teleprom")
-        try:
-            plans = [
+    warehouses = ["sqlite", "postgres"] if args.warehouse == "both" else [args.warehouse]
+    wanted = (lambda name: name.startswith(args.only)) if args.only else (lambda name: True)
+    stores = Warehouses()
+    sims = {name: start_simulator(name) for name in ("teleprom", "itd", "wavy")}
+    urls = {name: url for name, (_, url) in sims.items()}
+    configure(urls["itd"], credits=10**9)
+    baselines: dict[int, float] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            runs = iter(range(1_000_000))
+
+            def env_for(kind: str) -> dict[str, str]:
+                workdir = Path(tmp) / f"run-{next(runs)}"
+                workdir.mkdir()
+                return environment(workdir, urls, stores.connection(kind, workdir))
+
+            def baseline(latency: int) -> float:
+                if latency not in baselines:  # the naive loop touches no warehouse: measured once per latency
+                    set_latency(urls["teleprom"], latency)
+                    naive = measure("naive", args.naive_rows, env_for("sqlite"))
+                    baselines[latency] = naive["rows"] / naive["seconds"]
+                return baselines[latency]
+
+            hsm = [
                 ("teleprom_hsm_send_e2e", args.rows, args.latency_ms),
                 ("teleprom_hsm_send_e2e_no_latency", args.rows, 0),
                 ("teleprom_hsm_send_e2e_1m", args.big_rows, args.latency_ms),
             ]
-            for label, size, latency in plans:
-                if not size:
-                    continue
-                set_latency(url, latency)
-                workdir = Path(tmp) / label
-                workdir.mkdir()
-                env = environment(workdir, url)
-                naive = measure("naive", args.naive_rows, env)
-                baseline = naive["rows"] / naive["seconds"]
-                run = measure("pipeline", size, env)
-                speedup = run["rows"] / run["seconds"] / baseline
-                report(
-                    label,
-                    run,
-                    baseline,
-                    f"Vendor round trip {latency} ms. Naive per-row HttpHook loop on {naive['rows']:,} rows: "
-                    f"{baseline:,.0f} rows/s; speed-up x{speedup:.1f}.",
-                )
-            set_latency(url, 0)
-            sim = measure("simulator_accept", 200, environment(Path(tmp), url))
-            report(
-                "teleprom_simulator_accept",
-                sim,
-                None,
-                "Destinations accepted by the simulator (batches of 500, 4 clients).",
-            )
-        finally:
-            simulator.terminate()
-            simulator.wait()
-        extra = ROOT / "scripts" / "bench_webhooks.py"
-        if extra.exists():
-            subprocess.run([sys.executable, str(extra)], check=True)
+            for kind in warehouses:
+                for label, size, latency in hsm:
+                    if not size or not wanted(label):
+                        continue
+                    base = baseline(latency)
+                    set_latency(urls["teleprom"], latency)
+                    run = measure("pipeline", size, env_for(kind))
+                    report(
+                        label, run, base,
+                        f"Vendor round trip {latency} ms. Naive per-row HttpHook loop on {args.naive_rows:,} rows: "
+                        f"{base:,.0f} rows/s; speed-up x{run['rows'] / run['seconds'] / base:.1f}.",
+                        warehouse=kind, latency_ms=latency,
+                    )
+                set_latency(urls["teleprom"], args.latency_ms)
+                for count in [int(n) for n in args.instances.split(",") if n]:
+                    label = f"teleprom_send_scale_{count}"
+                    if not wanted(label) or not args.rows:
+                        continue
+                    env = env_for(kind)
+                    env["BENCH_INSTANCES"] = str(count)
+                    run = measure("scale", args.rows, env)
+                    report(label, run, None, f"{count} dispatcher process(es) sharing one vendor's pending rows, "
+                           f"{args.latency_ms} ms round trip (send only; ingest not timed).",
+                           warehouse=kind, instances=count, latency_ms=args.latency_ms)
+                for label, child, size, url in (
+                    ("itd_whatsapp_send_e2e", "itd", args.itd_rows, urls["itd"]),
+                    ("wavy_sms_send_e2e", "wavy", args.rows, urls["wavy"]),
+                ):
+                    if not size or not wanted(label):
+                        continue
+                    set_latency(url, args.latency_ms)
+                    run = measure(child, size, env_for(kind))
+                    report(label, run, None, f"Vendor round trip {args.latency_ms} ms.", warehouse=kind,
+                           latency_ms=args.latency_ms)
+                if args.webhook_bodies and wanted("webhook_ingest"):
+                    run = measure("webhook_ingest", args.webhook_bodies, env_for(kind))
+                    report("webhook_ingest", run, None,
+                           f"{run['bodies']:,} raw V0 bodies parsed into status events (rows = events).",
+                           warehouse=kind)
+            if wanted("teleprom_simulator_accept"):
+                set_latency(urls["teleprom"], 0)
+                sim = measure("simulator_accept", 200, env_for("sqlite"))
+                report("teleprom_simulator_accept", sim, None,
+                       "Destinations accepted by the simulator (batches of 500, 4 clients).")
+            if wanted("webhook_receiver"):
+                for kind in warehouses:
+                    env = env_for(kind)
+                    subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse", kind],
+                                   check=True, env=env)
+    finally:
+        for process, _ in sims.values():
+            process.terminate()
+            process.wait()
+        stores.stop()
 
 
 if __name__ == "__main__":

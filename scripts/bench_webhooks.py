@@ -36,11 +36,22 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+    import argparse
+
     from latam_messaging.warehouse.db import Warehouse
 
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warehouse", help="label of the warehouse AIRFLOW_CONN_MESSAGING_WAREHOUSE names")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
         db = Path(tmp) / "warehouse.db"
-        warehouse = Warehouse.from_url(f"sqlite:///{db}")
+        if args.warehouse:  # the warehouse ``make bench`` prepared (SQLite file or PostgreSQL database)
+            os.environ["AIRFLOW_HOME"] = str(Path(tmp) / "airflow")
+            warehouse = Warehouse.from_connection()
+            conn_json = os.environ["AIRFLOW_CONN_MESSAGING_WAREHOUSE"]
+        else:
+            warehouse = Warehouse.from_url(f"sqlite:///{db}")
+            conn_json = json.dumps({"conn_type": "sqlite", "host": str(db)})
         warehouse.migrate()
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -48,7 +59,7 @@ def main() -> None:
         env = dict(os.environ)
         env.update(
             AIRFLOW_HOME=str(Path(tmp) / "airflow"),
-            AIRFLOW_CONN_MESSAGING_WAREHOUSE=json.dumps({"conn_type": "sqlite", "host": str(db)}),
+            AIRFLOW_CONN_MESSAGING_WAREHOUSE=conn_json,
             MESSAGING_WEBHOOK_SECRET="bench-secret",
         )
         receiver = subprocess.Popen(
@@ -97,7 +108,7 @@ def main() -> None:
         stored = warehouse.count("raw_webhook_events")
         rate = len(acknowledged) / seconds
         print(
-            f"webhook_receiver: {len(acknowledged):,} acknowledged, {stored:,} stored in {seconds:.1f}s = {rate:,.0f} requests/s ({CLIENTS} clients), receiver peak RSS {peak_mb} MB"
+            f"webhook_receiver [{args.warehouse or 'sqlite'}]: {len(acknowledged):,} acknowledged, {stored:,} stored in {seconds:.1f}s = {rate:,.0f} requests/s ({CLIENTS} clients), receiver peak RSS {peak_mb} MB"
         )
         if stored != len(acknowledged):
             raise SystemExit(f"LOST: {len(acknowledged) - stored} acknowledged webhooks are not stored")
@@ -110,6 +121,7 @@ def main() -> None:
                     "rows_per_s": round(rate, 1),
                     "peak_rss_mb": peak_mb,
                     "baseline_rows_per_s": None,
+                    **({"warehouse": args.warehouse} if args.warehouse else {}),
                 }
             )
         )
