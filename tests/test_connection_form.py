@@ -47,15 +47,27 @@ def airflow(*args: str, check: bool = True) -> None:
     subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], check=check, capture_output=True)
 
 
-def test_ui_connection_test_with_the_port_in_the_url(stored_teleprom):
-    """What the form posts for an unchanged stored connection: masked password, no port field."""
-    from airflow.api_fastapi import app as api_app
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from fastapi.testclient import TestClient
+_API_CHECK = """
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi import app as api_app
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    api_app.purge_cached_app()
-    app = api_app.create_app(apps="core")
-    token = api_app.get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+body = json.loads(sys.argv[1])
+app = api_app.create_app(apps="core")
+token = api_app.get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+headers = {"Authorization": f"Bearer {token}"}
+with TestClient(app) as client:
+    ok = client.post("/api/v2/connections/test", json=body, headers=headers)
+    refused = client.post("/api/v2/connections/test", json=body | {"port": 0}, headers=headers)
+print("RESULT " + json.dumps([ok.status_code, ok.json(), refused.status_code]))
+"""
+
+
+def test_ui_connection_test_with_the_port_in_the_url(stored_teleprom):
+    """What the form posts for an unchanged stored connection (masked password, no port field) through
+    Airflow's real API app, in a fresh interpreter like the API server's (in this test process other
+    tests' imports make ``airflow.models.Connection`` skip the metadata database)."""
     body = {
         "connection_id": "teleprom_default",
         "conn_type": "teleprom",
@@ -64,15 +76,10 @@ def test_ui_connection_test_with_the_port_in_the_url(stored_teleprom):
         "password": "***",
         "extra": '{"timeout": 5, "max_retries": 0, "batch_size": 500}',
     }
-    with TestClient(app) as client:
-        response = client.post(
-            "/api/v2/connections/test", json=body, headers={"Authorization": f"Bearer {token}"}
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["status"] is True, response.json()
-        # the form before this fix: an empty visible port field posted as 0 → refused
-        refused = client.post(
-            "/api/v2/connections/test", json=body | {"port": 0}, headers={"Authorization": f"Bearer {token}"}
-        )
-        assert refused.status_code == 400
-    api_app.purge_cached_app()
+    result = subprocess.run(
+        [sys.executable, "-c", _API_CHECK, json.dumps(body)], capture_output=True, text=True, timeout=120
+    )
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")] or [result.stderr[-2000:]]
+    ok_status, ok_body, refused_status = json.loads(line.removeprefix("RESULT "))
+    assert ok_status == 200 and ok_body["status"] is True, ok_body
+    assert refused_status == 400  # the form before this fix: an empty visible port field posted as 0
