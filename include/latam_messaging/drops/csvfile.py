@@ -140,6 +140,8 @@ def read_layout(path: Path, encoding: str, required: set[str]) -> CsvLayout:
 def _problem(fields: list[str], columns: list[str]) -> str | None:
     if len(fields) > len(columns):
         return f"row has {len(fields)} fields but the header has {len(columns)}: check the delimiter and quoting"
+    if max(map(len, fields), default=0) <= MAX_FIELD_CHARS and "\x00" not in "".join(fields):
+        return None  # the usual case, checked at C speed; below, which field is wrong
     for name, value in zip(columns, fields, strict=False):
         if len(value) > MAX_FIELD_CHARS:
             return f"field {name} is {len(value)} characters long; at most {MAX_FIELD_CHARS} are accepted"

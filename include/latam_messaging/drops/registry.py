@@ -48,7 +48,7 @@ class DropRegistry:
             self.warehouse.insert_new(conn, F, [row], keys=["file_sha256"])
 
     def add_rejects(self, conn: sa.Connection, rejects: Sequence[dict[str, Any]]) -> None:
-        self.warehouse.insert_new(conn, R, list(rejects), keys=["file_sha256", "row_number"])
+        self.warehouse.bulk_insert_new(conn, R, list(rejects), keys=["file_sha256", "row_number"])
 
     def finish_file(
         self,

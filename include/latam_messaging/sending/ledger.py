@@ -149,7 +149,7 @@ class Ledger:
     # ---- loading a file: staged rows, promoted all at once -------------------------------------
     def stage(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Rows of a file still being read: invisible to sending. Re-adding the same keys changes nothing."""
-        self.warehouse.insert_new(conn, T, rows, keys=["message_key"])
+        self.warehouse.bulk_insert_new(conn, T, rows, keys=["message_key"])
 
     def promote_file(self, conn: sa.Connection, sha256: str, now: pendulum.DateTime, *, window_open: bool) -> int:
         """A whole file's staged rows become ``pending`` (due) or ``scheduled``, in the caller's

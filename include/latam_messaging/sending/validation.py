@@ -88,10 +88,24 @@ class RowValidator:
 
     def __init__(self, context: ValidationContext):
         self.context = context
-        self._seen = SeenRows()
+        self._seen: SeenRows | None = None
 
     def validate(self, row_number: int, raw: Mapping[str, str]) -> dict[str, Any]:
         """The ledger row for ``raw``, or :class:`RowRejected` with the reason."""
+        return self.deduplicate(self.check(row_number, raw))
+
+    def deduplicate(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` unless an earlier row of the file had the same phone and content (in file order)."""
+        if self._seen is None:
+            self._seen = SeenRows()
+        first_row = self._seen.first_row(row.pop("_fingerprint"), row["row_number"])
+        if first_row != row["row_number"]:
+            raise RowRejected(f"duplicate of row {first_row} (same phone and content)")
+        return row
+
+    def check(self, row_number: int, raw: Mapping[str, str]) -> dict[str, Any]:
+        """Everything but the duplicate check, which needs the file's earlier rows: a pure function of
+        the row and the context, so chunks of rows can be checked in worker processes."""
         values = {k: (v or "").strip() for k, v in raw.items()}
         if not any(values.values()):
             raise RowRejected("row is empty")
@@ -107,10 +121,8 @@ class RowValidator:
         fields = self.vendor_fields(values)
         # vendor_fields builds its dict in a fixed order, so repr() is a stable (and cheap) identity
         fingerprint = hashlib.blake2b(repr((phone, fields)).encode(), digest_size=12).digest()
-        first_row = self._seen.first_row(fingerprint, row_number)
-        if first_row != row_number:
-            raise RowRejected(f"duplicate of row {first_row} (same phone and content)")
         return {
+            "_fingerprint": fingerprint,
             "message_key": message_key(self.context.file_sha256, row_number),
             "vendor": self.vendor,
             "file_sha256": self.context.file_sha256,
@@ -126,7 +138,9 @@ class RowValidator:
 
     def close(self) -> None:
         """Release the file's duplicate index."""
-        self._seen.close()
+        if self._seen is not None:
+            self._seen.close()
+            self._seen = None
 
 
 class TelepromRowValidator(RowValidator):
