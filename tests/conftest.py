@@ -6,14 +6,10 @@ import contextlib
 import datetime
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if ROOT.name == "mutants" and (ROOT / "include" / "latam_messaging").is_dir():
-    # mutmut's copy of the project (make mutants): import the mutated package, not the installed one
-    sys.path.insert(0, str(ROOT / "include"))
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -15,9 +15,6 @@ Expectations come from each test's own data, never from the code under test.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pendulum
 import pytest
@@ -25,7 +22,6 @@ import requests
 import sqlalchemy as sa
 
 from latam_messaging.common import errors
-from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import process_drops
 from latam_messaging.drops.registry import DropRegistry
@@ -37,10 +33,10 @@ from latam_messaging.sending.validation import ValidationContext
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.status import StatusEvent, advances, apply_status_events
 from latam_messaging.warehouse import schema
-from latam_messaging.wavy.hook import WAVY_ERRORS
 from latam_messaging.webhooks.ingest import ingest_pending
 from latam_messaging.webhooks.parsers import parse_body
-from tests.conftest import _hook_on, add_ledger_row, drop_csv
+from tests.conftest import add_ledger_row, drop_csv
+from tests.scripted import scripted_vendors
 
 T = schema.outbound_messages
 BA = "America/Argentina/Buenos_Aires"
@@ -153,84 +149,10 @@ def test_release_unknown_releases_only_unknown_rows_of_its_vendor(warehouse):
 
 
 # ---- sends are not retried after a read timeout or a 5xx ----------------------------------------------
-class ScriptedVendor:
-    """A vendor that answers request *n* with ``script[n]`` (the last entry repeats): an HTTP status,
-    or ``("slow", seconds, status)`` to answer late. Counts every request it received."""
-
-    def __init__(self, script):
-        vendor = self
-        self.script = list(script)
-        self.received = 0
-        self._lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                with vendor._lock:
-                    step = vendor.script[min(vendor.received, len(vendor.script) - 1)]
-                    vendor.received += 1
-                if isinstance(step, tuple):
-                    _, seconds, step = step
-                    time.sleep(seconds)
-                body = json.dumps({"message": f"answer {step}"}).encode()
-                try:
-                    self.send_response(step)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:  # the client gave up waiting
-                    pass
-
-            do_POST = do_GET = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class PlainHook(VendorHttpHook):
-    """The shared transport with nothing vendor-specific on top."""
-
-    conn_type = "wavy"
-    errors = WAVY_ERRORS
-
-    def build_auth(self, connection):
-        return None
-
-
 @pytest.fixture
 def scripted(monkeypatch):
-    made = []
-
-    def make(script, timeout: float = 0.4, max_retries: int = 3):
-        vendor = ScriptedVendor(script)
-        made.append(vendor)
-        manager = _hook_on(
-            monkeypatch, lambda: PlainHook("plain_vendor"), "plain_vendor", conn_type="wavy", host=vendor.url,
-            extra={"timeout": timeout, "max_retries": max_retries},
-        )
-        hook = manager.__enter__()
-        made.append(manager)
-        return vendor, hook
-
-    yield make
-    for item in reversed(made):
-        if isinstance(item, ScriptedVendor):
-            item.close()
-        else:
-            item.__exit__(None, None, None)
+    with scripted_vendors(monkeypatch) as make:
+        yield make
 
 
 def test_a_send_is_not_retried_after_a_read_timeout(scripted):

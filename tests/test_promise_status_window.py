@@ -1,0 +1,225 @@
+"""The status vocabulary (``status.py``) and the send window (``sending/window.py``), promise by promise.
+
+Part of the fast selection that ``make mutants`` runs: every expectation is written out here.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+from latam_messaging.sending.window import SendWindow, may_send
+from latam_messaging.status import RAW_STATUS_CHARS, StatusEvent, advances, apply_status_events
+from latam_messaging.warehouse import schema
+from tests.conftest import add_ledger_row
+
+T = schema.outbound_messages
+E = schema.message_status_events
+ORDER = ["accepted", "enqueued", "sent", "delivered", "read"]
+T0 = pendulum.datetime(2026, 3, 1, 12, tz="UTC")
+
+
+# ---- the vocabulary: only forward, `failed` final, `unknown` never moves -----------------------------
+@pytest.mark.parametrize(("current", "new"), list(itertools.product([None, *ORDER, "failed"], [*ORDER, "failed"])))
+def test_a_status_only_moves_forward_and_failed_is_final(current, new):
+    if current is None:
+        expected = True  # anything is news for a message without a status
+    elif current == "failed":
+        expected = False
+    elif new == "failed":
+        expected = True  # a failure ends any stage short of it
+    else:
+        expected = ORDER.index(new) > ORDER.index(current)
+    assert advances(current, new) is expected
+
+
+@pytest.mark.parametrize("current", [None, *ORDER, "failed"])
+def test_an_unrecognised_status_never_moves_a_message(current):
+    assert advances(current, "unknown") is False
+
+
+def event(vid, status, at, *, raw=None, key=None, ids=(), source="webhook", precision_s=0):
+    return StatusEvent(
+        "wavy", vid, status, raw or status.upper(), at, source, message_key=key, vendor_ids=list(ids),
+        precision_s=precision_s,
+    )
+
+
+def ledger(warehouse):
+    query = sa.select(T.c.message_key, T.c.state, T.c.delivery_status, T.c.delivery_status_at, T.c.vendor_message_id)
+    return {r["message_key"]: r for r in warehouse.rows(query.order_by(T.c.message_key))}
+
+
+def events(warehouse):
+    query = sa.select(E.c.vendor_message_id, E.c.message_key, E.c.status, E.c.raw_status, E.c.raw_text, E.c.note)
+    return warehouse.rows(query.order_by(E.c.vendor_message_id, E.c.status))
+
+
+def apply(warehouse, evs):
+    with warehouse.begin() as conn:
+        return apply_status_events(warehouse, conn, evs)
+
+
+def test_events_out_of_order_leave_the_furthest_status_at_its_time(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    stored = apply(
+        warehouse,
+        [event("W-1", "read", T0.add(minutes=3)), event("W-1", "sent", T0.add(minutes=1)),
+         event("W-1", "delivered", T0.add(minutes=2))],
+    )
+    assert stored == 3
+    row = ledger(warehouse)["m-1"]
+    assert (row["delivery_status"], pendulum.instance(row["delivery_status_at"])) == ("read", T0.add(minutes=3))
+    assert apply(warehouse, [event("W-1", "sent", T0.add(minutes=1))]) == 0  # the same event again: stored once
+    assert apply(warehouse, [event("W-1", "delivered", T0.add(minutes=9))]) == 0  # same text, later: the same event
+    assert apply(warehouse, [event("W-1", "delivered", T0.add(minutes=9), raw="DELIVRD")]) == 1  # another text
+    row = ledger(warehouse)["m-1"]
+    assert (row["delivery_status"], pendulum.instance(row["delivery_status_at"])) == ("read", T0.add(minutes=3))
+
+
+def test_the_same_status_in_one_batch_is_stored_once(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    assert apply(warehouse, [event("W-1", "sent", T0), event("W-1", "sent", T0.add(seconds=30))]) == 1
+    assert apply(warehouse, []) == 0
+
+
+def test_an_unknown_status_is_kept_with_its_text_and_moves_nothing(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    long_text = "X" * (RAW_STATUS_CHARS + 5)
+    assert apply(warehouse, [event("W-1", "unknown", T0, raw=long_text)]) == 1
+    [stored] = events(warehouse)
+    assert (stored["status"], stored["raw_status"], stored["raw_text"]) == ("unknown", "X" * RAW_STATUS_CHARS, long_text)
+    row = ledger(warehouse)["m-1"]
+    assert (row["state"], row["delivery_status"], row["delivery_status_at"]) == ("accepted", None, None)
+
+
+def test_a_short_status_text_has_no_separate_full_text(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    apply(warehouse, [event("W-1", "sent", T0, raw="X" * RAW_STATUS_CHARS)])
+    assert events(warehouse)[0]["raw_text"] is None
+
+
+def test_an_event_for_an_unknown_send_proves_the_vendor_has_it(warehouse):
+    add_ledger_row(warehouse, "m-u", "wavy", state="unknown")  # no vendor id yet
+    apply(warehouse, [event("W-9", "sent", T0, key="m-u")])
+    row = ledger(warehouse)["m-u"]
+    assert (row["state"], row["delivery_status"], row["vendor_message_id"]) == ("accepted", "sent", "W-9")
+    [stored] = events(warehouse)
+    assert (stored["vendor_message_id"], stored["message_key"]) == ("W-9", "m-u")
+
+
+def test_an_unrecognised_event_for_an_unknown_send_still_resolves_it(warehouse):
+    add_ledger_row(warehouse, "m-u", "wavy", state="unknown")
+    apply(warehouse, [event(None, "unknown", T0, raw="WEIRD", key="m-u")])
+    row = ledger(warehouse)["m-u"]
+    assert (row["state"], row["delivery_status"]) == ("unknown", None)  # an unknown text is no proof
+
+
+def test_an_event_by_key_without_a_vendor_id_is_filed_under_the_ledgers_id(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    add_ledger_row(warehouse, "m-u", "wavy", state="unknown")
+    apply(warehouse, [event(None, "sent", T0, key="m-1"), event(None, "failed", T0, key="m-u")])
+    assert {(e["vendor_message_id"], e["message_key"]) for e in events(warehouse)} == {("W-1", "m-1"), ("m-u", "m-u")}
+    rows = ledger(warehouse)
+    assert (rows["m-1"]["delivery_status"], rows["m-u"]["state"], rows["m-u"]["delivery_status"]) == (
+        "sent", "accepted", "failed",
+    )
+
+
+def test_an_event_naming_a_key_that_is_not_ours_is_kept_unlinked(warehouse):
+    apply(warehouse, [event(None, "sent", T0, key="not-ours"), event("W-5", "sent", T0, key="not-ours-either")])
+    assert {(e["vendor_message_id"], e["message_key"]) for e in events(warehouse)} == {
+        ("not-ours", None), ("W-5", None),
+    }
+
+
+def test_events_link_by_any_of_the_ids_they_carry(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="GS-1")
+    add_ledger_row(warehouse, "m-2", "itd", vendor_id="WA-2")  # another vendor's id never links
+    apply(warehouse, [event("WA-1", "delivered", T0, ids=["WA-1", "GS-1"]), event("WA-2", "read", T0, ids=["WA-2"])])
+    assert {(e["vendor_message_id"], e["message_key"]) for e in events(warehouse)} == {("GS-1", "m-1"), ("WA-2", None)}
+    rows = ledger(warehouse)
+    assert (rows["m-1"]["delivery_status"], rows["m-2"]["delivery_status"]) == ("delivered", None)
+
+
+def test_an_event_without_any_id_is_not_stored(warehouse):
+    assert apply(warehouse, [event(None, "sent", T0)]) == 0
+    assert events(warehouse) == []
+
+
+def test_a_minute_precise_time_never_precedes_the_acceptance_it_follows(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    accepted = pendulum.instance(warehouse.rows(sa.select(T.c.accepted_at))[0]["accepted_at"])
+    minute = accepted.replace(second=0, microsecond=0)
+    apply(warehouse, [event("W-1", "sent", minute, key="m-1", precision_s=60)])
+    [stored] = warehouse.rows(sa.select(E.c.event_at, E.c.note))
+    if accepted > minute:
+        assert pendulum.instance(stored["event_at"]) == accepted
+        assert stored["note"] == "vendor time precise to 60 s: placed at the acceptance it follows"
+    else:  # accepted exactly on the minute: nothing to move
+        assert pendulum.instance(stored["event_at"]) == minute and stored["note"] is None
+
+
+def test_a_coarse_time_a_whole_step_before_the_acceptance_is_left_alone(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    accepted = pendulum.instance(warehouse.rows(sa.select(T.c.accepted_at))[0]["accepted_at"])
+    early = accepted.subtract(seconds=61)
+    exact = accepted.subtract(seconds=1)
+    apply(warehouse, [event("W-1", "sent", early, key="m-1", precision_s=60),
+                      event("W-1", "delivered", exact, key="m-1")])  # exact times are never moved
+    got = {r["status"]: (pendulum.instance(r["event_at"]), r["note"])
+           for r in warehouse.rows(sa.select(E.c.status, E.c.event_at, E.c.note))}
+    assert got == {"sent": (early, None), "delivered": (exact, None)}
+
+
+# ---- the send window ----------------------------------------------------------------------------------
+BA = "America/Argentina/Buenos_Aires"
+
+
+def at(hour: int, minute: int = 0) -> pendulum.DateTime:
+    return pendulum.datetime(2026, 3, 2, hour, minute, tz=BA).in_tz("UTC")
+
+
+@pytest.mark.parametrize(
+    ("moment", "open_"),
+    [(at(8, 59), False), (at(9), True), (at(15), True), (at(20, 59), True), (at(21), False), (at(23), False)],
+)
+def test_a_daytime_window_is_open_from_its_start_until_before_its_end(moment, open_):
+    window = SendWindow.parse(" 09:00 - 21:00 ", BA)
+    assert (window.start, window.end, window.timezone) == (pendulum.time(9), pendulum.time(21), BA)
+    assert window.contains(moment) is open_
+
+
+def test_a_window_is_read_in_its_own_timezone():
+    window = SendWindow.parse("09:00-10:00", "Asia/Tokyo")
+    assert window.contains(pendulum.datetime(2026, 3, 2, 0, 30, tz="UTC"))  # 09:30 in Tokyo
+    assert not window.contains(pendulum.datetime(2026, 3, 2, 9, 30, tz="UTC"))
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_no_window_means_any_time(text):
+    assert SendWindow.parse(text, BA) is None
+    assert may_send(None, at(3)) is True
+
+
+@pytest.mark.parametrize("text", ["9-21", "09:00", "09:00-21:00-23:00", "aa:bb-cc:dd", "2026-03-02", "09:00-x"])
+def test_a_malformed_window_is_refused_with_the_expected_shape(text):
+    with pytest.raises(ValueError, match=r"must look like 09:00-21:00"):
+        SendWindow.parse(text, BA)
+
+
+def test_the_dag_param_overrides_the_environment(monkeypatch):
+    monkeypatch.setenv("MESSAGING_SEND_WINDOW_WAVY", "08:00-09:00")
+    assert SendWindow.for_vendor("wavy", BA) == SendWindow(pendulum.time(8), pendulum.time(9), BA)
+    assert SendWindow.for_vendor("wavy", BA, override="10:00-11:00") == SendWindow(
+        pendulum.time(10), pendulum.time(11), BA
+    )
+    assert SendWindow.for_vendor("wavy", BA, override="") is None  # an empty param: no window
+    assert SendWindow.for_vendor("itd", BA) is None
+
+
+def test_a_window_prints_as_the_operator_wrote_it():
+    assert str(SendWindow.parse("22:00-06:30", BA)) == f"22:00-06:30 {BA}"

@@ -1,0 +1,343 @@
+"""The transport's decisions (``common/transport.py``): what is retried, what is ambiguous, what an
+answer means — against a real HTTP server that answers from a script.
+
+Sends (``idempotent=False``) are retried only when the request provably never reached the vendor
+(no connection, a 429); anything else is ``ambiguous`` and left to the ledger. Reads retry every
+transient failure. Part of the fast selection that ``make mutants`` runs.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+import tenacity
+
+from latam_messaging.common import errors
+from latam_messaging.common.transport import _never_connected, _retry_after_seconds, _WaitTransient
+from tests.scripted import PlainHook, scripted_vendors
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    with scripted_vendors(monkeypatch) as make:
+        yield make
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def count_attempts(hook) -> list[int]:
+    """Count the requests the hook tries to send (the vendor cannot count what never reached it)."""
+    attempts = [0]
+    send = hook._send
+
+    def counted(*args, **kwargs):
+        attempts[0] += 1
+        return send(*args, **kwargs)
+
+    hook._send = counted
+    return attempts
+
+
+# ---- answers ------------------------------------------------------------------------------------------
+def test_a_2xx_answer_is_its_decoded_json(scripted):
+    vendor, hook = scripted([{"status": 201, "body": {"id": 7}}, {"status": 204}])
+    assert hook.call("POST", "/a", json={"x": 1}) == {"id": 7}
+    assert hook.call("POST", "/b", idempotent=False) is None  # no content
+    assert [path for path, _ in vendor.requests] == ["/a", "/b"]
+
+
+def test_a_2xx_answer_that_is_not_json_is_an_error_naming_the_path_only(scripted):
+    _, hook = scripted([{"status": 200, "body": b"<html>hello</html>"}])
+    with pytest.raises(errors.VendorError) as raised:
+        hook.call("GET", "/page?token=abc")
+    assert type(raised.value) is hook.errors.base
+    assert "/page is not JSON" in str(raised.value) and "token" not in str(raised.value)
+    assert raised.value.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(400, "validation"), (415, "validation"), (422, "validation"), (401, "auth"), (403, "auth"),
+     (404, "not_found")],
+)
+def test_a_4xx_is_raised_at_once_as_its_kind(scripted, status, kind):
+    vendor, hook = scripted([{"status": status, "body": {"message": "nope"}}, 200])
+    with pytest.raises(errors.VendorError) as raised:
+        hook.call("POST", "/x")
+    assert type(raised.value) is getattr(hook.errors, kind)
+    assert (raised.value.status_code, raised.value.vendor_message) == (status, "nope")
+    assert vendor.received == 1
+
+
+def test_credentials_refused_says_so_with_the_vendors_text(scripted):
+    _, hook = scripted([{"status": 401, "body": {"error": "token expired"}}])
+    with pytest.raises(errors.VendorAuthError, match="credentials refused: token expired"):
+        hook.call("GET", "/x")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"message": "m", "errorMessage": "e"}, "m"),
+        ({"errorMessage": "e", "error": "x"}, "e"),
+        ({"error": "x", "title": "t"}, "x"),
+        ({"title": "t"}, "t"),
+        ({"message": 5, "title": "t"}, "t"),  # only text counts
+        ({"message": "y" * 300}, "y" * 200),  # never the whole body
+        (["message"], None),
+        (b"not json", None),
+    ],
+)
+def test_the_vendors_short_error_text_is_read_from_the_usual_keys(scripted, body, expected):
+    _, hook = scripted([{"status": 400, "body": body}])
+    with pytest.raises(errors.VendorValidationError) as raised:
+        hook.call("GET", "/x")
+    assert raised.value.vendor_message == expected
+    if expected is None:  # the HTTP reason stands in
+        assert "Bad Request" in str(raised.value)
+
+
+# ---- retries of reads ---------------------------------------------------------------------------------
+def test_a_read_retries_5xx_and_429_until_an_answer(scripted):
+    vendor, hook = scripted([500, 429, 599, {"status": 200, "body": {"ok": True}}])
+    assert hook.call("GET", "/x") == {"ok": True}
+    assert vendor.received == 4
+
+
+def test_a_read_gives_up_after_max_retries_with_the_last_error(scripted):
+    vendor, hook = scripted([503], max_retries=2)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("GET", "/x")
+    assert type(raised.value) is hook.errors.transient and raised.value.status_code == 503
+    assert vendor.received == 3  # the first try and two retries
+
+
+def test_the_retry_count_comes_from_the_connection_or_the_hook(scripted):
+    vendor, hook = scripted([503], max_retries=None)
+    assert (hook.max_retries, hook.timeout) == (5, 0.4)  # the form's default
+    hook.max_retries = 1
+    with pytest.raises(errors.VendorTransientError):
+        hook.call("GET", "/x")
+    assert vendor.received == 2
+    assert PlainHook("plain_vendor", max_retries=4).max_retries == 4
+
+
+def test_without_extras_the_forms_defaults_apply(scripted):
+    _, hook = scripted([200], timeout=None, max_retries=None)
+    hook.connection.extra = "{}"
+    assert (hook.timeout, hook.max_retries) == (30, 5)
+
+
+def test_a_read_that_times_out_is_retried(scripted):
+    vendor, hook = scripted([("slow", 1.0, 200), {"status": 200, "body": [1]}], timeout=0.3)
+    assert hook.call("GET", "/x") == [1]
+    assert vendor.received == 2
+
+
+def test_every_retry_is_logged_with_its_count(scripted):
+    from structlog.testing import capture_logs
+
+    _, hook = scripted([503, 503, 200])
+    with capture_logs() as logs:
+        hook.call("GET", "/x")
+    retries = [entry["event"] for entry in logs if entry.get("log_level") == "warning"]
+    assert retries == ["Wavy: answer 503 (HTTP 503); retry 1/3 in 0.0s", "Wavy: answer 503 (HTTP 503); retry 2/3 in 0.0s"]
+
+
+# ---- retries of sends ---------------------------------------------------------------------------------
+def test_a_send_retries_a_429_which_provably_did_not_act(scripted):
+    vendor, hook = scripted([429, 429, {"status": 200, "body": {"id": 1}}])
+    assert hook.call("POST", "/send", idempotent=False) == {"id": 1}
+    assert vendor.received == 3
+
+
+def test_a_send_throttled_to_the_end_is_transient_not_ambiguous(scripted):
+    vendor, hook = scripted([429], max_retries=2)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("POST", "/send", idempotent=False)
+    assert not isinstance(raised.value, errors.VendorAmbiguousError)
+    assert vendor.received == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+def test_a_send_answered_5xx_is_ambiguous_and_asked_once(scripted, status):
+    vendor, hook = scripted([{"status": status, "body": {"message": "busy"}}, 200])
+    with pytest.raises(errors.VendorAmbiguousError) as raised:
+        hook.call("POST", "/send", idempotent=False)
+    assert type(raised.value) is hook.errors.ambiguous
+    assert (raised.value.status_code, raised.value.vendor_message) == (status, "busy")
+    assert f"/send answered {status}: it may have been processed" in str(raised.value)
+    assert vendor.received == 1
+
+
+def test_a_read_answered_5xx_is_transient_not_ambiguous(scripted):
+    _, hook = scripted([500], max_retries=0)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("GET", "/x")
+    assert not isinstance(raised.value, errors.VendorAmbiguousError)
+
+
+class NoCreditsOn503(PlainHook):
+    """A vendor whose 503 means something final (as ITD's 502 'no credits')."""
+
+    def error_for(self, response):
+        if response.status_code == 503:
+            return self.errors.no_credits("no credits", status_code=503)
+        return super().error_for(response)
+
+
+def test_a_5xx_the_vendor_gives_a_meaning_keeps_it_for_sends(scripted):
+    vendor, hook = scripted([503], hook_cls=NoCreditsOn503)
+    with pytest.raises(errors.VendorNoCreditsError):
+        hook.call("POST", "/send", idempotent=False)
+    assert vendor.received == 1
+
+
+def test_a_send_that_never_connected_is_retried_and_then_transient(scripted):
+    _, hook = scripted([200], host=closed_port_url(), max_retries=2)
+    attempts = count_attempts(hook)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("POST", "/send", idempotent=False)
+    assert not isinstance(raised.value, errors.VendorAmbiguousError)
+    assert "could not connect for /send" in str(raised.value)
+    assert attempts[0] == 3
+
+
+def test_a_tls_failure_is_retried_for_reads_and_ambiguous_for_sends(scripted):
+    vendor, hook = scripted([200], max_retries=2)
+    hook.connection.host = vendor.url.replace("http://", "https://")  # a TLS client on a plain server
+    hook.base_url = ""  # HttpHook builds the base URL from the connection again
+    hook.close()
+    attempts = count_attempts(hook)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("GET", "/x")
+    assert not isinstance(raised.value, errors.VendorAmbiguousError) and attempts[0] == 3
+    assert "TLS error during /x" in str(raised.value)
+    with pytest.raises(errors.VendorAmbiguousError):
+        hook.call("POST", "/send", idempotent=False)
+    assert attempts[0] == 4
+
+
+def test_a_send_cut_after_connecting_is_ambiguous(scripted):
+    vendor, hook = scripted([200])
+    attempts = count_attempts(hook)
+
+    def cut(*args, **kwargs):  # the server closes the connection without an answer
+        raise requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+
+    hook.get_conn().request = cut
+    with pytest.raises(errors.VendorAmbiguousError, match="connection lost during /send"):
+        hook.call("POST", "/send", idempotent=False)
+    assert attempts[0] == 1
+
+
+# ---- backoff ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), ("0.5", 0.5), ("soon", None), (None, None)])
+def test_retry_after_is_read_as_seconds(header, seconds):
+    response = requests.Response()
+    if header is not None:
+        response.headers["Retry-After"] = header
+    assert _retry_after_seconds(response) == seconds
+
+
+def _state_after(exc: BaseException) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+def test_the_wait_is_never_shorter_than_retry_after_but_capped():
+    wait = _WaitTransient(0.001, 5.0)
+    assert 3.0 <= wait(_state_after(errors.VendorTransientError("x", retry_after=3.0))) <= 5.0
+    assert wait(_state_after(errors.VendorTransientError("x", retry_after=60.0))) == 5.0
+    assert wait(_state_after(errors.VendorTransientError("x"))) < 0.01
+
+
+def test_a_429_with_retry_after_reaches_the_hook_as_seconds(scripted):
+    _, hook = scripted([{"status": 429, "headers": {"Retry-After": "7"}}], max_retries=0)
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("GET", "/x")
+    assert raised.value.retry_after == 7.0 and raised.value.status_code == 429
+
+
+def test_only_a_connect_failure_counts_as_never_connected():
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+    refused = requests.ConnectionError(MaxRetryError(None, "/x", NewConnectionError(None, "refused")))
+    reset = requests.ConnectionError(MaxRetryError(None, "/x", ProtocolError("reset")))
+    assert _never_connected(refused) is True
+    assert _never_connected(reset) is False
+    assert _never_connected(requests.ConnectionError()) is False
+
+
+# ---- the session and auth -----------------------------------------------------------------------------
+def test_one_session_is_reused_and_sends_no_hook_extras_as_headers(scripted):
+    vendor, hook = scripted([200])
+    session = hook.get_conn()
+    hook.call("GET", "/a")
+    hook.call("GET", "/b")
+    assert hook.get_conn() is session
+    for _, headers in vendor.requests:
+        assert headers.get("Accept") == "application/json"
+        assert "timeout" not in {h.lower() for h in headers} and "max_retries" not in {h.lower() for h in headers}
+    hook.close()
+    assert hook.get_conn() is not session
+
+
+class RefreshingAuth(requests.auth.AuthBase):
+    def __init__(self):
+        self.refreshed = []
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer t{len(self.refreshed)}"
+        return request
+
+    def refresh(self, request):
+        self.refreshed.append(request.headers.get("Authorization"))
+
+
+class RefreshingHook(PlainHook):
+    def build_auth(self, connection):
+        return RefreshingAuth()
+
+
+def test_a_401_renews_the_auth_once_and_repeats_the_request_once(scripted):
+    vendor, hook = scripted([401, {"status": 200, "body": {"ok": 1}}], hook_cls=RefreshingHook)
+    assert hook.call("POST", "/send", idempotent=False) == {"ok": 1}
+    assert hook.get_conn().auth.refreshed == ["Bearer t0"]
+    assert [h["Authorization"] for _, h in vendor.requests] == ["Bearer t0", "Bearer t1"]
+
+
+def test_a_second_401_is_an_auth_error(scripted):
+    vendor, hook = scripted([401], hook_cls=RefreshingHook)
+    with pytest.raises(errors.VendorAuthError):
+        hook.call("GET", "/x")
+    assert vendor.received == 2 and len(hook.get_conn().auth.refreshed) == 1
+
+
+def test_a_call_with_its_own_auth_never_renews(scripted):
+    vendor, hook = scripted([401, 200], hook_cls=RefreshingHook)
+    with pytest.raises(errors.VendorAuthError):
+        hook.call("POST", "/login", auth=("u", "p"))
+    assert vendor.received == 1 and hook.get_conn().auth.refreshed == []
+
+
+def test_an_auth_that_cannot_renew_raises_the_401(scripted):
+    vendor, hook = scripted([401, 200])
+    with pytest.raises(errors.VendorAuthError):
+        hook.call("GET", "/x")
+    assert vendor.received == 1
+
+
+def test_the_connection_password_is_masked_in_logs(scripted):
+    from airflow.sdk.log import redact
+
+    _, hook = scripted([200])
+    assert hook.connection.password == "secret-pass-4711"
+    assert "secret-pass-4711" not in str(redact("the password is secret-pass-4711"))
