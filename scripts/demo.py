@@ -127,7 +127,14 @@ def start_services(env: dict[str, str]) -> list[subprocess.Popen]:
         started.append(
             subprocess.Popen(command, env=env, stdout=open(logs / "receiver.log", "ab"), stderr=subprocess.STDOUT)
         )
-        wait_until(lambda: answers(f"{RECEIVER_URL}/health"), "the webhook receiver")
+        try:
+            wait_until(lambda: answers(f"{RECEIVER_URL}/health"), "the webhook receiver")
+        except SystemExit:
+            for process in started:  # do not leave the simulators running behind a failed start
+                process.terminate()
+                process.wait(timeout=10)
+            print("see .airflow/logs/receiver.log")
+            raise
         print("started the webhook receiver (log: .airflow/logs/receiver.log)")
     return started
 
