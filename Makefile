@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install test lint demo run simulators bench clean airflow doctor
+.PHONY: install test lint demo run simulators bench clean airflow doctor mutants
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ airflow: install
 # Is this Airflow ready? connections, pools, warehouse migrations, receiver (exit 1 on a problem)
 doctor: install
 	$(BIN)/python -m latam_messaging doctor $(DOCTOR_ARGS)
+
+# Mutation testing of the promise modules (minutes; not part of make test): score per module,
+# survivors and their verdicts in tests/mutants-survivors.md. See README "Mutation testing".
+mutants: install
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)
 
 bench: install
 	$(BIN)/python scripts/bench.py

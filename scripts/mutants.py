@@ -18,6 +18,8 @@ Usage: ``python scripts/mutants.py [--max-children N] [--keep] [--report-only]``
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import os
 import re
@@ -97,10 +99,28 @@ def read_verdicts() -> dict[str, str]:
     return verdicts
 
 
-def diff_of(name: str) -> str:
-    shown = mutmut("show", name, capture_output=True, text=True).stdout
-    lines = [line for line in shown.splitlines() if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))]
-    return " / ".join(line.strip() for line in lines)[:300] or "(no diff shown)"
+def _functions(module: str) -> dict[str, str]:
+    """Every function of a mutated module (the original and each mutant) by name → its source."""
+    path = WORK / "mutants" / "src" / (module.replace(".", os.sep) + ".py")
+    source = path.read_text()
+    return {
+        node.name: ast.get_source_segment(source, node) or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name
+    }
+
+
+def diff_of(name: str, functions: dict[str, str]) -> str:
+    """The lines a mutant changed, as ``- old / + new``."""
+    function = name.rsplit(".", 1)[1]
+    original = functions.get(function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "").splitlines()[1:]
+    mutant = functions.get(function, "").splitlines()[1:]
+    lines = [
+        line.strip()
+        for line in difflib.unified_diff(original, mutant, lineterm="", n=0)
+        if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
+    ]
+    return " / ".join(lines)[:300] or "(no diff)"
 
 
 def write_survivors(found: dict[str, dict[str, int | None]], table: list[str]) -> list[str]:
@@ -111,13 +131,17 @@ def write_survivors(found: dict[str, dict[str, int | None]], table: list[str]) -
     listed = sorted(set(survivors) | {n for n in verdicts if n in codes})
     missing = []
     rows = []
+    functions: dict[str, dict[str, str]] = {}
     for name in listed:
+        module = name.split(".x", 1)[0]
+        if module not in functions:
+            functions[module] = _functions(module)
         code = codes[name]
         status = "survives" if name in survivors else "killed now"
         verdict = verdicts.get(name) or "TODO: name the test that kills it, or say why it is equivalent"
         if verdict.startswith("TODO"):
             missing.append(name)
-        diff = diff_of(name).replace("|", "\\|").replace("`", "'")
+        diff = diff_of(name, functions[module]).replace("|", "\\|").replace("`", "'")
         rows.append(f"| `{name}` | {status} | {verdict} |")
         rows.append(f"|   ↳ | exit {code} | `{diff}` |")
     text = [

@@ -1,0 +1,323 @@
+"""Drops (``drops/folder.py``) and CSV reading (``drops/csvfile.py``), promise by promise: a file is
+claimed by one run only, only regular files are read, every row is accounted for with its true number.
+
+Part of the fast selection that ``make mutants`` runs (no warehouse needed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from latam_messaging.drops import csvfile
+from latam_messaging.drops.csvfile import UnreadableDropError, canonical_column, read_layout, read_rows
+from latam_messaging.drops.folder import DropFolder, NotARegularFileError, fingerprint, is_regular, open_regular
+
+REQUIRED = {"phone", "message"}
+
+
+def write(path, data: bytes | str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+# ---- column names ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        ("Teléfono", "phone"), (" TELEFONO ", "phone"), ("celular", "phone"), ("Número", "phone"),
+        ("Destination", "phone"), ("Plantilla", "template"), ("template_id", "template"), ("Cuenta", "account"),
+        ("Mensaje", "message"), ("texto", "message"), ("Tipo Contenido", "content_type"), ("tipo", "content_type"),
+        ("Fecha Envío", "send_at"), ("fecha-envio", "send_at"), ("fecha.envio", "send_at"),
+        ("Parámetro 1", "param_1"), ("parametro_12", "param_12"), ("param03", "param_3"), ("Variable 2", "param_2"),
+        ("var_4", "param_4"), ("parameter_5", "param_5"), ("Horas Máximas", "max_age_hours"),
+        ("Seguimiento", "tracking_id"), ("Descripción", "description"), ("miniatura", "url_thumb"),
+        ("leyenda", "caption"), ("otra", "otra"), ("param", "param"), ("param_x", "param_x"),
+    ],
+)
+def test_columns_are_recognised_in_spanish_with_accents_case_and_spaces(header, column):
+    assert canonical_column(header) == column
+
+
+# ---- the header ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("header", "delimiter"),
+    [("phone,message", ","), ("phone;message", ";"), ("phone;message;a,b", ";"), ("phone,message,a;b", ",")],
+)
+def test_the_delimiter_is_the_more_frequent_of_comma_and_semicolon(tmp_path, header, delimiter):
+    path = write(tmp_path / "a.csv", header + "\n")
+    layout = read_layout(path, "utf-8-sig", REQUIRED)
+    assert layout.delimiter == delimiter and layout.encoding == "utf-8-sig"
+    assert layout.columns[:2] == ["phone", "message"]
+
+
+def test_a_header_with_a_bom_is_read(tmp_path):
+    path = write(tmp_path / "a.csv", "\ufeffTeléfono;Mensaje\r\n".encode())
+    assert read_layout(path, "utf-8-sig", REQUIRED).columns == ["phone", "message"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "the file is empty or its first line (the header) is blank"),
+        (b"  \n5511,hola\n", "the file is empty or its first line (the header) is blank"),
+        (b"phone,mess\x00age\n", "the header contains a NUL character: not a text CSV"),
+        (b"phone,mens\xe1je\n", "the header is not valid utf-8-sig text (byte 10)"),
+        (b"nombre,apellido\n", "required column(s) missing: message, phone; the header has 2 column(s)"),
+        (b"phone,x,y\n", "required column(s) missing: message (found: phone); the header has 3 column(s)"),
+        (b"phone,message,telefono\n", "the header names these columns twice: phone"),
+        (b"phone,message,param1,parametro_1\n", "the header names these columns twice: param_1"),
+        (b"phone,message,a,a,b,b\n", "the header names these columns twice:  and 2 other column(s)"),
+        (b"phone,message,a,a,mensaje\n", "the header names these columns twice: message and 1 other column(s)"),
+    ],
+)
+def test_a_header_that_cannot_be_used_fails_the_file_with_a_reason(tmp_path, data, reason):
+    path = write(tmp_path / "a.csv", data)
+    with pytest.raises(UnreadableDropError) as raised:
+        read_layout(path, "utf-8-sig", REQUIRED)
+    assert str(raised.value) == reason
+
+
+def test_a_header_at_the_limits_is_read_and_past_them_fails(tmp_path):
+    columns = ["phone", "message"] + [f"c{i}" for i in range(csvfile.MAX_COLUMNS - 2)]
+    path = write(tmp_path / "ok.csv", ",".join(columns) + "\n")
+    assert len(read_layout(path, "utf-8", REQUIRED).columns) == csvfile.MAX_COLUMNS
+    path = write(tmp_path / "wide.csv", ",".join(columns + ["one_more"]) + "\n")
+    with pytest.raises(UnreadableDropError, match=rf"^the header has {csvfile.MAX_COLUMNS + 1} columns; at most 256"):
+        read_layout(path, "utf-8", REQUIRED)
+    long_name = "x" * (csvfile.MAX_HEADER_CHARS - len("phone,message,") - 1)
+    path = write(tmp_path / "long_ok.csv", f"phone,message,{long_name}\n")  # the limit, newline included
+    assert read_layout(path, "utf-8", REQUIRED).columns[-1] == long_name
+    path = write(tmp_path / "long.csv", f"phone,message,{long_name}x\n")
+    with pytest.raises(UnreadableDropError, match="^the header line is longer than 16384 characters$"):
+        read_layout(path, "utf-8", REQUIRED)
+
+
+# ---- the rows --------------------------------------------------------------------------------------------
+def rows_of(path, encoding="utf-8", chunk_rows=csvfile.CHUNK_ROWS):
+    layout = read_layout(path, encoding, REQUIRED)
+    return list(read_rows(path, layout, chunk_rows=chunk_rows))
+
+
+def test_rows_keep_their_true_numbers_and_short_rows_are_padded(tmp_path):
+    path = write(tmp_path / "a.csv", 'phone;message;tracking_id\n1;"a;b"\n2;c;t2\n\n3;"multi\nline";t3\n')
+    [chunk] = rows_of(path)
+    assert [(r.number, r.values, r.problem) for r in chunk] == [
+        (1, {"phone": "1", "message": "a;b", "tracking_id": ""}, None),
+        (2, {"phone": "2", "message": "c", "tracking_id": "t2"}, None),
+        (3, {"phone": "", "message": "", "tracking_id": ""}, None),  # a blank line keeps its number (empty)
+        (4, {"phone": "3", "message": "multi\nline", "tracking_id": "t3"}, None),
+    ]
+
+
+def test_rows_come_in_chunks_of_the_given_size(tmp_path):
+    path = write(tmp_path / "a.csv", "phone,message\n" + "".join(f"{i},m\n" for i in range(1, 8)))
+    chunks = rows_of(path, chunk_rows=3)
+    assert [[r.number for r in chunk] for chunk in chunks] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [[r.number for r in chunk] for chunk in rows_of(path, chunk_rows=7)] == [[1, 2, 3, 4, 5, 6, 7]]
+    assert rows_of(write(tmp_path / "empty.csv", "phone,message\n")) == []
+
+
+def test_a_row_that_cannot_be_used_comes_out_with_its_reason_and_raw_fields(tmp_path):
+    limit = csvfile.MAX_FIELD_CHARS
+    path = write(
+        tmp_path / "a.csv",
+        "phone,message\n"
+        "1,a,extra\n"
+        f"2,{'x' * (limit + 1)}\n"
+        f"3,{'y' * limit}\n"
+        "4,nul\x00here\n"
+        "5,ok\n",
+    )
+    [chunk] = rows_of(path)
+    by_number = {r.number: r for r in chunk}
+    assert by_number[1].problem == (
+        "row has 3 fields but the header has 2: check the delimiter and quoting"
+    )
+    assert by_number[1].raw == ["1", "a", "extra"] and by_number[1].values == {"phone": "", "message": ""}
+    assert by_number[2].problem == f"field message is {limit + 1} characters long; at most {limit} are accepted"
+    assert by_number[2].raw == ["2", "x" * limit]
+    assert by_number[3].problem is None and by_number[3].values["message"] == "y" * limit
+    assert by_number[4].problem == "field message contains a NUL character" and by_number[4].raw == ["4", "nulhere"]
+    assert (by_number[5].problem, by_number[5].raw, by_number[5].values) == (None, None, {"phone": "5", "message": "ok"})
+
+
+def test_a_file_that_is_not_its_encoding_fails_naming_the_row(tmp_path):
+    good = "".join(f"{i},hola\n" for i in range(1, 3001)).encode()  # past what the decoder reads ahead
+    path = write(tmp_path / "a.csv", b"phone,message\n" + good + b"3001,ol\xe1\n")
+    layout = read_layout(path, "utf-8", REQUIRED)
+    with pytest.raises(UnreadableDropError, match=r"^the file is not valid utf-8 text at or after row \d+$"):
+        list(read_rows(path, layout))
+    [chunk] = rows_of(path, encoding="cp1252")  # as the fingerprint would have chosen
+    assert (chunk[-1].number, chunk[-1].values["message"]) == (3001, "olá")
+
+
+def test_a_field_past_the_csv_modules_limit_fails_the_file(tmp_path):
+    path = write(tmp_path / "a.csv", "phone,message\n1,ok\n2," + "z" * (csvfile.HARD_FIELD_LIMIT + 1) + "\n")
+    layout = read_layout(path, "utf-8", REQUIRED)
+    with pytest.raises(UnreadableDropError, match="^the file cannot be parsed as CSV after row 1: "):
+        list(read_rows(path, layout))
+
+
+# ---- opening only regular files -----------------------------------------------------------------------
+def test_only_regular_files_are_opened(tmp_path):
+    real = write(tmp_path / "real.csv", "x")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    folder = tmp_path / "dir.csv"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with open_regular(real) as handle:
+        assert handle.read() == b"x"
+    for path in (link, folder, fifo):
+        with pytest.raises(NotARegularFileError, match=f"^{path.name} is not a regular file$"):
+            open_regular(path)
+    with pytest.raises(FileNotFoundError):
+        open_regular(tmp_path / "missing.csv")
+    assert [is_regular(p) for p in (real, link, folder, fifo, tmp_path / "missing.csv")] == [
+        True, False, False, False, False,
+    ]
+
+
+# ---- fingerprints --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (b"phone,message\n1,hola\n", "utf-8-sig"),
+        ("\ufefftel\u00e9fono\n".encode(), "utf-8-sig"),
+        (b"phone,message\n1,ol\xe1\n", "cp1252"),
+        (b"phone,message\n1,ol\xc3", "cp1252"),  # a UTF-8 sequence cut at the end
+        (b"", "utf-8-sig"),
+    ],
+)
+def test_the_fingerprint_is_the_sha256_size_and_encoding(tmp_path, data, encoding):
+    import hashlib
+
+    path = write(tmp_path / "a.csv", data)
+    fp = fingerprint(path)
+    assert (fp.sha256, fp.size_bytes, fp.encoding) == (hashlib.sha256(data).hexdigest(), len(data), encoding)
+
+
+def test_the_fingerprint_reads_big_files_block_by_block(tmp_path, monkeypatch):
+    import hashlib
+
+    from latam_messaging.drops import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "READ_BLOCK", 4)
+    data = "é".encode() * 5 + b"\xe1"  # UTF-8 split across blocks, then a byte that is not UTF-8
+    path = write(tmp_path / "a.csv", data)
+    fp = fingerprint(path)
+    assert (fp.sha256, fp.size_bytes, fp.encoding) == (hashlib.sha256(data).hexdigest(), len(data), "cp1252")
+    path = write(tmp_path / "b.csv", "é".encode() * 5)
+    assert fingerprint(path).encoding == "utf-8-sig"
+
+
+# ---- claims ------------------------------------------------------------------------------------------------
+def names(paths):
+    return sorted(p.name for p in paths)
+
+
+def test_a_claim_takes_each_ready_csv_into_the_runs_own_folder(tmp_path):
+    write(tmp_path / "wavy" / "b.csv", "2")
+    write(tmp_path / "wavy" / "a.csv", "1")
+    write(tmp_path / "wavy" / "c.csv.part", "uploading")
+    write(tmp_path / "wavy" / "notes.txt", "not a drop")
+    folder = DropFolder(tmp_path, "wavy", owner="run-1")
+    with folder.leased():
+        claimed = list(folder.claim_ready())
+        assert [p.name for p in claimed] == ["a.csv", "b.csv"]  # in name order
+        assert all(p.parent == tmp_path / "wavy" / ".claimed" / "run-1" for p in claimed)
+        assert names((tmp_path / "wavy").iterdir()) == [".claimed", "archive", "c.csv.part", "failed", "notes.txt"]
+        assert list(DropFolder(tmp_path, "wavy", owner="run-2").claim_ready()) == []  # nothing for another run
+
+
+def test_an_owner_is_unique_and_safe_as_a_file_name():
+    owners = {DropFolder("/tmp", "x").owner for _ in range(3)}
+    assert len(owners) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+-\d+-[0-9a-f]{12}", owner) for owner in owners)
+
+
+def test_finished_files_are_stamped_into_archive_or_failed(tmp_path):
+    write(tmp_path / "wavy" / "a.csv", "1")
+    write(tmp_path / "wavy" / "b.csv", "2")
+    folder = DropFolder(tmp_path, "wavy", owner="run-1")
+    a, b = folder.claim_ready()
+    archived, failed = folder.finish(a, "archive"), folder.finish(b, "failed")
+    assert archived.parent == tmp_path / "wavy" / "archive" and failed.parent == tmp_path / "wavy" / "failed"
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}-a\.csv", archived.name) and failed.name.endswith("-b.csv")
+    assert archived.read_text() == "1" and not a.exists()
+
+
+def test_not_regular_entries_are_moved_to_failed_unread(tmp_path):
+    write(tmp_path / "wavy" / "ok.csv", "1")
+    target = write(tmp_path / "secret.txt", "secret")
+    (tmp_path / "wavy" / "link.csv").symlink_to(target)
+    (tmp_path / "wavy" / "dir.csv").mkdir()
+    folder = DropFolder(tmp_path, "wavy", owner="run-1")
+    assert names(folder.claim_ready()) == ["ok.csv"]
+    assert folder.not_regular == 2
+    failed = list((tmp_path / "wavy" / "failed").iterdir())
+    assert sorted(p.name.split("-", 2)[2] for p in failed) == ["dir.csv", "link.csv"]
+    assert target.read_text() == "secret"
+
+
+def test_a_live_runs_claims_are_never_taken_and_a_dead_runs_are(tmp_path):
+    write(tmp_path / "wavy" / "a.csv", "1")
+    write(tmp_path / "wavy" / "b.csv", "2")
+    alive = DropFolder(tmp_path, "wavy", owner="alive", lease_s=60)
+    with alive.leased():
+        first = next(alive.claim_ready())  # the run holds a.csv ...
+        other = DropFolder(tmp_path, "wavy", owner="other", lease_s=60)
+        assert names(other.claim_ready()) == ["b.csv"]  # ... another run takes only what is left
+    assert first.exists()  # a claimed file left behind stays under its owner until the lease lapses
+    assert not (tmp_path / "wavy" / ".claimed" / "alive.lease").exists()
+    late = DropFolder(tmp_path, "wavy", owner="late", lease_s=60)
+    # both runs ended without finishing their files: no lease file, so their owners are gone
+    assert names(late.claim_ready()) == ["a.csv", "b.csv"]
+    assert not (tmp_path / "wavy" / ".claimed" / "alive").exists()  # the dead owner is forgotten
+
+
+def test_a_claim_is_taken_over_only_after_its_lease_lapsed(tmp_path):
+    write(tmp_path / "wavy" / "a.csv", "1")
+    dead = DropFolder(tmp_path, "wavy", owner="dead", lease_s=5)
+    dead.ensure()
+    dead.mine.mkdir()
+    claimed = next(dead.claim_ready())
+    dead.lease_file.touch()
+    taker = DropFolder(tmp_path, "wavy", owner="taker", lease_s=5)
+    assert list(taker.claim_ready()) == []  # the lease is fresh
+    old = time.time() - 6
+    os.utime(dead.lease_file, (old, old))
+    [taken] = taker.claim_ready()
+    assert taken == taker.mine / "a.csv" and not claimed.exists()
+    assert not dead.mine.exists() and not dead.lease_file.exists()
+
+
+def test_the_lease_is_renewed_while_the_run_works(tmp_path):
+    folder = DropFolder(tmp_path, "wavy", owner="run", lease_s=0.2)
+    with folder.leased():
+        old = time.time() - 10
+        os.utime(folder.lease_file, (old, old))
+        time.sleep(0.25)
+        assert time.time() - folder.lease_file.stat().st_mtime < 0.2
+        assert not folder._owner_gone("run")
+    assert folder._owner_gone("run")
+
+
+def test_files_of_the_old_flat_layout_are_taken(tmp_path):
+    write(tmp_path / "wavy" / ".claimed" / "old.csv", "1")
+    folder = DropFolder(tmp_path, "wavy", owner="run")
+    assert [p.name for p in folder.claim_ready()] == ["old.csv"]
+
+
+def test_a_name_already_claimed_by_this_run_waits_for_a_later_run(tmp_path):
+    folder = DropFolder(tmp_path, "wavy", owner="run")
+    write(folder.mine / "a.csv", "first")
+    write(tmp_path / "wavy" / "a.csv", "second")
+    assert list(folder.claim_ready()) == []
+    assert (tmp_path / "wavy" / "a.csv").read_text() == "second"

@@ -1,0 +1,377 @@
+"""The callback parsers (``webhooks/parsers.py``): every item of a body becomes an event, an inbound
+message or an item error with its reason; nothing is dropped because of a value.
+
+The vendors' own examples come from ``tests/fixtures/vendor_docs/``; the other bodies are ours.
+Part of the fast selection that ``make mutants`` runs (no warehouse, no server).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from latam_messaging.webhooks import parsers
+from latam_messaging.webhooks.parsers import UnparseableEvent, loads, parse_body
+
+DOCS = Path(__file__).parent / "fixtures" / "vendor_docs"
+RECEIVED = pendulum.datetime(2026, 3, 2, 15, 0, tz="UTC")
+
+
+def doc(vendor: str, name: str) -> str:
+    return (DOCS / vendor / name).read_text(encoding="utf-8")
+
+
+def parse(vendor, body, channel=None):
+    """A stored body through ``parse_body``, as ``webhook_ingest`` parses it."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    try:  # the vendor registry (vendor packages) hands parse_body the vendor's parser
+        from latam_messaging.vendors import VENDORS
+    except ImportError:
+        return parse_body(vendor, channel, text, RECEIVED)
+    if vendor not in VENDORS:
+        return parse_body(None, channel, text, RECEIVED)
+    return parse_body(VENDORS[vendor].parse_callback(), channel, text, RECEIVED)
+
+
+# ---- Teleprom V0 ---------------------------------------------------------------------------------------
+def test_the_documented_v0_object_is_a_status_by_our_key():
+    parsed = parse("teleprom", doc("teleprom", "webhook_v0_enqueued.json"))
+    assert (parsed.format_version, parsed.inbound, parsed.errors) == ("V0", [], [])
+    [event] = parsed.statuses
+    assert (event.vendor, event.vendor_message_id, event.status, event.raw_status, event.source) == (
+        "teleprom", None, "enqueued", "enqueued", "webhook",
+    )
+    assert event.message_key == "42" and event.note is None
+    assert event.event_at == pendulum.datetime(2022, 5, 24, 16, 30, 2, 568000, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [("enqueued", "enqueued"), (" SENT ", "sent"), ("Delivered", "delivered"), ("read", "read"),
+     ("failed", "failed"), ("failed: blocked", "failed"), ("FAILED - x", "failed"), ("queued", "unknown"),
+     ("", "unknown")],
+)
+def test_teleprom_status_texts_map_to_the_vocabulary(text, status):
+    [event] = parse("teleprom", {"resultado": text, "identificador": "k"}).statuses
+    assert (event.status, event.raw_status) == (status, text)
+
+
+def test_a_v0_array_keeps_good_items_beside_bad_ones():
+    body = [
+        {"resultado": "sent", "identificador": "k1", "fechaHora": "2026-03-02T10:00:00-03:00"},
+        {"identificador": "k2"},  # no resultado
+        "not an object",
+        {"resultado": "delivered", "identificador": ""},  # no key
+        {"resultado": "weird", "identificador": 7, "fechaHora": "{fechahora}"},  # a placeholder time
+    ]
+    parsed = parse("teleprom", body)
+    assert parsed.errors == [
+        "item 2: V0 item without resultado", "item 3: V0 item without resultado",
+        "item 4: V0 status without identificador",
+    ]
+    assert [(e.message_key, e.status, e.raw_status) for e in parsed.statuses] == [
+        ("k1", "sent", "sent"), ("7", "unknown", "weird"),
+    ]
+    assert parsed.statuses[0].event_at == pendulum.datetime(2026, 3, 2, 13, tz="UTC")
+    assert parsed.statuses[1].event_at == RECEIVED
+    assert parsed.statuses[1].note == "vendor time '{fechahora}' unusable: receive time used"
+
+
+def test_a_v0_reply_is_an_inbound_message_identified_per_reply():
+    reply = {"resultado": "received", "identificador": "k1", "telefono": "5493515238015", "empresa": "Acme",
+             "mensaje": "gracias", "fechaHora": "2026-03-02T10:00:00-03:00"}
+    other = dict(reply, mensaje="otra")
+    parsed = parse("teleprom", [reply, other, dict(reply, identificador="x" * 129)])
+    first, second, long_key = parsed.inbound
+    assert (first["vendor"], first["from_phone"], first["to_account"], first["text"], first["message_type"]) == (
+        "teleprom", "5493515238015", "Acme", "gracias", "text",
+    )
+    assert first["in_reply_to"] == "k1" and long_key["in_reply_to"] is None
+    assert first["vendor_message_id"].startswith("k1#") and len(first["vendor_message_id"]) == 3 + 20
+    assert first["vendor_message_id"] != second["vendor_message_id"]
+    assert parse("teleprom", [reply]).inbound[0]["vendor_message_id"] == first["vendor_message_id"]  # a retry
+    assert first["received_at"] == pendulum.datetime(2026, 3, 2, 13, tz="UTC") and first["raw"] == reply
+    assert parsed.statuses == []
+
+
+def test_the_printed_v0_shape_is_not_json_and_says_so():
+    with pytest.raises(UnparseableEvent, match="^body is not JSON: "):
+        parse("teleprom", doc("teleprom", "webhook_v0_bulk_shape.txt"))
+
+
+# ---- Teleprom V1/V3 ------------------------------------------------------------------------------------
+def test_the_documented_v1_status_links_by_both_ids_and_its_placeholder_time_is_noted():
+    parsed = parse("teleprom", doc("teleprom", "webhook_v1_status.json"))
+    assert (parsed.format_version, parsed.errors) == ("V1", [])
+    [event] = parsed.statuses
+    assert (event.vendor_message_id, event.vendor_ids, event.status, event.raw_status) == (
+        "MESSAGE_ID", ["MESSAGE_ID", "WHATSAPP_MESSAGE_ID"], "enqueued", "enqueued",
+    )
+    assert event.event_at == RECEIVED and event.note == "vendor time 'TIMESTAMP' unusable: receive time used"
+
+
+def envelope(kind: str, values: list, version="1"):
+    return {"Version": version, "Type": kind, "Payload": {"entry": [{"changes": [{"value": v} for v in values]}]}}
+
+
+def test_v1_statuses_each_item_alone():
+    statuses = [
+        {"gs_id": "g1", "id": "w1", "status": "read", "timestamp": "1772463600"},
+        {"status": "sent"},  # no id
+        {"id": "w3", "status": "failed: expired", "timestamp": 1772463600},
+    ]
+    parsed = parse("teleprom", envelope("STATUS", [{"statuses": statuses}, {}], version="3"))
+    assert parsed.format_version == "V3"
+    assert parsed.errors == ["item 2: status without gs_id or id"]
+    assert [(e.vendor_message_id, e.vendor_ids, e.status, e.raw_status) for e in parsed.statuses] == [
+        ("g1", ["g1", "w1"], "read", "read"), ("w3", ["w3"], "failed", "failed: expired"),
+    ]
+    assert parsed.statuses[0].event_at == pendulum.from_timestamp(1772463600, tz="UTC")
+    assert parsed.statuses[0].note is None
+
+
+def test_the_documented_v3_reply_is_an_inbound_message():
+    parsed = parse("teleprom", doc("teleprom", "webhook_v3_incoming.json"))
+    assert (parsed.format_version, parsed.errors, parsed.statuses) == ("V3", [], [])
+    [row] = parsed.inbound
+    assert row["vendor_message_id"].startswith("wamid.HBgNNTQ5MzUxNTMxODA0NxUCABIYIDc1Mjg3")
+    assert (row["from_phone"], row["to_account"], row["message_type"], row["text"]) == (
+        "5493515318047", "5491171186962", "button", "Quiero más info",
+    )
+    assert row["in_reply_to"] == "7bb2e914-271c-474f-998e-d72e267ca289"
+    assert row["received_at"] == pendulum.from_timestamp(1725372609, tz="UTC") and row["media_url"] is None
+
+
+def test_v3_replies_of_every_kind():
+    messages = [
+        {"id": "t", "from": "1", "type": "text", "text": {"body": "hola"}, "timestamp": "1772463600",
+         "context": {"id": "ctx-id"}},
+        {"id": "i", "from": "1", "type": "image", "image": {"url": "https://x/i.jpg"}, "timestamp": "1772463600"},
+        {"id": "d", "from": "1", "type": "document", "document": {"link": "https://x/d.pdf"}},
+        {"id": "", "from": "1", "type": "text", "text": {"body": "no id"}},
+        {"id": "l", "from": "1", "type": "location", "location": {"url": "https://maps"}},
+    ]
+    parsed = parse("teleprom", envelope("INCOMING", [{"metadata": {"display_phone_number": "549"},
+                                                      "messages": messages}]))
+    assert parsed.errors == ["item 4: message without an id"]
+    got = {r["vendor_message_id"]: (r["text"], r["media_url"], r["in_reply_to"], r["to_account"], r["note"])
+           for r in parsed.inbound}
+    assert got == {
+        "t": ("hola", None, "ctx-id", "549", None),
+        "i": (None, "https://x/i.jpg", None, "549", None),
+        "d": (None, "https://x/d.pdf", None, "549", "vendor time None unusable: receive time used"),
+        "l": (None, None, None, "549", "vendor time None unusable: receive time used"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"Version": "1", "Type": "STATUS"}, "envelope without a Payload object"),
+        ({"Version": "1", "Type": "OTHER", "Payload": {}}, "envelope Type 'OTHER' is not STATUS or INCOMING"),
+        ({"foo": 1}, "neither a V0 array nor a V1/V3 envelope"),
+        (5, "neither a V0 array nor a V1/V3 envelope"),
+    ],
+)
+def test_a_teleprom_body_of_no_known_shape_is_refused_with_a_reason(body, reason):
+    with pytest.raises(UnparseableEvent) as raised:
+        parse("teleprom", body)
+    assert str(raised.value) == reason
+
+
+def test_an_empty_envelope_is_parsed_with_nothing_in_it():
+    parsed = parse("teleprom", {"Version": "1", "Type": "status", "Payload": {"entry": [1, {"changes": [2]}]}})
+    assert (parsed.statuses, parsed.inbound, parsed.errors) == ([], [], [])
+
+
+# ---- ITD ------------------------------------------------------------------------------------------------
+def test_the_documented_itd_status_with_its_trailing_comma():
+    parsed = parse("itd", doc("itd", "webhook_status.json"))
+    assert (parsed.format_version, parsed.errors) == ("status", [])
+    [event] = parsed.statuses
+    assert (event.vendor, event.vendor_message_id, event.status, event.raw_status, event.precision_s) == (
+        "itd", "f927f0fb-649f-45eb-92bf-15cb975f1bac", "read", "READ", 60,
+    )
+    assert event.event_at == pendulum.datetime(2019, 12, 26, 16, 7, tz="America/Santiago").in_tz("UTC")
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [("MESSAGE QUEUED", "enqueued"), ("queued", "enqueued"), (" sent ", "sent"), ("DELIVERED", "delivered"),
+     ("READ", "read"), ("FAILED", "failed"), ("ERROR", "failed"), ("PENDING", "unknown"), (3, "unknown")],
+)
+def test_itd_status_texts_map_to_the_vocabulary(text, status):
+    [event] = parse("itd", {"uuid": "u", "status": text, "sent_at": "26/12/2019 16:07"}).statuses
+    assert (event.status, event.raw_status) == (status, str(text))
+
+
+def test_an_itd_status_with_an_unusable_time_uses_the_receive_time_exactly():
+    parsed = parse("itd", {"uuid": "u1", "status": "SENT", "sent_at": "2019-12-26"})
+    [event] = parsed.statuses
+    assert (event.event_at, event.precision_s) == (RECEIVED, 0)
+    assert event.note == "vendor time '2019-12-26' unusable: receive time used"
+
+
+def test_an_itd_status_without_a_uuid_is_an_item_error():
+    parsed = parse("itd", {"uuid": "", "status": "SENT"})
+    assert (parsed.statuses, parsed.errors) == ([], ["item 1: status without uuid"])
+
+
+def test_the_documented_itd_inbound_keeps_every_field():
+    parsed = parse("itd", doc("itd", "webhook_inbound.json"))
+    assert (parsed.format_version, parsed.errors) == ("inbound", [])
+    [row] = parsed.inbound
+    assert row["vendor_message_id"] == "2a7907d9-612e-401b-bc54-ce1eab3dce3a"
+    assert (row["from_phone"], row["to_account"], row["message_type"], row["text"], row["direction"]) == (
+        "56936858019", "56932028245", "chat", "hola desde la web", 1,
+    )
+    assert row["media_url"] == "http://content.itdchile.cl/files/1/(copia)_image.jpg"
+    assert row["received_at"] == pendulum.from_timestamp(1582637824, tz="UTC") and row["note"] is None
+    assert row["raw"]["lat"] == "-33.4036893"
+
+
+def test_an_itd_inbound_without_content_keeps_its_caption_and_an_odd_direction():
+    body = {"uuid": "u", "senderPhone": "569", "content": "", "caption": "foto", "direction": "x", "sendAt": "abc"}
+    [row] = parse("itd", body).inbound
+    assert (row["text"], row["direction"], row["received_at"]) == ("foto", None, RECEIVED)
+
+
+@pytest.mark.parametrize("body", [[1], {"uuid": "u"}, {"status": "SENT"}, {"senderPhone": "1"}])
+def test_an_itd_body_of_no_known_shape_is_refused(body):
+    with pytest.raises(UnparseableEvent, match="^(ITD webhooks are JSON objects|neither an ITD status nor an inbound)"):
+        parse("itd", body)
+
+
+# ---- Wavy -----------------------------------------------------------------------------------------------
+SENT_AT, DELIVERED_AT = 1772463600000, 1772463660000
+
+
+def test_a_wavy_callback_is_a_sent_event():
+    body = {"id": "W1", "correlationId": "m-1", "sentStatusCode": 2, "sentStatus": "SENT_SUCCESS", "sentAt": SENT_AT}
+    parsed = parse("wavy", body, "callback")
+    assert parsed.format_version == "callback"
+    [event] = parsed.statuses
+    assert (event.vendor, event.vendor_message_id, event.message_key, event.status, event.raw_status, event.source) == (
+        "wavy", "W1", "m-1", "sent", "SENT_SUCCESS", "webhook",
+    )
+    assert event.event_at == pendulum.from_timestamp(SENT_AT / 1000, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("sent", "delivered", "statuses"),
+    [
+        ((2, "SENT_SUCCESS"), (4, "DELIVERED_SUCCESS"), [("sent", "SENT_SUCCESS"), ("delivered", "DELIVERED_SUCCESS")]),
+        ((2, "SENT_SUCCESS"), (104, "NOT_DELIVERED"), [("sent", "SENT_SUCCESS"), ("failed", "NOT_DELIVERED")]),
+        ((2, None), (999, None), [("sent", "2"), ("unknown", "999")]),
+        ((202, "INVALID_DESTINATION_NUMBER"), None, [("failed", "INVALID_DESTINATION_NUMBER")]),
+        ((77, "NEW_CODE"), None, [("unknown", "NEW_CODE")]),
+    ],
+)
+def test_a_wavy_dlr_is_a_sent_event_then_a_delivery_event(sent, delivered, statuses):
+    body = {"id": "W1", "sentStatusCode": sent[0], "sentStatus": sent[1], "sentStatusAt": SENT_AT}
+    if delivered:
+        body.update(deliveredStatusCode=delivered[0], deliveredStatus=delivered[1], deliveredAt=DELIVERED_AT)
+    parsed = parse("wavy", body, "dlr")
+    assert parsed.format_version == ("dlr" if delivered else "callback")
+    assert [(e.status, e.raw_status) for e in parsed.statuses] == statuses
+    assert parsed.statuses[-1].event_at == pendulum.from_timestamp(
+        (DELIVERED_AT if delivered else SENT_AT) / 1000, tz="UTC"
+    )
+
+
+def test_a_wavy_status_without_code_and_time_is_refused():
+    with pytest.raises(UnparseableEvent, match="^Wavy status without a status code and time$"):
+        parse("wavy", {"id": "W1", "sentStatusCode": 2}, "callback")
+    with pytest.raises(UnparseableEvent, match="^Wavy webhooks are JSON objects with an id$"):
+        parse("wavy", {"sentStatusCode": 2}, "callback")
+
+
+def test_a_wavy_mo_is_an_inbound_reply():
+    body = {"id": "MO1", "source": "5511987654321", "shortCode": "28888", "messageText": "SIM",
+            "receivedAt": SENT_AT, "mt": {"correlationId": "m-1"}}
+    for channel in ("mo", "callback"):  # a messageText makes it an MO whatever the path
+        parsed = parse("wavy", body, channel)
+        assert parsed.format_version == "mo"
+        [row] = parsed.inbound
+        assert (row["vendor"], row["vendor_message_id"], row["from_phone"], row["to_account"], row["text"]) == (
+            "wavy", "MO1", "5511987654321", "28888", "SIM",
+        )
+        assert (row["message_type"], row["in_reply_to"], row["raw"]) == ("sms", "m-1", body)
+
+
+def test_polled_wavy_pages_keep_good_items_beside_bad_ones():
+    statuses = {"smsStatuses": [{"id": "W1", "sentStatusCode": 2, "sentAt": SENT_AT}, {"sentStatusCode": 2}]}
+    parsed = parse("wavy", statuses, "status_list")
+    assert parsed.format_version == "status_list"
+    assert [(e.vendor_message_id, e.source) for e in parsed.statuses] == [("W1", "poll")]
+    assert parsed.errors == ["item 2: KeyError"]
+    messages = {"messages": [{"id": "MO1", "messageText": "x"}, {"messageText": "no id"}]}
+    for channel in ("receive_list", "receive_search"):
+        parsed = parse("wavy", messages, channel)
+        assert (parsed.format_version, [r["vendor_message_id"] for r in parsed.inbound]) == (channel, ["MO1"])
+        assert parsed.errors == ["item 2: KeyError"]
+    assert parse("wavy", {}, "status_list").statuses == []
+
+
+# ---- times ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "usable"),
+    [
+        ("1772463600", True), (1772463600, True), ("946684800", True),  # 2000-01-01 itself
+        ("946684799", False), ("0", False), ("1e20", False), (str(int(RECEIVED.add(days=1).timestamp())), True),
+        (str(int(RECEIVED.add(days=1, seconds=1).timestamp())), False), (None, False), ("", False),
+    ],
+)
+def test_a_vendor_time_is_believed_from_2000_to_a_day_ahead(value, usable):
+    status = {"id": "w", "status": "sent", "timestamp": value}
+    [event] = parse("teleprom", envelope("STATUS", [{"statuses": [status]}])).statuses
+    assert (event.event_at != RECEIVED or event.note is None) if usable else event.event_at == RECEIVED
+    assert (event.note is None) is usable
+
+
+def test_epoch_milliseconds_are_read_from_text_or_numbers():
+    for value in (SENT_AT, str(SENT_AT), f" {SENT_AT} ", float(SENT_AT)):
+        [row] = parse("itd", {"uuid": "u", "senderPhone": "1", "sendAt": value}).inbound
+        assert row["received_at"] == pendulum.from_timestamp(SENT_AT / 1000, tz="UTC")
+
+
+# ---- guarded JSON -------------------------------------------------------------------------------------------
+def test_trailing_commas_are_tolerated_but_not_inside_strings():
+    assert loads('{"a": [1, 2,], "b": "x,]",}') == {"a": [1, 2], "b": "x,]"}
+    assert loads('["a\\",]",]') == ['a",]']
+
+
+def test_bodies_too_large_or_too_deep_are_refused_before_parsing(monkeypatch):
+    monkeypatch.setattr(parsers, "MAX_BODY_CHARS", 10)
+    assert loads('"123456"') == "123456"
+    with pytest.raises(UnparseableEvent, match="^body of 12 characters is over the 10 limit$"):
+        loads('"1234567890"')
+    monkeypatch.setattr(parsers, "MAX_BODY_CHARS", 10_000)
+    assert loads("[" * parsers.MAX_DEPTH + "]" * parsers.MAX_DEPTH) is not None
+    with pytest.raises(UnparseableEvent, match=f"^body nests deeper than {parsers.MAX_DEPTH} levels$"):
+        loads("[" * (parsers.MAX_DEPTH + 1) + "]" * (parsers.MAX_DEPTH + 1))
+    assert loads('["[[[[", {"x": "{{{{"}]') == ["[[[[", {"x": "{{{{"}]  # brackets in strings do not nest
+
+
+def test_nesting_depth_counts_the_deepest_level():
+    assert parsers._nesting_depth('{"a": [1, {"b": []}], "c": {}}') == 4
+    assert parsers._nesting_depth("[][][]") == 1
+    assert parsers._nesting_depth('"no brackets"') == 0
+
+
+def test_a_body_that_is_not_json_says_why():
+    with pytest.raises(UnparseableEvent, match="^body is not JSON: Expecting value: line 1 column 1"):
+        loads("nope")
+
+
+def test_an_unknown_vendor_is_refused():
+    with pytest.raises(UnparseableEvent, match="^(unknown vendor 'acme'|no parser for this vendor)$"):
+        parse("acme", {})
+
+
+def test_item_errors_name_the_type_not_the_content():
+    parsed = parse("teleprom", envelope("STATUS", [{"statuses": ["secret text 5493515238015"]}]))
+    assert parsed.errors == ["item 1: AttributeError"]
