@@ -8,6 +8,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
+from latam_messaging.vendors import POOLS
 
 DOC = """
 ### itd_poll
@@ -52,11 +53,11 @@ DOC = """
     default_args=dag_defaults(retries=2, retry_delay_minutes=2),
 )
 def itd_poll():
-    @task(outlets=[assets.changes(assets.ITD_CREDIT_SNAPSHOTS)], pool=settings.VENDOR_POOLS["itd"])
+    @task(outlets=[assets.changes(assets.ITD_CREDIT_SNAPSHOTS)], pool=POOLS["itd"])
     def credits_snapshot() -> int:
         from latam_messaging.dashboard import latest_itd_credits
         from latam_messaging.itd.hook import ItdHook
-        from latam_messaging.polling import snapshot_credits
+        from latam_messaging.itd.poller import snapshot_credits
         from latam_messaging.warehouse.db import open_warehouse
 
         warehouse = open_warehouse()
@@ -81,10 +82,10 @@ def itd_poll():
                 f"ITD credits are low: {credits} left, threshold {threshold}. Top up before sends fail."
             )
 
-    @task(trigger_rule="all_done", outlets=[assets.changes(assets.INBOUND_MESSAGES)], pool=settings.VENDOR_POOLS["itd"])
+    @task(trigger_rule="all_done", outlets=[assets.changes(assets.INBOUND_MESSAGES)], pool=POOLS["itd"])
     def poll_received() -> dict[str, int]:
         from latam_messaging.itd.hook import ItdHook
-        from latam_messaging.polling import phones_of_interest, poll_itd_received
+        from latam_messaging.itd.poller import phones_of_interest, poll_itd_received
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]
@@ -98,11 +99,11 @@ def itd_poll():
     @task(
         trigger_rule="all_done",
         outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS)],
-        pool=settings.VENDOR_POOLS["itd"],
+        pool=POOLS["itd"],
     )
     def poll_statuses() -> int:
         from latam_messaging.itd.hook import ItdHook
-        from latam_messaging.polling import poll_itd_statuses
+        from latam_messaging.itd.poller import poll_itd_statuses
         from latam_messaging.warehouse.db import open_warehouse
 
         stored = poll_itd_statuses(

@@ -8,6 +8,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, schedules, settings
 from latam_messaging.notify import dag_defaults
+from latam_messaging.vendors import POOLS
 
 DOC = """
 ### number_checks
@@ -49,7 +50,7 @@ folder hold such numbers: list it in `MESSAGING_HOLD_RISKY_FOLDERS`.
 def number_checks():
     @task
     def queue_phones() -> dict[str, int]:
-        from latam_messaging.numberchecks import CheckStats, queue_from_drops, queue_from_query
+        from latam_messaging.teleprom.number_checks import CheckStats, queue_from_drops, queue_from_query
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]
@@ -70,11 +71,11 @@ def number_checks():
 
     @task(
         outlets=[assets.changes(assets.SIM_SWAP_CHECKS), assets.changes(assets.NUMBER_LOOKUPS)],
-        pool=settings.VENDOR_POOLS["teleprom"],
+        pool=POOLS["teleprom"],
     )
     def check_phones() -> dict[str, int]:
-        from latam_messaging.numberchecks import run_checks
         from latam_messaging.teleprom.hook import TelepromHook
+        from latam_messaging.teleprom.number_checks import run_checks
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]

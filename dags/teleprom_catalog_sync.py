@@ -6,8 +6,9 @@ from dataclasses import asdict
 
 from airflow.sdk import dag, task
 
-from latam_messaging import assets, schedules, settings
+from latam_messaging import assets, schedules
 from latam_messaging.notify import dag_defaults
+from latam_messaging.vendors import POOLS
 
 DOC = """
 ### Teleprom catalogue sync
@@ -37,7 +38,7 @@ Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate r
 def teleprom_catalog_sync():
     @task(
         outlets=[assets.changes(assets.TELEPROM_TEMPLATES), assets.changes(assets.TELEPROM_ACCOUNTS)],
-        pool=settings.VENDOR_POOLS["teleprom"],
+        pool=POOLS["teleprom"],
     )
     def sync_catalog() -> dict[str, int]:
         """Fetch both lists in full first, then write them together."""

@@ -6,8 +6,9 @@ from dataclasses import asdict
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from latam_messaging import assets, schedules, settings
+from latam_messaging import assets, schedules
 from latam_messaging.notify import dag_defaults
+from latam_messaging.vendors import POOLS
 
 DOC = """
 ### wavy_poll
@@ -41,11 +42,11 @@ Status queries are paced to Wavy's 1 request/s; 429 answers are backed off.
     default_args=dag_defaults(retries=2, retry_delay_minutes=1),
 )
 def wavy_poll():
-    @task(pool=settings.VENDOR_POOLS["wavy"])
+    @task(pool=POOLS["wavy"])
     def drain_queues() -> dict[str, int]:
-        from latam_messaging.polling import drain_wavy_queue
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.wavy.hook import WavyHook
+        from latam_messaging.wavy.poller import drain_wavy_queue
 
         params = get_current_context()["params"]
         warehouse, hook = open_warehouse(), WavyHook()
@@ -61,10 +62,11 @@ def wavy_poll():
         outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)],
     )
     def parse_pages() -> dict[str, int]:
+        from latam_messaging.vendors import callback_parsers
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
 
-        stats = ingest_pending(open_warehouse())
+        stats = ingest_pending(open_warehouse(), callback_parsers())
         print(f"parsed: {asdict(stats)}")
         assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)
@@ -72,12 +74,12 @@ def wavy_poll():
     @task(
         trigger_rule="all_done",
         outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS)],
-        pool=settings.VENDOR_POOLS["wavy"],
+        pool=POOLS["wavy"],
     )
     def search_open() -> int:
-        from latam_messaging.polling import search_open_wavy
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.wavy.hook import WavyHook
+        from latam_messaging.wavy.poller import search_open_wavy
 
         stored = search_open_wavy(
             open_warehouse(), WavyHook(), open_after_minutes=get_current_context()["params"]["open_after_minutes"]

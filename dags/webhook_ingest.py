@@ -42,11 +42,12 @@ is idempotent (param `reparse_errors` retries the errors after a parser fix).
 def webhook_ingest():
     @task(outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)])
     def parse_pending() -> dict[str, int]:
+        from latam_messaging.vendors import callback_parsers
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
 
         params = get_current_context()["params"]
-        stats = ingest_pending(open_warehouse(), reparse_errors=params["reparse_errors"])
+        stats = ingest_pending(open_warehouse(), callback_parsers(), reparse_errors=params["reparse_errors"])
         print(f"webhook ingest: {asdict(stats)}")
         assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)

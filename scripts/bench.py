@@ -32,8 +32,8 @@ def start_simulator(name: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     code = (
         "import sys, threading; from latam_messaging.simulators.framework import SimulatorServer;"
-        "from latam_messaging.simulators.registry import SIMULATORS;"
-        f"SimulatorServer(SIMULATORS[{name!r}][0](step_seconds=3600), port={port}).serve_forever()"
+        "from latam_messaging.vendors import VENDORS;"
+        f"SimulatorServer(VENDORS[{name!r}].simulator_class()(step_seconds=3600), port={port}).serve_forever()"
     )
     process = subprocess.Popen([sys.executable, "-c", code])
     url = f"http://127.0.0.1:{port}"
@@ -127,10 +127,10 @@ def write_drop(path: Path, rows: int) -> None:
 # ---- child processes: one measured run each ----------------------------------------------------------
 def child_pipeline(rows: int) -> dict:
     """Claim, parse, validate, ledger, send and record a drop of ``rows`` rows."""
-    from latam_messaging.sending.adapters import TelepromAdapter
     from latam_messaging.sending.pipeline import dispatch, ingest_drops
     from latam_messaging.teleprom.catalog import sync_catalog
     from latam_messaging.teleprom.hook import TelepromHook
+    from latam_messaging.teleprom.send import TelepromAdapter
     from latam_messaging.warehouse.db import open_warehouse
 
     warehouse = open_warehouse()
@@ -249,7 +249,7 @@ def _send_e2e(adapter, folder: str, header: str, lines, region: str, **dispatch_
 
 def child_itd(rows: int) -> dict:
     """ITD end to end: one message a request, 16 workers, no request-rate ceiling (the simulator's 20 ms)."""
-    from latam_messaging.sending.adapters import ItdAdapter
+    from latam_messaging.itd.send import ItdAdapter
 
     lines = (f"+56 9 {6000 + i // 10000 % 4000:04d} {i % 10000:04d},TEXT,hola {i}\n" for i in range(rows))
     return _send_e2e(ItdAdapter(), "itd_whatsapp", "phone,content_type,content", lines, "CL",
@@ -258,7 +258,7 @@ def child_itd(rows: int) -> dict:
 
 def child_wavy(rows: int) -> dict:
     """Wavy end to end: bulks of 1,000."""
-    from latam_messaging.sending.adapters import WavyAdapter
+    from latam_messaging.wavy.send import WavyAdapter
 
     lines = (f"55119{i % 100_000_000:08d},Mensaje {i}\n" for i in range(rows))
     return _send_e2e(WavyAdapter(), "wavy_sms", "phone,message", lines, "BR", requests_per_s=0)
@@ -266,7 +266,7 @@ def child_wavy(rows: int) -> dict:
 
 SCALE_DISPATCHER = """
 import pathlib, sys, time
-from latam_messaging.sending.adapters import TelepromAdapter
+from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.sending.pipeline import dispatch
 from latam_messaging.warehouse.db import Warehouse
 warehouse = Warehouse.from_connection()
@@ -281,10 +281,10 @@ dispatch(TelepromAdapter(), warehouse)
 def child_scale(rows: int) -> dict:
     """``rows`` pending HSM rows sent by N dispatcher processes at once (``BENCH_INSTANCES``), as N
     mapped ``send_due`` instances on N workers would."""
-    from latam_messaging.sending.adapters import TelepromAdapter
     from latam_messaging.sending.pipeline import ingest_drops
     from latam_messaging.teleprom.catalog import sync_catalog
     from latam_messaging.teleprom.hook import TelepromHook
+    from latam_messaging.teleprom.send import TelepromAdapter
     from latam_messaging.warehouse import schema
     from latam_messaging.warehouse.db import open_warehouse
 
@@ -315,6 +315,7 @@ def child_webhook_ingest(bodies: int) -> dict:
     """Raw Teleprom V0 bodies (5 status events each, for accepted sends) → status events, events/s."""
     import pendulum
 
+    from latam_messaging.vendors import callback_parsers
     from latam_messaging.warehouse import schema
     from latam_messaging.warehouse.db import open_warehouse
     from latam_messaging.webhooks.ingest import ingest_pending, raw_event_row
@@ -344,7 +345,7 @@ def child_webhook_ingest(bodies: int) -> dict:
         if rows:
             conn.execute(schema.raw_webhook_events.insert(), rows)
     started = time.perf_counter()
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     seconds = time.perf_counter() - started
     return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
 

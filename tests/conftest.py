@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from latam_messaging.simulators.framework import SimulatorServer  # noqa: E402
-from latam_messaging.simulators.registry import SIMULATORS  # noqa: E402
+from latam_messaging.vendors import VENDORS  # noqa: E402
 
 # phonenumbers and pendulum load metadata lazily: a first example may be slow, never wrong
 hypothesis_settings.register_profile("project", deadline=None, max_examples=200)
@@ -37,8 +37,8 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields) -> N
 def simulator_servers():
     """One real HTTP server per vendor on an ephemeral 127.0.0.1 port, for the whole session."""
     servers = {}
-    for name, (factory, _) in SIMULATORS.items():
-        servers[name] = SimulatorServer(factory(seed=7, step_seconds=0.05), port=0).start()
+    for name, vendor in VENDORS.items():
+        servers[name] = SimulatorServer(vendor.simulator_class()(seed=7, step_seconds=0.05), port=0).start()
     yield servers
     for server in servers.values():
         server.stop()

@@ -17,6 +17,7 @@ from latam_messaging.itd.hook import (
     ItdValidationError,
 )
 from latam_messaging.itd.models import ItdMessage
+from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.conftest import configure, set_connection, sim_state
@@ -166,7 +167,7 @@ def test_status_and_inbound_webhooks_land_through_the_receiver(itd_hook, itd_ser
     raw = warehouse.rows(schema.raw_webhook_events)
     assert len(raw) == total
     assert sum(1 for r in raw if r["body"].endswith('",\n}')) == total - replies  # printed with a trailing comma
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.parsed, stats.errors) == (total, 0)
     events = {(e["vendor_message_id"], e["raw_status"]) for e in warehouse.rows(schema.message_status_events)}
     assert events == {(k, s) for k, t in expected.items() for s in t}

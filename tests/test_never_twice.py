@@ -20,10 +20,12 @@ import requests
 import sqlalchemy as sa
 
 from latam_messaging.drops.csvfile import MAX_FIELD_CHARS
-from latam_messaging.numberchecks import CheckStats, UnsafeQueryError, queue_from_query
-from latam_messaging.sending.adapters import ItdAdapter, TelepromAdapter, WavyAdapter
-from latam_messaging.sending.pipeline import dispatch, ingest_drops, resolve_unknown_wavy
+from latam_messaging.itd.send import ItdAdapter
+from latam_messaging.sending.pipeline import dispatch, ingest_drops
+from latam_messaging.teleprom.number_checks import CheckStats, UnsafeQueryError, queue_from_query
+from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
+from latam_messaging.wavy.send import WavyAdapter
 from tests.conftest import ROOT, drop_csv, set_connection, sim_state
 from tests.test_send_pipeline import hsm_rows, load_catalog, states
 
@@ -91,7 +93,7 @@ def test_overlapping_dispatchers_in_threads_send_each_row_once(
 DISPATCHER_PROCESS = """
 import pathlib, sys, time
 go = pathlib.Path(sys.argv[1])
-from latam_messaging.sending.adapters import TelepromAdapter
+from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.sending.pipeline import dispatch
 from latam_messaging.warehouse.db import Warehouse
 warehouse = Warehouse.from_connection()
@@ -235,7 +237,7 @@ def test_wavy_bulk_answered_504_or_cut_is_unknown_then_resolved_by_correlation_i
         assert stats.states == {"unknown": 1000, "accepted": 500}
         assert sim_state(wavy_server)["accepted_messages"] == 1500  # the vendor had acted on both
         hook = WavyHook(status_queries_per_s=0)
-        assert resolve_unknown_wavy(warehouse, hook) == 1000
+        assert WavyAdapter().reconcile_unknown(warehouse, hook) == 1000
         assert_each_row_sent_once(warehouse, wavy_server, "wavy", 1500)
     finally:
         proxy.close()

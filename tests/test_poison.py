@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from latam_messaging.teleprom.models import HsmDestination, HsmMessage
+from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks import ingest
 from latam_messaging.webhooks import receiver as receiver_module
@@ -76,7 +77,7 @@ def test_poison_bodies_are_marked_and_the_rest_of_the_batch_lands(receiver, ware
     raw = warehouse.rows(sa.select(R).order_by(R.c.id))
     assert [body_bytes(r["body"]) for r in raw] == bodies  # every byte stored, NUL included
 
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.events, stats.parsed, stats.errors) == (6, 2, 4)
     found = states(warehouse)
     ids = [r["id"] for r in raw]
@@ -97,8 +98,8 @@ def test_poison_bodies_are_marked_and_the_rest_of_the_batch_lands(receiver, ware
     assert warehouse.count(IN) == 0
 
     # never fails twice on the same row: the next run has nothing left, a reparse gives the same answer
-    assert ingest_pending(warehouse).events == 0
-    again = ingest_pending(warehouse, reparse_errors=True)
+    assert ingest_pending(warehouse, callback_parsers()).events == 0
+    again = ingest_pending(warehouse, callback_parsers(), reparse_errors=True)
     assert (again.events, again.errors) == (4, 4) and states(warehouse) == found
 
 
@@ -119,7 +120,7 @@ def test_one_bad_item_costs_only_that_item(receiver, warehouse):
     assert post(receiver.hook_url("teleprom"), bulk) == 200
     itd_int = {"sent_at": "26/12/2019 16:07", "status": 3, "uuid": "itd-int"}  # documented as int
     assert post(receiver.hook_url("itd"), itd_int) == 200
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.parsed, stats.partial, stats.errors) == (1, 1, 0)
     [(bulk_state, bulk_error), _] = states(warehouse).values()
     assert bulk_state == "partial"
@@ -157,12 +158,12 @@ def test_a_batch_write_failure_is_retried_body_by_body(receiver, warehouse, monk
         return real(wh, conn, messages, source)
 
     monkeypatch.setattr(ingest, "store_inbound", refusing)
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.parsed, stats.errors) == (2, 1)
     assert {r["vendor_message_id"] for r in warehouse.rows(IN)} == {"in-0", "in-2"}
     [(state, error)] = [v for v in states(warehouse).values() if v[0] != "parsed"]
     assert state == "error" and error.startswith("write failed: ValueError")
-    assert ingest_pending(warehouse).events == 0  # not tried again by the next run
+    assert ingest_pending(warehouse, callback_parsers()).events == 0  # not tried again by the next run
 
 
 # ---- the receiver ----------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_v1_and_v3_callbacks_link_by_every_id_and_replies_land(receiver, warehou
             teleprom_server.simulator.webhooks.stats()["delivered"] - already < wanted and time.monotonic() < deadline
         ):
             time.sleep(0.05)
-        ingest_pending(warehouse)
+        ingest_pending(warehouse, callback_parsers())
         versions = {r["format_version"] for r in warehouse.rows(R) if r["parse_state"] == "parsed"}
         assert version in versions
         final = {

@@ -8,9 +8,11 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from latam_messaging import polling
+from latam_messaging.itd import poller as itd_poller
 from latam_messaging.itd.models import ItdMessage
+from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
+from latam_messaging.wavy import poller as wavy_poller
 from latam_messaging.wavy.models import SmsMessage
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.conftest import add_ledger_row, configure, drop_csv
@@ -66,14 +68,14 @@ def test_received_watermark_and_empty_days(warehouse, itd_hook, itd_server):
     configure(itd_server, reply_rate=1.0)
     key = itd_hook.send(ItdMessage("TEXT", "hola", "56961234567"))
     time.sleep(itd_server.simulator.step * 8)
-    stats = polling.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
+    stats = itd_poller.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
     assert stats.requests == 6 and stats.new_messages == (
         1 if itd_server.simulator.messages[key]["timeline"][-1] == "READ" else 0
     )
     marks = {r["item"]: r["value"] for r in warehouse.rows(schema.poll_watermarks)}
     yesterday = pendulum.now("America/Santiago").date().subtract(days=1).isoformat()
     assert marks == {"56961234567": yesterday, "56961234568": yesterday}
-    again = polling.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
+    again = itd_poller.poll_itd_received(warehouse, itd_hook, ["56961234567", "56961234568"], lookback_days=2)
     assert again.requests == 4 and again.new_messages == 0  # from the watermark on; nothing twice
 
 
@@ -91,14 +93,14 @@ def test_wavy_status_queue_is_committed_raw_before_parsing(warehouse, wavy_hook,
         raise RuntimeError("worker died")
 
     monkeypatch.setattr(ingest, "apply_status_events", crash)
-    assert polling.drain_wavy_queue(warehouse, wavy_hook, "status_list") >= 20
+    assert wavy_poller.drain_wavy_queue(warehouse, wavy_hook, "status_list") >= 20
     with pytest.raises(RuntimeError):
-        ingest.ingest_pending(warehouse)
+        ingest.ingest_pending(warehouse, callback_parsers())
     monkeypatch.undo()
-    assert polling.drain_wavy_queue(warehouse, wavy_hook, "status_list") == 0  # the queue is empty now
+    assert wavy_poller.drain_wavy_queue(warehouse, wavy_hook, "status_list") == 0  # the queue is empty now
     assert warehouse.count(schema.raw_webhook_events, schema.raw_webhook_events.c.parse_state == "pending") >= 1
 
-    ingest_pending(warehouse)  # the next run parses what was committed: nothing lost
+    ingest_pending(warehouse, callback_parsers())  # the next run parses what was committed: nothing lost
     records = {m["id"]: m for m in wavy_server.simulator.messages.values()}
     expected = {r["correlationId"]: ("delivered" if r["delivered_code"] == 4 else "failed") for r in records.values()}
     assert {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)} == expected
@@ -113,7 +115,7 @@ def test_duplicate_and_out_of_order_statuses_and_the_search_fallback(warehouse, 
     with warehouse.begin() as conn:  # one of them was 'unknown' (in flight when a run died)
         conn.execute(sa.update(T).where(T.c.message_key == "m-s-0").values(state="unknown", vendor_message_id=None))
     time.sleep(wavy_server.simulator.step * 3)
-    stored = polling.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0)
+    stored = wavy_poller.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0)
     assert stored > 0
     first = {r["message_key"]: (r["state"], r["delivery_status"]) for r in warehouse.rows(T)}
     records = {m["correlationId"]: m for m in wavy_server.simulator.messages.values()}
@@ -122,9 +124,9 @@ def test_duplicate_and_out_of_order_statuses_and_the_search_fallback(warehouse, 
     }
     assert first == expected
     # the queue now delivers the same statuses again, the sent one after the delivered one
-    polling.drain_wavy_queue(warehouse, wavy_hook, "status_list")
-    ingest_pending(warehouse)
-    assert polling.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0) == 0
+    wavy_poller.drain_wavy_queue(warehouse, wavy_hook, "status_list")
+    ingest_pending(warehouse, callback_parsers())
+    assert wavy_poller.search_open_wavy(warehouse, wavy_hook, open_after_minutes=0) == 0
     assert {r["message_key"]: (r["state"], r["delivery_status"]) for r in warehouse.rows(T)} == expected
     assert warehouse.count(E) == stored
 

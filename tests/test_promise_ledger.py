@@ -181,13 +181,8 @@ def test_a_claim_takes_at_most_limit_pending_rows_in_key_order_for_its_owner(war
 
 
 @pytest.mark.parametrize(("pending", "limit"), [(2, 1), (6, 5), (40, 7)])
-def test_a_claim_never_takes_more_than_its_limit(warehouse, request, pending, limit):
+def test_a_claim_never_takes_more_than_its_limit(warehouse, pending, limit):
     """At most one request's worth of rows is in flight per claim (and so ``unknown`` after a crash)."""
-    if warehouse.dialect == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "open bug (reported to the send-path owner): on PostgreSQL the IN (SELECT … LIMIT … FOR UPDATE SKIP "
-            "LOCKED) subquery may be re-run per row while the UPDATE goes, and then claims past the limit"
-        )))
     put(warehouse, *({"message_key": f"k-{i:03d}"} for i in range(pending)))
     claimed = Ledger(warehouse, "wavy").claim("run", limit)
     assert [r.message_key for r in claimed] == [f"k-{i:03d}" for i in range(limit)]

@@ -25,14 +25,15 @@ from latam_messaging.common import errors
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import process_drops
 from latam_messaging.drops.registry import DropRegistry
-from latam_messaging.polling import poll_itd_received
-from latam_messaging.sending.adapters import WavyAdapter
+from latam_messaging.itd.poller import poll_itd_received
 from latam_messaging.sending.ledger import Ledger
 from latam_messaging.sending.pipeline import ingest_drops
 from latam_messaging.sending.validation import ValidationContext
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.status import StatusEvent, advances, apply_status_events
+from latam_messaging.vendors import VENDORS, callback_parsers
 from latam_messaging.warehouse import schema
+from latam_messaging.wavy.send import WavyAdapter
 from latam_messaging.webhooks.ingest import ingest_pending
 from latam_messaging.webhooks.parsers import parse_body
 from tests.conftest import add_ledger_row, drop_csv
@@ -106,7 +107,7 @@ def _itd_body(uuid: str, direction: int | None) -> dict:
 
 @pytest.mark.parametrize(("uuid", "direction"), DIRECTIONS.items())
 def test_itd_inbound_is_parsed_whatever_its_direction(uuid, direction):
-    parsed = parse_body("itd", None, json.dumps(_itd_body(uuid, direction)))
+    parsed = parse_body(VENDORS["itd"].parse_callback(), None, json.dumps(_itd_body(uuid, direction)))
     assert parsed.errors == []
     [row] = parsed.inbound
     assert (row["vendor_message_id"], row["direction"], row["from_phone"]) == (uuid, direction, "56936858019")
@@ -116,7 +117,7 @@ def test_itd_inbound_webhooks_land_whatever_their_direction(receiver, warehouse)
     for uuid, direction in DIRECTIONS.items():
         answer = requests.post(receiver.hook_url("itd"), json=_itd_body(uuid, direction), timeout=10)
         assert answer.status_code == 200
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.events, stats.parsed, stats.errors) == (4, 4, 0)
     rows = warehouse.rows(sa.select(schema.inbound_messages).where(schema.inbound_messages.c.vendor == "itd"))
     assert {r["vendor_message_id"]: r["direction"] for r in rows} == DIRECTIONS

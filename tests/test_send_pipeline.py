@@ -12,11 +12,13 @@ import time
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.sending.adapters import TelepromAdapter, WavyAdapter
-from latam_messaging.sending.pipeline import dispatch, ingest_drops, resolve_unknown_wavy
+from latam_messaging.sending.pipeline import dispatch, ingest_drops
 from latam_messaging.teleprom.catalog import sync_catalog
+from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
+from latam_messaging.wavy.send import WavyAdapter
 from tests.conftest import ROOT, configure, drop_csv, sim_state
+from tests.test_kill import settled
 
 T = schema.outbound_messages
 
@@ -90,15 +92,20 @@ def test_unreadable_file_goes_to_failed_with_the_reason(run_dag, warehouse, wavy
 
 
 def test_scheduled_rows_and_send_window(run_dag, warehouse, wavy_hook, wavy_server, drop_dir, monkeypatch):
-    soon = pendulum.now("America/Argentina/Buenos_Aires").add(seconds=3).format("YYYY-MM-DDTHH:mm:ss")  # naive local
-    drop_csv(drop_dir, "wavy_sms", "a.csv", f"phone,message,send_at\n5511987654321,now,\n5511987654322,later,{soon}\n")
+    later = pendulum.now("America/Argentina/Buenos_Aires").add(seconds=8).replace(microsecond=0)
+    naive = later.format("YYYY-MM-DDTHH:mm:ss")  # naive local time: MESSAGING_TIMEZONE
+    drop_csv(drop_dir, "wavy_sms", "a.csv", f"phone,message,send_at\n5511987654321,now,\n5511987654322,later,{naive}\n")
     now_local = pendulum.now("America/Argentina/Buenos_Aires")
     closed = f"{now_local.add(hours=2):%H:00}-{now_local.add(hours=3):%H:00}"
     assert run_dag("wavy_sms_send", run_conf={"send_window": closed}).state == "success"
     assert states(warehouse, "wavy") == {"scheduled": 2}  # outside the window nothing goes out
     assert run_dag("wavy_sms_send").state == "success"
+    assert pendulum.now("UTC") < later, "the first two runs took over 8 s: the row was due during them"
     assert states(warehouse, "wavy") == {"accepted": 1, "scheduled": 1}
-    time.sleep(3.5)
+    deadline = time.monotonic() + 30
+    while pendulum.now("UTC") <= later:  # until the row's send_at has passed (a deadline loop, not a guess)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert run_dag("wavy_sms_send").state == "success"
     assert states(warehouse, "wavy") == {"accepted": 2}
     assert sim_state(wavy_server)["accepted_messages"] == 2
@@ -162,7 +169,7 @@ def test_5xx_answers_to_sends_are_never_repeated_but_left_unknown(
         # one request per 5xx, none repeated: the vendor got exactly the accepted rows, once each
         assert state["accepted_messages"] == final["accepted"] and state["duplicate_trackings"] == []
     # the simulator failed before acting: a correlationId search finds none of them, so they stay for an operator
-    assert resolve_unknown_wavy(warehouse, wavy_hook) == 0
+    assert WavyAdapter().reconcile_unknown(warehouse, wavy_hook) == 0
     assert states(warehouse, "wavy")["unknown"] > 0
 
 
@@ -189,7 +196,7 @@ def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
 
 
 KILLABLE_SEND = """
-from latam_messaging.sending.adapters import WavyAdapter
+from latam_messaging.wavy.send import WavyAdapter
 from latam_messaging.sending.pipeline import dispatch
 from latam_messaging.warehouse.db import Warehouse
 dispatch(WavyAdapter(), Warehouse.from_connection(), concurrency=2, lease_s=1.0)
@@ -210,7 +217,6 @@ def test_a_run_killed_mid_batch_never_sends_twice(warehouse, wavy_hook, wavy_ser
         if now.get("accepted", 0) >= 1000 and now.get("sending", 0) > 0:
             break
         time.sleep(0.05)
-    time.sleep(0.1)
     sender.send_signal(signal.SIGKILL)
     sender.wait()
     configure(wavy_server, latency_ms=0)
@@ -220,8 +226,8 @@ def test_a_run_killed_mid_batch_never_sends_twice(warehouse, wavy_hook, wavy_ser
     wait_until_leases_lapse(warehouse)
     stats = dispatch(WavyAdapter(), warehouse, hook=wavy_hook)  # the next run, once the dead run's lease lapsed
     assert stats.marked_unknown == in_flight
-    time.sleep(0.5)  # let the simulator finish a request the killed run had sent
-    resolve_unknown_wavy(warehouse, wavy_hook)
+    settled(wavy_server, 0.5)  # the simulator has finished any request the killed run had sent
+    WavyAdapter().reconcile_unknown(warehouse, wavy_hook)
     final = states(warehouse, "wavy")
     assert set(final) <= {"accepted", "unknown"} and sum(final.values()) == total
     state = sim_state(wavy_server)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from latam_messaging.simulators.teleprom import ACCOUNTS, TEMPLATES
+from latam_messaging.teleprom.simulator import ACCOUNTS, TEMPLATES
 from latam_messaging.warehouse import schema
 from tests.conftest import configure
 

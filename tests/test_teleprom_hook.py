@@ -283,7 +283,7 @@ def test_v0_webhooks_come_in_bulk_in_order_and_are_retried_until_200(teleprom_ho
 
 
 def test_simulator_is_deterministic_under_a_seed():
-    from latam_messaging.simulators.teleprom import TelepromSimulator
+    from latam_messaging.teleprom.simulator import TelepromSimulator
 
     first, second = TelepromSimulator(seed=3), TelepromSimulator(seed=3)
     assert [first.new_uuid() for _ in range(3)] == [second.new_uuid() for _ in range(3)]

@@ -250,11 +250,11 @@ def test_itd_received_requests_and_answers(canned_itd):
 
 def test_itd_poll_stores_the_documented_received_message(canned_itd, warehouse):
     """The ITD poll keeps the message with ``direction: 1`` (the document's only example) as a row."""
-    from latam_messaging import polling
+    from latam_messaging.itd import poller as itd_poller
 
     canned, hook = canned_itd
     canned.answer("itd/received_200.json")
-    stats = polling.poll_itd_received(warehouse, hook, ["56987654321"], lookback_days=0)
+    stats = itd_poller.poll_itd_received(warehouse, hook, ["56987654321"], lookback_days=0)
     assert stats.new_messages == 1
     [row] = warehouse.rows(IN)
     assert (row["vendor"], row["vendor_message_id"], row["direction"], row["source"]) == (

@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from latam_messaging.teleprom.models import HsmDestination, HsmMessage
+from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.conftest import ReceiverServer, add_ledger_row, configure
@@ -212,7 +213,7 @@ def test_every_format_of_the_seeds_is_ingested_and_linked(receiver, warehouse):
         ("teleprom", None, {"hello": "world"}),
     ]:
         assert post(receiver.hook_url(vendor, channel), body) == 200
-    stats = ingest_pending(warehouse)
+    stats = ingest_pending(warehouse, callback_parsers())
     assert (stats.events, stats.parsed, stats.errors) == (9, 8, 1)
     [error] = warehouse.rows(sa.select(R).where(R.c.parse_state == "error"))
     assert "neither a V0 array nor a V1/V3 envelope" in error["parse_error"] and error["body"] == '{"hello": "world"}'
@@ -245,7 +246,7 @@ def test_every_format_of_the_seeds_is_ingested_and_linked(receiver, warehouse):
 
     # reprocessing is idempotent; a repeated delivery of an old event changes nothing
     assert post(receiver.hook_url("teleprom"), [V0[0]]) == 200
-    ingest_pending(warehouse, reparse_errors=True)
+    ingest_pending(warehouse, callback_parsers(), reparse_errors=True)
     assert len(warehouse.rows(sa.select(schema.message_status_events))) == 7
     assert {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)}["42"] == "read"
 
@@ -260,7 +261,7 @@ def test_simulator_webhooks_reach_the_receiver_and_become_statuses(receiver, war
     deadline = time.monotonic() + 15
     while teleprom_server.simulator.webhooks.stats()["pending"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    ingest_pending(warehouse)
+    ingest_pending(warehouse, callback_parsers())
     final = {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)}
     assert final == {k: t[-1] for k, t in expected.items()}
     assert warehouse.count(schema.inbound_messages) == sum(1 for t in expected.values() if t[-1] == "read")

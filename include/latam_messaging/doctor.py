@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from latam_messaging import settings
+from latam_messaging.vendors import POOLS
 
 #: conn id → accepted conn types (CONTRACT.md).
 REQUIRED_CONNECTIONS: dict[str, tuple[str, ...]] = {
@@ -101,7 +101,7 @@ def check_pools(pool_names: list[str] | None = None) -> list[Check]:
     from airflow.models import Pool
     from airflow.utils.session import create_session
 
-    names = pool_names or list(settings.VENDOR_POOLS.values())
+    names = pool_names or list(POOLS.values())
     checks = []
     try:
         with create_session() as session:

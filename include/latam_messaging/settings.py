@@ -12,8 +12,6 @@ DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
 SCHEDULE_TIMEZONE = DEFAULT_TIMEZONE
 #: ``itd_poll`` fails below this many ITD credits unless ``MESSAGING_ITD_LOW_CREDITS`` or the run's param says otherwise.
 DEFAULT_ITD_LOW_CREDITS = 100
-#: One Airflow pool per vendor caps concurrent API tasks across DAGs (created from deploy/pools.json).
-VENDOR_POOLS = {"teleprom": "teleprom_api", "itd": "itd_api", "wavy": "wavy_api"}
 
 
 def timezone() -> str:

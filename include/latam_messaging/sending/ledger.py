@@ -230,14 +230,25 @@ class Ledger:
             .order_by(T.c.message_key)
             .limit(limit)
         )
+        values = {"state": MessageState.SENDING, "claimed_by": owner, "request_started_at": now, "updated_at": now}
+        returned = [T.c[name] for name in SEND_COLUMNS]
         if self.warehouse.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        statement = (
-            sa.update(T)
-            .where(T.c.message_key.in_(candidates.scalar_subquery()), T.c.state == MessageState.PENDING)
-            .values(state=MessageState.SENDING, claimed_by=owner, request_started_at=now, updated_at=now)
-            .returning(*(T.c[name] for name in SEND_COLUMNS))
-        )
+            # A materialised CTE locks and picks the rows once; an ``IN (SELECT … LIMIT … SKIP LOCKED)``
+            # subquery may be run again while the UPDATE goes, and then claim more than ``limit``.
+            picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            statement = (
+                sa.update(T)
+                .where(T.c.message_key == picked.c.message_key, T.c.state == MessageState.PENDING)
+                .values(**values)
+                .returning(*returned)
+            )
+        else:  # one UPDATE statement holds SQLite's write lock from before it reads until it commits
+            statement = (
+                sa.update(T)
+                .where(T.c.message_key.in_(candidates.scalar_subquery()), T.c.state == MessageState.PENDING)
+                .values(**values)
+                .returning(*returned)
+            )
         with self.warehouse.begin() as conn:
             rows = [SendRow(*r) for r in conn.execute(statement)]
         rows.sort(key=lambda r: r.message_key)

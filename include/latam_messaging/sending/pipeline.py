@@ -68,13 +68,13 @@ def ingest_drops(
     now = now or pendulum.now("UTC")
     ledger = Ledger(warehouse, adapter.vendor)
     registry = DropRegistry(warehouse, adapter.vendor)
-    templates = warehouse.rows(schema.teleprom_templates) if adapter.vendor == "teleprom" else []
+    reference = adapter.load_reference(warehouse)
     risky = risky_numbers(warehouse) if adapter.folder in settings.hold_risky_folders() else {}
     window_open = may_send(window, now)
     scheduled = 0
 
     def make_validator(sha256: str) -> RowValidator:
-        return adapter.validator(ValidationContext(sha256, region, timezone, templates, risky))
+        return adapter.validator(ValidationContext(sha256, region, timezone, reference, risky))
 
     def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -270,22 +270,6 @@ def dispatch(
         stats.stopped = str(stop.error)
         raise stop.error
     return stats
-
-
-def resolve_unknown_wavy(warehouse: Warehouse, hook: Any, search_ids: int = 100) -> int:
-    """Look up every ``unknown`` Wavy row by correlationId (our message_key): those Wavy has are
-    ``accepted`` after all; the rest stay ``unknown`` for an operator."""
-    ledger = Ledger(warehouse, "wavy")
-    resolved = 0
-    for page in ledger.unknown_keys():
-        found: dict[str, str] = {}
-        for start in range(0, len(page), search_ids):
-            keys = set(page[start : start + search_ids])
-            for status in hook.status_search(correlation_ids=sorted(keys)):
-                if status.correlation_id in keys:
-                    found[status.correlation_id] = status.id
-        resolved += ledger.resolve_unknown(found, pendulum.now("UTC"))
-    return resolved
 
 
 def unknown_report(warehouse: Warehouse, vendor: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pendulum
 from airflow.sdk import Param, get_current_context, task
 
 from latam_messaging import assets
-from latam_messaging.settings import VENDOR_POOLS
+from latam_messaging.vendors import VENDORS
 
 
 def send_doc(dag_id: str, folder: str, how: str) -> str:
@@ -84,19 +84,18 @@ def _window(vendor: str, params: dict[str, Any]):
 
 
 def send_pipeline(vendor: str) -> None:
-    """Wire ingest → send (→ reconcile unknown, for Wavy) for ``vendor``."""
+    """Wire ingest → plan → send (mapped) → reconcile unknown for ``vendor`` (a name of the registry)."""
 
     @task(retries=2, retry_delay=pendulum.duration(minutes=1))
     def ingest_drops() -> dict[str, int]:
         """Claim the ready CSVs, validate every row, write the ledger and the rejects."""
         from latam_messaging import settings
-        from latam_messaging.sending.adapters import ADAPTERS
         from latam_messaging.sending.pipeline import ingest_drops as ingest
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]
         stats = ingest(
-            ADAPTERS[vendor](),
+            VENDORS[vendor].adapter_class()(),
             open_warehouse(),
             settings.drop_dir(),
             region=settings.default_region(),
@@ -111,7 +110,6 @@ def send_pipeline(vendor: str) -> None:
         """Release the ``unknown`` rows an operator named, then one entry per send instance."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from latam_messaging.sending.adapters import ADAPTERS
         from latam_messaging.sending.ledger import Ledger
         from latam_messaging.warehouse.db import open_warehouse
 
@@ -128,7 +126,7 @@ def send_pipeline(vendor: str) -> None:
                     f"release_unknown: none of the {len(asked)} key(s) is an 'unknown' {vendor} row; nothing was "
                     "released or sent. Check the keys in outbound_messages (state = 'unknown')."
                 )
-        instances = params.get("send_instances") or ADAPTERS[vendor].instances
+        instances = params.get("send_instances") or VENDORS[vendor].adapter_class().instances
         print(f"sending with {instances} instance(s) sharing the pending rows through atomic claims")
         return list(range(instances))
 
@@ -136,7 +134,7 @@ def send_pipeline(vendor: str) -> None:
         outlets=[assets.changes(assets.OUTBOUND_MESSAGES)],
         retries=2,
         retry_delay=pendulum.duration(minutes=2),
-        pool=VENDOR_POOLS[vendor],
+        pool=VENDORS[vendor].pool,
     )
     def send_due(instance: int) -> dict[str, Any]:
         """Send pending rows (one of N mapped instances: each claims its own rows, so they never
@@ -144,14 +142,13 @@ def send_pipeline(vendor: str) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from latam_messaging.common.errors import VendorAuthError, VendorNoCreditsError
-        from latam_messaging.sending.adapters import ADAPTERS
         from latam_messaging.sending.pipeline import dispatch, unknown_report
         from latam_messaging.warehouse.db import open_warehouse
 
         context = get_current_context()
         params = context["params"]
         warehouse = open_warehouse()
-        adapter = ADAPTERS[vendor]()
+        adapter = VENDORS[vendor].adapter_class()()
         instances = params.get("send_instances") or adapter.instances
         rate = params.get("requests_per_second")
         rate = adapter.requests_per_s if rate is None else rate
@@ -175,27 +172,29 @@ def send_pipeline(vendor: str) -> None:
     sent = send_due.expand(instance=plan_sends())
     ingest_drops() >> sent
 
-    if vendor == "wavy":
+    @task(trigger_rule="all_done", pool=VENDORS[vendor].pool)
+    def reconcile_unknown() -> int:
+        """Rows whose send outcome is unknown, looked up at the vendor where it can be (Wavy: by
+        correlationId, our message_key). Runs whatever send_due did."""
+        from latam_messaging.warehouse.db import open_warehouse
 
-        @task(trigger_rule="all_done", pool=VENDOR_POOLS[vendor])
-        def reconcile_unknown() -> int:
-            """Rows whose send outcome is unknown: ask Wavy by correlationId (our message_key)."""
-            from latam_messaging.sending.pipeline import resolve_unknown_wavy
-            from latam_messaging.warehouse.db import open_warehouse
-            from latam_messaging.wavy.hook import WavyHook
+        spec = VENDORS[vendor]
+        adapter = spec.adapter_class()()
+        if not adapter.reconciles_unknown:
+            print(f"{vendor} sends cannot be looked up by our key here: callbacks or an operator resolve them")
+            return 0
+        resolved = adapter.reconcile_unknown(open_warehouse(), spec.hook_class()())
+        print(f"resolved {resolved} unknown row(s): {vendor} has them")
+        return resolved
 
-            resolved = resolve_unknown_wavy(open_warehouse(), WavyHook())
-            print(f"resolved {resolved} unknown row(s): Wavy has them")
-            return resolved
+    @task(trigger_rule="one_failed", retries=0)
+    def run_failed() -> None:
+        """reconcile_unknown runs whatever send_due did, so the run's outcome is set here: this task
+        runs (and fails the run) only when an upstream task failed."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-        @task(trigger_rule="one_failed", retries=0)
-        def run_failed() -> None:
-            """reconcile_unknown runs whatever send_due did, so the run's outcome is set here: this
-            task runs (and fails the run) only when an upstream task failed."""
-            from airflow.sdk.exceptions import AirflowFailException
+        raise AirflowFailException("a task of this run failed (see its log); unknown rows were reconciled anyway")
 
-            raise AirflowFailException("send_due failed (see its log); unknown rows were reconciled anyway")
-
-        reconciled = reconcile_unknown()
-        sent >> reconciled
-        [sent, reconciled] >> run_failed()
+    reconciled = reconcile_unknown()
+    sent >> reconciled
+    [sent, reconciled] >> run_failed()

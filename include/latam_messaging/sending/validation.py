@@ -1,4 +1,5 @@
-"""Row validation of the three drop formats: every bad row gets a reason a person understands."""
+"""Row validation shared by every drop format (phone, tracking id, send time, duplicates); each vendor's
+validator (in ``<vendor>/send.py``) adds its own fields. Every bad row gets a reason a person understands."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from typing import Any
 import pendulum
 
 from latam_messaging.common.phones import InvalidPhoneError, normalise_phone
-from latam_messaging.itd.contract import CONTENT_TYPES
-from latam_messaging.wavy.contract import MAX_TEXT
 
 MAX_TRACKING_ID = 64
 
@@ -27,8 +26,8 @@ class ValidationContext:
     file_sha256: str
     default_region: str
     timezone: str
-    #: Teleprom only: templates of ``teleprom_templates`` (dicts with the table's columns).
-    templates: list[dict[str, Any]] = field(default_factory=list)
+    #: Reference data a vendor's validator needs, loaded by its adapter (Teleprom: its templates).
+    reference: list[dict[str, Any]] = field(default_factory=list)
     #: Phones to hold (phone → reason), when the drop folder opted in to the risky-number hold.
     risky: dict[str, str] = field(default_factory=dict)
 
@@ -141,109 +140,3 @@ class RowValidator:
         if self._seen is not None:
             self._seen.close()
             self._seen = None
-
-
-class TelepromRowValidator(RowValidator):
-    """HSM rows: the template (id or name) must exist, be Accepted, belong to the account, and get
-    exactly as many parameter values as it has placeholders."""
-
-    vendor = "teleprom"
-    required_columns = frozenset({"phone", "template"})
-
-    def __init__(self, context: ValidationContext):
-        super().__init__(context)
-        self._by_id = {int(t["template_id"]): t for t in context.templates}
-        self._by_name: dict[str, list[dict[str, Any]]] = {}
-        for template in context.templates:
-            self._by_name.setdefault(str(template["name"]).lower(), []).append(template)
-
-    def _template(self, ref: str, account: int | None) -> dict[str, Any]:
-        if not ref:
-            raise RowRejected("template is empty")
-        if ref.isdigit() and int(ref) in self._by_id:
-            return self._by_id[int(ref)]
-        candidates = self._by_name.get(ref.lower(), [])
-        if account is not None:
-            candidates = [t for t in candidates if int(t["account_id"]) == account] or candidates
-        if not candidates:
-            raise RowRejected(f"template {ref!r} does not exist in teleprom_templates (run teleprom_catalog_sync?)")
-        if len(candidates) > 1:
-            accounts = ", ".join(str(t["account_id"]) for t in candidates)
-            raise RowRejected(f"template name {ref!r} exists in accounts {accounts}: add an account column")
-        return candidates[0]
-
-    def vendor_fields(self, values: dict[str, str]) -> dict[str, Any]:
-        account_text = values.get("account", "")
-        if account_text and not account_text.isdigit():
-            raise RowRejected(f"account {account_text!r} is not an account id (a number from teleprom_accounts)")
-        account = int(account_text) if account_text else None
-        template = self._template(values.get("template", ""), account)
-        name = template["name"]
-        if not template["active"]:
-            raise RowRejected(f"template {name!r} no longer exists at Teleprom")
-        if template["status"] != "Accepted":
-            raise RowRejected(f"template {name!r} is {template['status']}, not Accepted")
-        if account is not None and account != int(template["account_id"]):
-            raise RowRejected(f"template {name!r} belongs to account {template['account_id']}, not {account}")
-        numbered = sorted((int(k.split("_")[1]), v) for k, v in values.items() if k.startswith("param_"))
-        params = [v for _, v in numbered]
-        while params and not params[-1]:
-            params.pop()
-        expected = int(template["parameter_count"])
-        if len(params) != expected:
-            raise RowRejected(f"template {name!r} takes {expected} parameter(s), the row has {len(params)}")
-        empty = [f"param_{i}" for i, (_, v) in enumerate(numbered[: len(params)], start=1) if not v]
-        if empty:
-            raise RowRejected(f"{', '.join(empty)} is empty")
-        return {
-            "template_id": int(template["template_id"]),
-            "template_name": name,
-            "account_id": int(template["account_id"]),
-            "params": params,
-        }
-
-
-class ItdRowValidator(RowValidator):
-    """ITD rows: content_type TEXT, IMAGE, LINK or FILE; media content is a URL; the documented
-    blank fields stay blank."""
-
-    vendor = "itd"
-    required_columns = frozenset({"phone", "content_type", "content"})
-
-    def vendor_fields(self, values: dict[str, str]) -> dict[str, Any]:
-        content_type = values.get("content_type", "").upper()
-        if content_type not in CONTENT_TYPES:
-            raise RowRejected(f"content_type {values.get('content_type')!r} must be one of {', '.join(CONTENT_TYPES)}")
-        content = values.get("content", "")
-        if not content:
-            raise RowRejected("content is empty")
-        if content_type != "TEXT" and not content.startswith(("http://", "https://")):
-            raise RowRejected(f"content of a {content_type} message must be an http(s) URL")
-        if content_type == "TEXT":
-            filled = [f for f in ("caption", "description", "url_thumb") if values.get(f)]
-            if filled:
-                raise RowRejected(f"{', '.join(filled)} must be blank for TEXT messages")
-        if content_type == "IMAGE" and values.get("url_thumb"):
-            raise RowRejected("url_thumb must be blank for IMAGE messages")
-        return {
-            "content_type": content_type,
-            "content": content,
-            "caption": values.get("caption") or None,
-            "description": values.get("description") or None,
-            "url_thumb": values.get("url_thumb") or None,
-        }
-
-
-class WavyRowValidator(RowValidator):
-    """SMS rows: a non-empty message of at most 1280 characters."""
-
-    vendor = "wavy"
-    required_columns = frozenset({"phone", "message"})
-
-    def vendor_fields(self, values: dict[str, str]) -> dict[str, Any]:
-        text = values.get("message", "")
-        if not text:
-            raise RowRejected("message is empty")
-        if len(text) > MAX_TEXT:
-            raise RowRejected(f"message has {len(text)} characters; SMS allows at most {MAX_TEXT}")
-        return {"content_type": "SMS", "content": text}

@@ -8,12 +8,12 @@ import signal
 import threading
 
 from latam_messaging.simulators.framework import SimulatorServer
-from latam_messaging.simulators.registry import SIMULATORS
+from latam_messaging.vendors import VENDORS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", action="append", choices=sorted(SIMULATORS), help="run only these vendors")
+    parser.add_argument("--only", action="append", choices=sorted(VENDORS), help="run only these vendors")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--step-seconds", type=float, default=1.0, help="time between two status steps")
@@ -26,10 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     servers = []
-    for name in args.only or sorted(SIMULATORS):
-        factory, webhook_vendor = SIMULATORS[name]
-        url = args.webhook_base.format(vendor=webhook_vendor) if args.webhook_base else None
-        sim = factory(seed=args.seed, webhook_url=url, step_seconds=args.step_seconds)
+    for name in args.only or sorted(VENDORS):
+        url = args.webhook_base.format(vendor=name) if args.webhook_base else None
+        sim = VENDORS[name].simulator_class()(seed=args.seed, webhook_url=url, step_seconds=args.step_seconds)
         servers.append(SimulatorServer(sim, host=args.host).start())
         logging.info("%s simulator on %s (webhooks to %s)", name, servers[-1].url, url or "nowhere")
 

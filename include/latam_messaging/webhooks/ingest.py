@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
-from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, parse_body
+from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, VendorParser, parse_body
 
 log = logging.getLogger(__name__)
 R = schema.raw_webhook_events
@@ -181,14 +181,14 @@ class Outcome:
         return {"i": self.raw_id, "s": self.state.value, "e": error, "v": self.format_version}
 
 
-def _parse(item: Mapping[str, Any]) -> Outcome:
+def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Outcome:
     """One stored body → what it carries; never raises (a body that cannot be used is an error)."""
     try:
         try:
             text = body_bytes(item["body"]).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UnparseableEvent("body is not UTF-8 text") from exc
-        parsed: Parsed = parse_body(item["vendor"], item["channel"], text, item["received_at"])
+        parsed: Parsed = parse_body(parsers.get(item["vendor"]), item["channel"], text, item["received_at"])
     except UnparseableEvent as exc:
         return Outcome(item["id"], ParseState.ERROR, [str(exc)[:REASON_CHARS]])
     except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - one body must never stop ingestion
@@ -265,8 +265,14 @@ def _write_isolated(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: We
 
 
 def ingest_pending(
-    warehouse: Warehouse, *, reparse_errors: bool = False, limit: int | None = None
+    warehouse: Warehouse,
+    parsers: Mapping[str, VendorParser],
+    *,
+    reparse_errors: bool = False,
+    limit: int | None = None,
 ) -> WebhookIngestStats:
+    """Parse the stored bodies waiting (and, if asked, those that failed before) with each vendor's
+    parser (``parsers``: vendor name → parser, from the registry)."""
     stats = WebhookIngestStats()
     states = [ParseState.PENDING.value]
     if reparse_errors:
@@ -280,7 +286,7 @@ def ingest_pending(
         if not batch:
             break
         last_id = batch[-1]["id"]
-        outcomes = [_parse(item) for item in batch]
+        outcomes = [_parse(item, parsers) for item in batch]
         _write_isolated(warehouse, outcomes, stats)
         stats.events += len(batch)
         stats.parsed += sum(1 for o in outcomes if o.state == ParseState.PARSED)

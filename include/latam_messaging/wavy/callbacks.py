@@ -1,0 +1,78 @@
+"""Wavy's callbacks (status callback, DLR, MO) and its polled status and MO pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+
+from latam_messaging.status import DeliveryStatus, StatusEvent
+from latam_messaging.wavy import contract
+from latam_messaging.wavy.models import SmsInbound, SmsStatus
+from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, inbound_row, items_of
+
+
+def status_events(status: SmsStatus, source: str) -> list[StatusEvent]:
+    """A Wavy status record (callback, DLR or polled) as events: sent, then delivered/failed.
+    Codes Wavy does not document are ``unknown`` events with the code and text kept."""
+    stages = (
+        (status.sent_status_code, status.sent_status, status.sent_at, contract.SENT_STATUSES, DeliveryStatus.SENT),
+        (
+            status.delivered_status_code,
+            status.delivered_status,
+            status.delivered_at,
+            contract.DELIVERED_STATUSES,
+            DeliveryStatus.DELIVERED,
+        ),
+    )
+    events = []
+    for code, text, at, known, success in stages:
+        if code is None or at is None:
+            continue
+        if code not in known:
+            normalised = DeliveryStatus.UNKNOWN
+        else:
+            normalised = success if code in (contract.SENT_SUCCESS, contract.DELIVERED_SUCCESS) else DeliveryStatus.FAILED
+        raw = text or str(code)
+        events.append(StatusEvent("wavy", status.id, normalised, raw, at, source, message_key=status.correlation_id))
+    return events
+
+
+def inbound_message(message: SmsInbound) -> dict[str, Any]:
+    return inbound_row(
+        "wavy",
+        message.id,
+        from_phone=message.source,
+        to_account=message.short_code,
+        message_type="sms",
+        text=message.text,
+        received_at=message.received_at,
+        in_reply_to=message.mt_correlation_id,
+        raw=message.raw,
+    )
+
+
+def parse_callback(body: Any, channel: str | None, received_at: pendulum.DateTime) -> Parsed:
+    """A Wavy callback, DLR or MO body, or a polled status/MO page stored raw first."""
+    if channel == "status_list" and isinstance(body, dict):  # a polled page (wavy_poll)
+        parsed = Parsed("status_list")
+        return items_of(
+            parsed,
+            body.get("smsStatuses") or [],
+            lambda item: parsed.statuses.extend(status_events(SmsStatus.from_api(item), "poll")),
+        )
+    if channel in ("receive_list", "receive_search") and isinstance(body, dict):
+        parsed = Parsed(channel)
+        return items_of(
+            parsed, body.get("messages") or [], lambda m: parsed.inbound.append(inbound_message(SmsInbound.from_api(m)))
+        )
+    if not isinstance(body, dict) or "id" not in body:
+        raise UnparseableEvent("Wavy webhooks are JSON objects with an id")
+    if channel == "mo" or "messageText" in body:
+        parsed = Parsed("mo")
+        return items_of(parsed, [body], lambda m: parsed.inbound.append(inbound_message(SmsInbound.from_api(m))))
+    status = SmsStatus.from_api(body)
+    events = status_events(status, "webhook")
+    if not events:
+        raise UnparseableEvent("Wavy status without a status code and time")
+    return Parsed("dlr" if status.delivered_status_code is not None else "callback", statuses=events)
