@@ -1,0 +1,191 @@
+"""A send run SIGKILLed mid-run, for Teleprom and ITD (the Wavy one is in ``test_send_pipeline.py``), on
+both warehouses: rows that never left are sent by the next run; rows in flight become ``unknown``,
+are listed for an operator and are never re-sent on their own; the vendor (the simulator) never
+gets a message twice. Waits are deadline loops on the warehouse or the simulator, not sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.sending.ledger import Ledger
+from latam_messaging.sending.pipeline import dispatch, ingest_drops, unknown_report
+from latam_messaging.teleprom.catalog import sync_catalog
+from latam_messaging.warehouse import schema
+from tests.conftest import ROOT, configure, drop_csv, set_connection, sim_state
+
+T = schema.outbound_messages
+
+
+def states(warehouse, vendor: str) -> dict[str, int]:
+    query = sa.select(T.c.state, sa.func.count()).where(T.c.vendor == vendor).group_by(T.c.state)
+    with warehouse.engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
+    """A killed dispatcher's lease stays until it expires (no clock is faked): wait for that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        until = warehouse.rows(sa.select(sa.func.max(schema.send_leases.c.lease_until).label("u")))[0]["u"]
+        if until is None or until < pendulum.now("UTC"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("a send lease did not lapse")
+
+
+def settled(server, quiet_s: float, timeout: float = 30.0) -> None:
+    """Wait until the simulator has accepted nothing new for ``quiet_s`` (requests a killed run had sent
+    are still being answered): a deadline loop on the simulator's own count."""
+    last, since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = sim_state(server)["accepted_messages"]
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the simulator kept accepting messages")
+
+
+def adapter_for(vendor: str):
+    try:  # the vendor registry, where each vendor package names its send adapter
+        from latam_messaging.vendors import VENDORS
+    except ImportError:
+        from latam_messaging.sending import adapters
+
+        return {"teleprom": adapters.TelepromAdapter, "itd": adapters.ItdAdapter}[vendor]()
+    return VENDORS[vendor].adapter_class()()
+
+
+KILLABLE_SEND = """
+import sys
+from latam_messaging.warehouse.db import Warehouse
+from tests.test_kill import adapter_for
+from latam_messaging.sending.pipeline import dispatch
+dispatch(adapter_for(sys.argv[1]), Warehouse.from_connection(), concurrency=2, lease_s=1.0)
+"""
+
+
+def start_sender(vendor: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_SEND, vendor], cwd=ROOT, env={**os.environ, **(env or {})}
+    )
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def kill(sender: subprocess.Popen) -> None:
+    sender.send_signal(signal.SIGKILL)
+    sender.wait()
+
+
+def keys_in(warehouse, vendor: str, state: str) -> set[str]:
+    query = sa.select(T.c.message_key).where(T.c.vendor == vendor, T.c.state == state)
+    return {r["message_key"] for r in warehouse.rows(query)}
+
+
+def test_a_teleprom_run_killed_mid_batch_sends_the_rest_once_and_lists_the_unknown(
+    warehouse, teleprom_hook, teleprom_server, drop_dir, monkeypatch
+):
+    total, batch = 300, 20
+    sync_catalog(warehouse, teleprom_hook.get_templates(), teleprom_hook.get_accounts())
+    rows = "".join(f"54935161{i:05d},shipping_confirmation,{i % 9 + 1}\n" for i in range(total))
+    drop_csv(drop_dir, "teleprom_hsm", "t.csv", "phone,template,param_1\n" + rows)
+    ingest_drops(adapter_for("teleprom"), warehouse, drop_dir, region="AR", timezone="UTC")
+    set_connection(  # the killed run reads the connection from the environment, with small requests
+        monkeypatch, "teleprom_default", conn_type="teleprom", host=teleprom_server.url, login="demo",
+        password="demo-pass", extra={"batch_size": batch},
+    )
+    configure(teleprom_server, latency_ms=300)
+    sender = start_sender("teleprom")
+    try:
+        wait_for(lambda: (s := states(warehouse, "teleprom")).get("accepted", 0) >= 2 * batch and s.get("sending"),
+                 "some requests answered and the next ones in flight")
+    finally:
+        kill(sender)
+    configure(teleprom_server, latency_ms=0)
+    after_kill = states(warehouse, "teleprom")
+    in_flight = keys_in(warehouse, "teleprom", "sending")
+    never_left = after_kill.get("pending", 0)
+    assert 0 < len(in_flight) <= 2 * batch  # claimed per request: at most workers × batch in doubt
+    assert never_left > 0  # rows the killed run never claimed
+
+    wait_until_leases_lapse(warehouse)
+    settled(teleprom_server, 0.6)
+    stats = dispatch(adapter_for("teleprom"), warehouse, hook=teleprom_hook)  # the next run
+    assert stats.marked_unknown == len(in_flight) and stats.attempted == never_left
+    final = states(warehouse, "teleprom")
+    assert final == {"accepted": total - len(in_flight), "unknown": len(in_flight)}
+    assert keys_in(warehouse, "teleprom", "unknown") == in_flight  # only what was in flight is in doubt
+    report = unknown_report(warehouse, "teleprom")
+    assert {r["message_key"] for r in report} == in_flight  # listed for an operator
+    state = sim_state(teleprom_server)
+    assert state["duplicate_trackings"] == []  # checked at the vendor: nothing went out twice
+    at_vendor = {m["tracking"] for m in state["messages"]}
+    accepted = keys_in(warehouse, "teleprom", "accepted")
+    assert accepted <= at_vendor and at_vendor - accepted <= in_flight
+
+
+def black_hole() -> tuple[socket.socket, str]:
+    """A server that accepts connections and never answers: a request sent there never reaches a vendor."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_an_itd_run_killed_mid_request_leaves_unknown_rows_an_operator_releases(
+    warehouse, itd_hook, itd_server, drop_dir
+):
+    total = 12
+    rows = "".join(f"+56 9 6{i:03d} 4567,TEXT,hola {i}\n" for i in range(total))
+    drop_csv(drop_dir, "itd_whatsapp", "a.csv", "phone,content_type,content\n" + rows)
+    ingest_drops(adapter_for("itd"), warehouse, drop_dir, region="CL", timezone="UTC")
+    hole, url = black_hole()
+    conn = f'{{"conn_type": "itd_chile", "host": "{url}", "password": "itd-demo-token"}}'
+    sender = start_sender("itd", {"AIRFLOW_CONN_ITD_DEFAULT": conn})
+    try:
+        wait_for(lambda: states(warehouse, "itd").get("sending", 0) >= 2, "both workers' requests in flight")
+        time.sleep(0.2)  # let a claim past the limit (if any) show: none may
+    finally:
+        kill(sender)
+        hole.close()
+    in_flight = keys_in(warehouse, "itd", "sending")
+    assert states(warehouse, "itd") == {"sending": 2, "pending": total - 2}
+
+    wait_until_leases_lapse(warehouse)
+    stats = dispatch(adapter_for("itd"), warehouse, hook=itd_hook)  # the next run sends what never left
+    assert (stats.marked_unknown, stats.attempted) == (2, total - 2)
+    assert states(warehouse, "itd") == {"accepted": total - 2, "unknown": 2}
+    assert {r["message_key"] for r in unknown_report(warehouse, "itd")} == in_flight
+    unknown_phones = {r["phone"] for r in unknown_report(warehouse, "itd")}
+    assert sim_state(itd_server)["accepted_messages"] == total - 2
+    assert not unknown_phones & {m["phone"] for m in sim_state(itd_server)["messages"]}  # truly never sent
+
+    again = dispatch(adapter_for("itd"), warehouse, hook=itd_hook)  # never re-sent on their own
+    assert (again.attempted, sim_state(itd_server)["accepted_messages"]) == (0, total - 2)
+
+    # the operator checked with ITD: not sent. Released, they go out once.
+    assert sorted(Ledger(warehouse, "itd").release_unknown(sorted(in_flight), pendulum.now("UTC"))) == sorted(in_flight)
+    dispatch(adapter_for("itd"), warehouse, hook=itd_hook)
+    assert states(warehouse, "itd") == {"accepted": total}
+    phones = [m["phone"] for m in sim_state(itd_server)["messages"]]
+    assert len(phones) == len(set(phones)) == total  # each message reached ITD exactly once
