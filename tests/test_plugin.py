@@ -201,7 +201,7 @@ def test_plugin_serves_logged_in_users(api_client, warehouse, tmp_path, monkeypa
     api_client.cookies.set("_token", _token("admin"))  # as the UI's iframe does: the session cookie
     page = api_client.get("/messaging/")
     assert page.status_code == 200
-    assert 'id="total-messages">4<' in page.text and 'id="itd-credits">800<' in page.text
+    assert 'id="total-messages">4<' in page.text and 'id="credits">800<' in page.text
     assert "5491•••••••55" in page.text and "5491122334455" not in page.text
     assert api_client.get("/messaging/report/").text == "<html>the report</html>"
     assert api_client.get("/messaging/report/..%2Fsecret.html").status_code == 404

@@ -7,8 +7,9 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict:
     """Provider entry point: makes the connection types appear in the Airflow UI."""
-    from latam_messaging.connections import CONNECTION_TYPES
+    from latam_messaging.vendors import VENDORS, load
 
+    forms = {vendor.conn_type: load(vendor.connection) for vendor in VENDORS.values()}
     return {
         "package-name": "airflow-provider-latam-messaging",
         "name": "LatAm Messaging (Teleprom, ITD Chile, Wavy)",
@@ -17,9 +18,9 @@ def get_provider_info() -> dict:
         "hooks": [
             {
                 "integration-name": vendor,
-                "python-modules": [spec["hook-class-name"].rsplit(".", 1)[0]],
+                "python-modules": [form["hook-class-name"].rsplit(".", 1)[0]],
             }
-            for vendor, spec in CONNECTION_TYPES.items()
+            for vendor, form in forms.items()
         ],
-        "connection-types": [{"connection-type": conn_type, **spec} for conn_type, spec in CONNECTION_TYPES.items()],
+        "connection-types": [{"connection-type": conn_type, **form} for conn_type, form in forms.items()],
     }

@@ -1,4 +1,4 @@
-"""Connection form definitions of the three vendors, in one place.
+"""What every vendor's connection form shares (each form is ``<vendor>/connection.py``).
 
 Airflow 3.2+ reads these declaratively from ``get_provider_info()`` (``conn-fields`` and
 ``ui-field-behaviour``); the hooks derive ``get_ui_field_behaviour`` and the legacy
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_COMMON_FIELDS: dict[str, dict[str, Any]] = {
+COMMON_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Timeout (s)",
         "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
@@ -27,57 +27,9 @@ _COMMON_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
-CONNECTION_TYPES: dict[str, dict[str, Any]] = {
-    "teleprom": {
-        "hook-class-name": "latam_messaging.teleprom.hook.TelepromHook",
-        "hook-name": "Teleprom (WhatsApp)",
-        "conn-fields": {
-            **_COMMON_FIELDS,
-            "batch_size": {
-                "label": "Batch size",
-                "schema": {"type": ["integer", "null"], "default": 500, "minimum": 1},
-                "description": "Destinations per MessageWpp request.",
-            },
-        },
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "extra"],
-            "relabeling": {"host": "Base URL", "login": "Username", "password": "Password"},
-            "placeholders": {"host": "https://mayten.cloud", "login": "user given by Teleprom"},
-        },
-    },
-    "itd_chile": {
-        "hook-class-name": "latam_messaging.itd.hook.ItdHook",
-        "hook-name": "ITD Chile (WhatsApp)",
-        "conn-fields": {
-            **_COMMON_FIELDS,
-            "auth_scheme": {
-                "label": "Authorization scheme",
-                "schema": {"type": ["string", "null"], "default": "Bearer"},
-                "description": "Word before the token in the Authorization header.",
-            },
-        },
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "login", "extra"],
-            "relabeling": {"host": "Base URL", "password": "API token (JWT)"},
-            "placeholders": {"host": "https://ida.itdchile.cl"},
-        },
-    },
-    "wavy": {
-        "hook-class-name": "latam_messaging.wavy.hook.WavyHook",
-        "hook-name": "Wavy (SMS)",
-        "conn-fields": dict(_COMMON_FIELDS),
-        "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "extra"],
-            "relabeling": {"host": "Base URL", "login": "UserName", "password": "AuthenticationToken"},
-            "placeholders": {"host": "https://api-messaging.wavy.global", "login": "user or e-mail"},
-        },
-    },
-}
-
-
-def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
+def ui_field_behaviour(form: dict[str, Any]) -> dict[str, Any]:
     """The snake_case form Airflow's ``get_ui_field_behaviour`` returns."""
-    spec = CONNECTION_TYPES[conn_type]["ui-field-behaviour"]
+    spec = form["ui-field-behaviour"]
     return {
         "hidden_fields": list(spec["hidden-fields"]),
         "relabeling": dict(spec["relabeling"]),
@@ -85,14 +37,14 @@ def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
     }
 
 
-def form_widgets(conn_type: str) -> dict[str, Any]:
+def form_widgets(form: dict[str, Any]) -> dict[str, Any]:
     """Legacy wtforms widgets (Airflow < 3.2 UIs) built from the declarative fields."""
     from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
     from flask_babel import lazy_gettext
     from wtforms import IntegerField, StringField
 
     widgets: dict[str, Any] = {}
-    for name, field in CONNECTION_TYPES[conn_type]["conn-fields"].items():
+    for name, field in form["conn-fields"].items():
         kind = IntegerField if "integer" in field["schema"]["type"] else StringField
         widgets[name] = kind(
             lazy_gettext(field["label"]),

@@ -22,19 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from latam_messaging.vendors import POOLS
+from latam_messaging.vendors import POOLS, VENDORS
 
-#: conn id → accepted conn types (CONTRACT.md).
+#: conn id → accepted conn types (CONTRACT.md): each vendor's, and the warehouse.
 REQUIRED_CONNECTIONS: dict[str, tuple[str, ...]] = {
-    "teleprom_default": ("teleprom",),
-    "itd_default": ("itd_chile",),
-    "wavy_default": ("wavy",),
+    **{vendor.conn_id: (vendor.conn_type,) for vendor in VENDORS.values()},
     "messaging_warehouse": ("postgres", "sqlite"),
-}
-HOOKS = {
-    "teleprom_default": "latam_messaging.teleprom.hook.TelepromHook",
-    "itd_default": "latam_messaging.itd.hook.ItdHook",
-    "wavy_default": "latam_messaging.wavy.hook.WavyHook",
 }
 DEFAULT_RECEIVER_URL = "http://127.0.0.1:8090"
 
@@ -180,12 +173,11 @@ def check_receiver(url: str) -> list[Check]:
 
 
 def check_vendors() -> list[Check]:
-    from airflow.sdk.module_loading import import_string
-
     checks = []
-    for conn_id, path in HOOKS.items():
+    for vendor in VENDORS.values():
+        conn_id = vendor.conn_id
         try:
-            hook = import_string(path)()
+            hook = vendor.hook_class()()
             ok, message = hook.test_connection()
         except Exception as error:
             ok, message = False, _describe(error)

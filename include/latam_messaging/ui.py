@@ -184,8 +184,8 @@ def _page_html(data: dict | None, error: str | None, *, base: str) -> str:
         f'<div class="card">delivered<b id="total-delivered">{totals["delivered"]}</b></div>'
         f'<div class="card">failed<b id="total-failed">{totals["failed"]}</b></div>'
         f'<div class="card">unknown, waiting for a decision<b id="total-unknown">{len(data["unknown"])}</b></div>'
-        f'<div class="card">ITD credits<b id="itd-credits">{"n/a" if credits["credits"] is None else credits["credits"]}</b>'
-        f'<span class="muted">days left: <span id="itd-days-left">{"n/a" if days_left is None else days_left}</span>'
+        f'<div class="card">ITD credits<b id="credits">{"n/a" if credits["credits"] is None else credits["credits"]}</b>'
+        f'<span class="muted">days left: <span id="credits-days-left">{"n/a" if days_left is None else days_left}</span>'
         f' · burn/day: {"n/a" if credits["burn_per_day"] is None else credits["burn_per_day"]}</span></div>'
         "</div>"
     )

@@ -33,6 +33,7 @@ class Vendor:
     adapter: str  # send adapter (row validator, batching, answers)
     callbacks: str  # webhook body parser
     simulator: str
+    connection: str  # the connection form (plain data, read by ``get_provider_info``)
     #: Webhook channels under ``/webhooks/<vendor>/<secret>/<channel>``; empty: the bare path only.
     webhook_channels: tuple[str, ...] = field(default=())
 
@@ -60,6 +61,7 @@ VENDORS: dict[str, Vendor] = {
             hook="latam_messaging.teleprom.hook:TelepromHook",
             adapter="latam_messaging.teleprom.send:TelepromAdapter",
             callbacks="latam_messaging.teleprom.callbacks:parse_callback",
+            connection="latam_messaging.teleprom.connection:FORM",
             simulator="latam_messaging.teleprom.simulator:TelepromSimulator",
         ),
         Vendor(
@@ -70,6 +72,7 @@ VENDORS: dict[str, Vendor] = {
             hook="latam_messaging.itd.hook:ItdHook",
             adapter="latam_messaging.itd.send:ItdAdapter",
             callbacks="latam_messaging.itd.callbacks:parse_callback",
+            connection="latam_messaging.itd.connection:FORM",
             simulator="latam_messaging.itd.simulator:ItdSimulator",
         ),
         Vendor(
@@ -80,6 +83,7 @@ VENDORS: dict[str, Vendor] = {
             hook="latam_messaging.wavy.hook:WavyHook",
             adapter="latam_messaging.wavy.send:WavyAdapter",
             callbacks="latam_messaging.wavy.callbacks:parse_callback",
+            connection="latam_messaging.wavy.connection:FORM",
             simulator="latam_messaging.wavy.simulator:WavySimulator",
             webhook_channels=("callback", "dlr", "mo"),
         ),

@@ -29,7 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from latam_messaging.common import errors as base_errors
 from latam_messaging.common.errors import VendorErrors
-from latam_messaging.connections import CONNECTION_TYPES, form_widgets, ui_field_behaviour
+from latam_messaging.connections import form_widgets, ui_field_behaviour
 
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_MAX_RETRIES = 5
@@ -63,6 +63,8 @@ class VendorHttpHook(HttpHook):
     """Base of the vendor hooks. Subclasses set the class attributes and ``build_auth``."""
 
     conn_type: ClassVar[str]
+    #: The connection form (``<vendor>/connection.py``): fields, labels, defaults of the extras.
+    connection_form: ClassVar[dict[str, Any]]
     errors: ClassVar[VendorErrors]
     #: Connection extras that configure the hook; HttpHook would otherwise send them as headers.
     hook_extras: ClassVar[frozenset[str]] = frozenset({"timeout", "max_retries"})
@@ -84,11 +86,11 @@ class VendorHttpHook(HttpHook):
     # ---- Airflow connection form -------------------------------------------------------------
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui_field_behaviour(cls.conn_type)
+        return ui_field_behaviour(cls.connection_form)
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return form_widgets(cls.conn_type)
+        return form_widgets(cls.connection_form)
 
     # ---- configuration -------------------------------------------------------------------------
     @property
@@ -108,7 +110,7 @@ class VendorHttpHook(HttpHook):
     def _extra_number(self, name: str, default: float) -> float:
         value = self.extras.get(name)
         if value in (None, ""):
-            default_from_form = CONNECTION_TYPES[self.conn_type]["conn-fields"].get(name, {})
+            default_from_form = self.connection_form["conn-fields"].get(name, {})
             return default_from_form.get("schema", {}).get("default", default)
         return float(value)
 

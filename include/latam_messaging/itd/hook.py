@@ -13,6 +13,7 @@ from latam_messaging.common.phones import split_country_code
 from latam_messaging.common.timeparse import format_ddmmyyyy
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.itd import contract
+from latam_messaging.itd.connection import CONN_TYPE, FORM
 from latam_messaging.itd.models import ItdInbound, ItdMessage, ItdStatus
 
 ITD_ERRORS = error_family("Itd", "ITD Chile", __name__)
@@ -50,7 +51,8 @@ class ItdHook(VendorHttpHook):
 
     conn_name_attr = "itd_conn_id"
     default_conn_name = "itd_default"
-    conn_type = "itd_chile"
+    conn_type = CONN_TYPE
+    connection_form = FORM
     hook_name = "ITD Chile (WhatsApp)"
     errors = ITD_ERRORS
     hook_extras = VendorHttpHook.hook_extras | {"auth_scheme"}

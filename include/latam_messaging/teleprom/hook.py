@@ -16,6 +16,7 @@ from latam_messaging.common.errors import error_family
 from latam_messaging.common.timeparse import parse_iso
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.teleprom import contract
+from latam_messaging.teleprom.connection import CONN_TYPE, FORM
 from latam_messaging.teleprom.models import (
     Account,
     FreeFormDestination,
@@ -96,7 +97,8 @@ class TelepromHook(VendorHttpHook):
 
     conn_name_attr = "teleprom_conn_id"
     default_conn_name = "teleprom_default"
-    conn_type = "teleprom"
+    conn_type = CONN_TYPE
+    connection_form = FORM
     hook_name = "Teleprom (WhatsApp)"
     errors = TELEPROM_ERRORS
     hook_extras = VendorHttpHook.hook_extras | {"batch_size"}

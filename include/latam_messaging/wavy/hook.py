@@ -12,6 +12,7 @@ from latam_messaging.common.errors import error_family
 from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.wavy import contract
+from latam_messaging.wavy.connection import CONN_TYPE, FORM
 from latam_messaging.wavy.models import SmsInbound, SmsMessage, SmsReceipt, SmsStatus
 
 WAVY_ERRORS = error_family("Wavy", "Wavy", __name__)
@@ -46,7 +47,8 @@ class WavyHook(VendorHttpHook):
 
     conn_name_attr = "wavy_conn_id"
     default_conn_name = "wavy_default"
-    conn_type = "wavy"
+    conn_type = CONN_TYPE
+    connection_form = FORM
     hook_name = "Wavy (SMS)"
     errors = WAVY_ERRORS
 

@@ -1,6 +1,7 @@
 """The webhook receiver: stores every authenticated body raw in ``raw_webhook_events``, then says 200.
 
-``POST /webhooks/{teleprom|itd}/{secret}`` and ``POST /webhooks/wavy/{secret}/{callback|dlr|mo}``.
+``POST /webhooks/{vendor}/{secret}``, or ``POST /webhooks/{vendor}/{secret}/{channel}`` for a vendor
+that declares channels in the registry (Wavy: ``callback``, ``dlr``, ``mo``).
 A wrong secret or vendor → 404 and nothing stored; a body over 1 MiB → 413; anything else, valid or
 not, JSON or not, is stored (deduplicated by body hash per vendor) **before** the 200, because
 vendors retry until they get one. A warehouse outage → 503, so the vendor retries later. Parsing
@@ -38,8 +39,6 @@ from latam_messaging.webhooks.ingest import raw_event_row
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-VENDORS = {"teleprom", "itd"}
-WAVY_CHANNELS = {"callback", "dlr", "mo"}
 MAX_GROUP = 500
 #: Bodies (and their bytes) waiting to be stored, at most; more answer 503 at once.
 MAX_QUEUE = 2000
@@ -147,7 +146,15 @@ class GroupCommitStore:
                     future.set_exception(failure)
 
 
-def create_app(warehouse: Warehouse | None = None, secret: str | None = None) -> FastAPI:
+def create_app(
+    warehouse: Warehouse | None = None, secret: str | None = None, channels: dict[str, set[str]] | None = None
+) -> FastAPI:
+    """The receiver app. ``channels``: vendor name → its webhook channels (empty: the bare path only);
+    by default from the vendor registry (this factory is the top of the receiver)."""
+    if channels is None:
+        from latam_messaging.vendors import VENDORS
+
+        channels = {name: set(vendor.webhook_channels) for name, vendor in VENDORS.items()}
     secret = secret or os.environ.get("MESSAGING_WEBHOOK_SECRET", "")
     if not secret:
         raise SystemExit("MESSAGING_WEBHOOK_SECRET is not set: the receiver will not accept unauthenticated webhooks")
@@ -181,15 +188,15 @@ def create_app(warehouse: Warehouse | None = None, secret: str | None = None) ->
             return Response(status_code=503, headers={"Retry-After": "30"})
         return Response(status_code=200)
 
-    @app.post("/webhooks/wavy/{given_secret}/{channel}")
-    async def wavy(request: Request, given_secret: str, channel: str) -> Response:
-        if channel not in WAVY_CHANNELS:
+    @app.post("/webhooks/{vendor}/{given_secret}/{channel}")
+    async def vendor_channel(request: Request, vendor: str, given_secret: str, channel: str) -> Response:
+        if channel not in channels.get(vendor, ()):
             return Response(status_code=404)
-        return await receive(request, "wavy", given_secret, channel)
+        return await receive(request, vendor, given_secret, channel)
 
     @app.post("/webhooks/{vendor}/{given_secret}")
     async def vendor_hook(request: Request, vendor: str, given_secret: str) -> Response:
-        if vendor not in VENDORS:
+        if vendor not in channels or channels[vendor]:  # a vendor with channels posts to one of them
             return Response(status_code=404)
         return await receive(request, vendor, given_secret, None)
 

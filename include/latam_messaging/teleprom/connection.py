@@ -1,0 +1,27 @@
+"""The ``teleprom`` connection form (Airflow reads it from ``get_provider_info()``; the hook derives its
+form methods from it). Plain data: importing it must stay cheap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latam_messaging.connections import COMMON_FIELDS
+
+CONN_TYPE = "teleprom"
+FORM: dict[str, Any] = {
+    "hook-class-name": "latam_messaging.teleprom.hook.TelepromHook",
+    "hook-name": "Teleprom (WhatsApp)",
+    "conn-fields": {
+        **COMMON_FIELDS,
+        "batch_size": {
+            "label": "Batch size",
+            "schema": {"type": ["integer", "null"], "default": 500, "minimum": 1},
+            "description": "Destinations per MessageWpp request.",
+        },
+    },
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port", "extra"],
+        "relabeling": {"host": "Base URL", "login": "Username", "password": "Password"},
+        "placeholders": {"host": "https://mayten.cloud", "login": "user given by Teleprom"},
+    },
+}
