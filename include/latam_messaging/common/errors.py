@@ -1,6 +1,6 @@
 """Typed errors shared by every vendor, so DAGs decide by kind, not by vendor or HTTP code.
 
-Each vendor gets its own family from :func:`error_family` (``TelepromAuthError(TelepromError,
+Each vendor declares its own family in ``<vendor>/exceptions.py`` (``TelepromAuthError(TelepromError,
 VendorAuthError)``), so callers can catch either "any auth problem" or "a Teleprom problem".
 Messages never carry response bodies: those may hold phone numbers and message text.
 """
@@ -66,25 +66,3 @@ class VendorErrors:
     no_credits: type[VendorNoCreditsError]
     transient: type[VendorTransientError]
     ambiguous: type[VendorAmbiguousError]
-
-
-def error_family(prefix: str, vendor: str, module: str) -> VendorErrors:
-    """``<prefix>Error``, ``<prefix>AuthError``, … for one vendor, each also a subclass of the
-    shared kind. Assign them to names of ``module`` (as the hooks do) so they import and pickle."""
-
-    def make(name: str, *bases: type) -> type:
-        return type(f"{prefix}{name}", bases, {"__module__": module, "vendor": vendor})
-
-    root = make("Error", VendorError)
-    auth = make("AuthError", root, VendorAuthError)
-    transient = make("TransientError", root, VendorTransientError)
-    return VendorErrors(
-        base=root,
-        auth=auth,
-        password_expired=make("PasswordExpiredError", auth, VendorPasswordExpiredError),
-        validation=make("ValidationError", root, VendorValidationError),
-        not_found=make("NotFoundError", root, VendorNotFoundError),
-        no_credits=make("NoCreditsError", root, VendorNoCreditsError),
-        transient=transient,
-        ambiguous=make("AmbiguousError", transient, VendorAmbiguousError),
-    )

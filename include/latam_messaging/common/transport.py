@@ -15,9 +15,9 @@ what it gives and adds what a messaging client needs:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 
 import requests
@@ -76,12 +76,11 @@ class VendorHttpHook(HttpHook):
         super().__init__(
             method="POST",
             http_conn_id=conn_id,
+            auth_type=self._vendor_auth,
             adapter=TCPKeepAliveAdapter(idle=120, count=20, interval=30, pool_connections=4, pool_maxsize=pool_size),
         )
         self.conn_id = conn_id
         self._max_retries_override = max_retries
-        self._session: requests.Session | None = None
-        self._session_lock = threading.Lock()
 
     # ---- Airflow connection form -------------------------------------------------------------
     @classmethod
@@ -93,15 +92,13 @@ class VendorHttpHook(HttpHook):
         return form_widgets(cls.connection_form)
 
     # ---- configuration -------------------------------------------------------------------------
-    @property
+    @cached_property
     def connection(self):
         """The Airflow connection, fetched once; its password is registered with the masker."""
-        if not hasattr(self, "_connection"):
-            conn = self.get_connection(self.conn_id)
-            if conn.password:
-                mask_secret(conn.password)
-            self._connection = conn
-        return self._connection
+        conn = self.get_connection(self.conn_id)
+        if conn.password:
+            mask_secret(conn.password)
+        return conn
 
     @property
     def extras(self) -> Mapping[str, Any]:
@@ -129,35 +126,34 @@ class VendorHttpHook(HttpHook):
         self._max_retries_override = value
 
     # ---- session -----------------------------------------------------------------------------
-    def get_connection(self, conn_id: str):  # noqa: D102 - cached: HttpHook asks on every call
-        if getattr(self, "_connection", None) is not None and conn_id == self.conn_id:
-            return self._connection
-        return super().get_connection(conn_id)
+    @cached_property
+    def session(self) -> requests.Session:
+        """The hook's one pooled Session (HttpHook's, with the vendor's auth), shared by every call and
+        thread. ``cached_property`` builds it once, under its lock."""
+        self.connection  # noqa: B018 - fetch and mask before HttpHook reads it
+        session = super().get_conn()
+        for name in self.hook_extras:
+            session.headers.pop(name, None)
+        session.headers.update({"Accept": "application/json"})
+        return session
 
     def get_conn(self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None):
         """The hook's one pooled Session, created on first use and then reused by every call."""
-        if self._session is None:
-            with self._session_lock:
-                if self._session is None:
-                    self.connection  # noqa: B018 - fetch and mask before HttpHook reads it
-                    session = super().get_conn(headers, extra_options)
-                    for name in self.hook_extras:
-                        session.headers.pop(name, None)
-                    session.headers.update({"Accept": "application/json"})
-                    self._session = session
-        return self._session
+        return self.session
 
-    def _extract_auth(self, connection):  # HttpHook would use HTTP basic auth with login/password
-        return self.build_auth(connection)
+    def _vendor_auth(self, *_login_password: Any) -> requests.auth.AuthBase | None:
+        """HttpHook's public ``auth_type``: it calls it with (login, password) when the connection
+        has a login, else without arguments; the vendor's auth is built from the whole connection."""
+        return self.build_auth(self.connection)
 
     def build_auth(self, connection) -> requests.auth.AuthBase | None:
         """The vendor's authentication, attached to the Session."""
         raise NotImplementedError
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        session = self.__dict__.pop("session", None)
+        if session is not None:
+            session.close()
 
     # ---- calls -------------------------------------------------------------------------------
     def call(

@@ -8,24 +8,23 @@ import pendulum
 import requests
 
 from latam_messaging.common import errors as base
-from latam_messaging.common.errors import error_family
 from latam_messaging.common.phones import split_country_code
 from latam_messaging.common.timeparse import format_ddmmyyyy
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.itd import contract
 from latam_messaging.itd.connection import CONN_TYPE, FORM
+from latam_messaging.itd.exceptions import (  # noqa: F401 - re-exported for callers of the hook
+    ITD_ERRORS,
+    ItdAmbiguousError,
+    ItdAuthError,
+    ItdError,
+    ItdNoCreditsError,
+    ItdNotFoundError,
+    ItdPasswordExpiredError,
+    ItdTransientError,
+    ItdValidationError,
+)
 from latam_messaging.itd.models import ItdInbound, ItdMessage, ItdStatus
-
-ITD_ERRORS = error_family("Itd", "ITD Chile", __name__)
-# the family's classes, by name, for `except ItdNoCreditsError:` and the like
-ItdError = ITD_ERRORS.base
-ItdAuthError = ITD_ERRORS.auth
-ItdPasswordExpiredError = ITD_ERRORS.password_expired
-ItdValidationError = ITD_ERRORS.validation
-ItdNotFoundError = ITD_ERRORS.not_found
-ItdNoCreditsError = ITD_ERRORS.no_credits
-ItdTransientError = ITD_ERRORS.transient
-ItdAmbiguousError = ITD_ERRORS.ambiguous
 
 
 class ItdTokenAuth(requests.auth.AuthBase):

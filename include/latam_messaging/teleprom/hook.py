@@ -12,11 +12,21 @@ import requests
 from airflow.sdk.log import mask_secret
 
 from latam_messaging.common import errors as base
-from latam_messaging.common.errors import error_family
 from latam_messaging.common.timeparse import parse_iso
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.teleprom import contract
 from latam_messaging.teleprom.connection import CONN_TYPE, FORM
+from latam_messaging.teleprom.exceptions import (  # noqa: F401 - re-exported for callers of the hook
+    TELEPROM_ERRORS,
+    TelepromAmbiguousError,
+    TelepromAuthError,
+    TelepromError,
+    TelepromNoCreditsError,
+    TelepromNotFoundError,
+    TelepromPasswordExpiredError,
+    TelepromTransientError,
+    TelepromValidationError,
+)
 from latam_messaging.teleprom.models import (
     Account,
     FreeFormDestination,
@@ -27,17 +37,6 @@ from latam_messaging.teleprom.models import (
     SimSwapResult,
     Template,
 )
-
-TELEPROM_ERRORS = error_family("Teleprom", "Teleprom", __name__)
-# the family's classes, by name, for `except TelepromNoCreditsError:` and the like
-TelepromError = TELEPROM_ERRORS.base
-TelepromAuthError = TELEPROM_ERRORS.auth
-TelepromPasswordExpiredError = TELEPROM_ERRORS.password_expired
-TelepromValidationError = TELEPROM_ERRORS.validation
-TelepromNotFoundError = TELEPROM_ERRORS.not_found
-TelepromNoCreditsError = TELEPROM_ERRORS.no_credits
-TelepromTransientError = TELEPROM_ERRORS.transient
-TelepromAmbiguousError = TELEPROM_ERRORS.ambiguous
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,22 @@ from typing import Any
 import pendulum
 import requests
 
-from latam_messaging.common.errors import error_family
 from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.wavy import contract
 from latam_messaging.wavy.connection import CONN_TYPE, FORM
+from latam_messaging.wavy.exceptions import (  # noqa: F401 - re-exported for callers of the hook
+    WAVY_ERRORS,
+    WavyAmbiguousError,
+    WavyAuthError,
+    WavyError,
+    WavyNoCreditsError,
+    WavyNotFoundError,
+    WavyPasswordExpiredError,
+    WavyTransientError,
+    WavyValidationError,
+)
 from latam_messaging.wavy.models import SmsInbound, SmsMessage, SmsReceipt, SmsStatus
-
-WAVY_ERRORS = error_family("Wavy", "Wavy", __name__)
-# the family's classes, by name, for `except WavyNoCreditsError:` and the like
-WavyError = WAVY_ERRORS.base
-WavyAuthError = WAVY_ERRORS.auth
-WavyPasswordExpiredError = WAVY_ERRORS.password_expired
-WavyValidationError = WAVY_ERRORS.validation
-WavyNotFoundError = WAVY_ERRORS.not_found
-WavyNoCreditsError = WAVY_ERRORS.no_credits
-WavyTransientError = WAVY_ERRORS.transient
-WavyAmbiguousError = WAVY_ERRORS.ambiguous
 
 
 class WavyHeaderAuth(requests.auth.AuthBase):
