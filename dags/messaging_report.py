@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from latam_messaging import assets, schedules
@@ -44,9 +42,10 @@ def messaging_report():
     @task
     def render() -> dict:
         from latam_messaging.reporting import render_report
+        from latam_messaging.settings import current
         from latam_messaging.warehouse.db import open_warehouse
 
-        result = render_report(open_warehouse(), os.environ.get("MESSAGING_REPORT_DIR", "reports"))
+        result = render_report(open_warehouse(), current().report_dir)
         print(f"report written to {result.html.resolve()}: {result.summary}")
         return {"html": str(result.html.resolve()), **result.summary}
 

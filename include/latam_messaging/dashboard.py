@@ -8,7 +8,6 @@ renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -200,7 +199,9 @@ def inbound_volume(
 
 def latest_report(report_dir: str | Path | None = None) -> Path | None:
     """The newest ``<MESSAGING_REPORT_DIR>/<date>/index.html`` (default ``reports/``)."""
-    root = Path(report_dir or os.environ.get("MESSAGING_REPORT_DIR", "reports"))
+    from latam_messaging.settings import current
+
+    root = Path(report_dir or current().report_dir)
     reports = sorted(root.glob("*/index.html"))
     return reports[-1] if reports else None
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from latam_messaging import settings
 from latam_messaging.vendors import POOLS, VENDORS
 
 #: conn id → accepted conn types (CONTRACT.md): each vendor's, and the warehouse.
@@ -29,7 +30,6 @@ REQUIRED_CONNECTIONS: dict[str, tuple[str, ...]] = {
     **{vendor.conn_id: (vendor.conn_type,) for vendor in VENDORS.values()},
     "messaging_warehouse": ("postgres", "sqlite"),
 }
-DEFAULT_RECEIVER_URL = "http://127.0.0.1:8090"
 
 
 @dataclass
@@ -79,7 +79,7 @@ def check_connections() -> list[Check]:
         if conn.port:
             where += f":{conn.port}"
         checks.append(Check(f"connection {conn_id}", True, f"{conn.conn_type} {where}".strip()))
-    optional = os.environ.get("MESSAGING_ALERT_CONN_ID", "messaging_alerts")
+    optional = settings.current().alert_conn_id
     try:
         BaseHook.get_connection(optional)
         checks.append(Check(f"connection {optional}", True, "failure alerts are sent"))
@@ -189,7 +189,7 @@ def run(argv: list[str] | None = None, out: Callable[[str], Any] = print) -> int
     parser = argparse.ArgumentParser(prog="python -m latam_messaging doctor", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--receiver-url",
-        default=os.environ.get("MESSAGING_RECEIVER_URL", DEFAULT_RECEIVER_URL),
+        default=settings.current().receiver_url,
         help="base URL of the webhook receiver (default: MESSAGING_RECEIVER_URL or %(default)s)",
     )
     parser.add_argument("--skip-receiver", action="store_true", help="do not check the webhook receiver")

@@ -10,14 +10,12 @@ Without the connection nothing is sent and the task log says so: alerts are opt-
 from __future__ import annotations
 
 import logging
-import os
 
 import pendulum
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.log import mask_secret
 
 log = logging.getLogger(__name__)
-ALERT_CONN_ID = "messaging_alerts"
 
 
 class MessagingAlertNotifier(BaseNotifier):
@@ -25,10 +23,14 @@ class MessagingAlertNotifier(BaseNotifier):
 
     def __init__(self, conn_id: str | None = None, text: str | None = None):
         super().__init__()
-        self.conn_id = conn_id or os.environ.get("MESSAGING_ALERT_CONN_ID", ALERT_CONN_ID)
+        self.conn_id = conn_id  # None: the settings' alert connection, looked up when a task fails
         self.text = text or "Airflow: {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ run_id }}). Log: {{ ti.log_url }}"
 
     def notify(self, context) -> None:
+        if self.conn_id is None:
+            from latam_messaging.settings import current
+
+            self.conn_id = current().alert_conn_id
         try:
             conn = BaseHook.get_connection(self.conn_id)
         except Exception:

@@ -40,7 +40,9 @@ def store_raw_page(warehouse: Warehouse, vendor: str, channel: str, page: dict[s
 
 
 def spool_dir(vendor: str, channel: str) -> Path:
-    root = Path(os.environ.get("MESSAGING_SPOOL_DIR") or Path("data") / "spool")
+    from latam_messaging.settings import current
+
+    root = current().spool_dir
     return root / vendor / channel
 
 

@@ -1,8 +1,11 @@
-"""Project settings from the environment (CONTRACT.md), read when a task runs, not at import."""
+"""Project settings from the environment (CONTRACT.md): one object, read when a task runs, never at
+import or DAG-parse time. Every ``MESSAGING_*`` variable is read here and nowhere else."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
@@ -14,27 +17,62 @@ SCHEDULE_TIMEZONE = DEFAULT_TIMEZONE
 DEFAULT_ITD_LOW_CREDITS = 100
 
 
+@dataclass(frozen=True)
+class Settings:
+    drop_dir: Path  # MESSAGING_DROP_DIR: root of the CSV drop folders
+    default_region: str  # MESSAGING_DEFAULT_REGION: phone numbers written without a country code
+    timezone: str  # MESSAGING_TIMEZONE: send windows and naive CSV times
+    hold_risky_folders: frozenset[str]  # MESSAGING_HOLD_RISKY_FOLDERS: folders holding flagged numbers
+    itd_low_credits: int  # MESSAGING_ITD_LOW_CREDITS: itd_poll fails below this
+    alert_conn_id: str  # MESSAGING_ALERT_CONN_ID: the failure alerts' connection
+    report_dir: Path  # MESSAGING_REPORT_DIR: where messaging_report writes
+    spool_dir: Path  # MESSAGING_SPOOL_DIR: consume-once pages kept until committed
+    webhook_secret: str  # MESSAGING_WEBHOOK_SECRET: the secret path segment of the webhook URLs
+    receiver_url: str  # MESSAGING_RECEIVER_URL: where the doctor looks for the receiver
+    send_windows: Mapping[str, str]  # MESSAGING_SEND_WINDOW_<VENDOR>, by lower-case vendor name
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        prefix = "MESSAGING_SEND_WINDOW_"
+        return cls(
+            drop_dir=Path(env.get("MESSAGING_DROP_DIR") or "data/drops"),
+            default_region=env.get("MESSAGING_DEFAULT_REGION") or "AR",
+            timezone=env.get("MESSAGING_TIMEZONE") or DEFAULT_TIMEZONE,
+            hold_risky_folders=frozenset(
+                f.strip() for f in env.get("MESSAGING_HOLD_RISKY_FOLDERS", "").split(",") if f.strip()
+            ),
+            itd_low_credits=int(env.get("MESSAGING_ITD_LOW_CREDITS") or DEFAULT_ITD_LOW_CREDITS),
+            alert_conn_id=env.get("MESSAGING_ALERT_CONN_ID") or "messaging_alerts",
+            report_dir=Path(env.get("MESSAGING_REPORT_DIR") or "reports"),
+            spool_dir=Path(env.get("MESSAGING_SPOOL_DIR") or "data/spool"),
+            webhook_secret=env.get("MESSAGING_WEBHOOK_SECRET", ""),
+            receiver_url=env.get("MESSAGING_RECEIVER_URL") or "http://127.0.0.1:8090",
+            send_windows={k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v},
+        )
+
+
+def current() -> Settings:
+    """The settings as the environment says now (cheap: call it in the task, not at import)."""
+    return Settings.from_env()
+
+
+# Short accessors for the settings tasks use most.
 def timezone() -> str:
-    """Local time for send windows and naive CSV times (``MESSAGING_TIMEZONE``)."""
-    return os.environ.get("MESSAGING_TIMEZONE", DEFAULT_TIMEZONE)
+    return current().timezone
 
 
 def default_region() -> str:
-    """Region of phone numbers written without a country code (``MESSAGING_DEFAULT_REGION``)."""
-    return os.environ.get("MESSAGING_DEFAULT_REGION", "AR")
+    return current().default_region
 
 
 def drop_dir() -> Path:
-    """Root of the CSV drop folders (``MESSAGING_DROP_DIR``)."""
-    return Path(os.environ.get("MESSAGING_DROP_DIR", "data/drops"))
+    return current().drop_dir
 
 
-def hold_risky_folders() -> set[str]:
-    """Drop folders that hold sends to numbers flagged by number_checks (``MESSAGING_HOLD_RISKY_FOLDERS``,
-    comma-separated, e.g. ``teleprom_hsm,wavy_sms``)."""
-    return {f.strip() for f in os.environ.get("MESSAGING_HOLD_RISKY_FOLDERS", "").split(",") if f.strip()}
+def hold_risky_folders() -> frozenset[str]:
+    return current().hold_risky_folders
 
 
 def itd_low_credits() -> int:
-    """Credits below which ``itd_poll`` fails the run (``MESSAGING_ITD_LOW_CREDITS``, default 100)."""
-    return int(os.environ.get("MESSAGING_ITD_LOW_CREDITS", DEFAULT_ITD_LOW_CREDITS))
+    return current().itd_low_credits

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pendulum
@@ -32,7 +31,9 @@ class SendWindow:
     @classmethod
     def for_vendor(cls, vendor: str, timezone: str, override: str | None = None) -> SendWindow | None:
         """The DAG param if given, else ``MESSAGING_SEND_WINDOW_<VENDOR>``."""
-        text = override if override is not None else os.environ.get(f"MESSAGING_SEND_WINDOW_{vendor.upper()}")
+        from latam_messaging.settings import current
+
+        text = override if override is not None else current().send_windows.get(vendor.lower())
         return cls.parse(text, timezone)
 
     def contains(self, moment: pendulum.DateTime) -> bool:

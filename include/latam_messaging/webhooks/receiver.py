@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import hmac
 import logging
-import os
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -155,7 +154,9 @@ def create_app(
         from latam_messaging.vendors import VENDORS
 
         channels = {name: set(vendor.webhook_channels) for name, vendor in VENDORS.items()}
-    secret = secret or os.environ.get("MESSAGING_WEBHOOK_SECRET", "")
+    from latam_messaging.settings import current
+
+    secret = secret or current().webhook_secret
     if not secret:
         raise SystemExit("MESSAGING_WEBHOOK_SECRET is not set: the receiver will not accept unauthenticated webhooks")
 
