@@ -113,8 +113,9 @@ def _functions(module: str) -> dict[str, str]:
 def diff_of(name: str, functions: dict[str, str]) -> str:
     """The lines a mutant changed, as ``- old / + new``."""
     function = name.rsplit(".", 1)[1]
-    original = functions.get(function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "").splitlines()[1:]
-    mutant = functions.get(function, "").splitlines()[1:]
+    orig_name = function.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+    original = functions.get(orig_name, "").replace(orig_name, "f", 1).splitlines()
+    mutant = functions.get(function, "").replace(function, "f", 1).splitlines()
     lines = [
         line.strip()
         for line in difflib.unified_diff(original, mutant, lineterm="", n=0)
