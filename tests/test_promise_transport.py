@@ -211,9 +211,8 @@ def test_a_send_that_never_connected_is_retried_and_then_transient(scripted):
 
 def test_a_tls_failure_is_retried_for_reads_and_ambiguous_for_sends(scripted):
     vendor, hook = scripted([200], max_retries=2)
-    hook.connection.host = vendor.url.replace("http://", "https://")  # a TLS client on a plain server
-    hook.base_url = ""  # HttpHook builds the base URL from the connection again
-    hook.close()
+    hook.get_conn()  # the session reads the connection once; then speak TLS to a plain server
+    hook.base_url = vendor.url.replace("http://", "https://")
     attempts = count_attempts(hook)
     with pytest.raises(errors.VendorTransientError) as raised:
         hook.call("GET", "/x")

@@ -29,7 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from latam_messaging.common import errors as base_errors
 from latam_messaging.common.errors import VendorErrors
-from latam_messaging.connections import form_widgets, ui_field_behaviour
+from latam_messaging.connections import COMMON_FIELDS, form_widgets, ui_field_behaviour
 
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_MAX_RETRIES = 5
@@ -64,7 +64,7 @@ class VendorHttpHook(HttpHook):
 
     conn_type: ClassVar[str]
     #: The connection form (``<vendor>/connection.py``): fields, labels, defaults of the extras.
-    connection_form: ClassVar[dict[str, Any]]
+    connection_form: ClassVar[dict[str, Any]] = {"conn-fields": COMMON_FIELDS}
     errors: ClassVar[VendorErrors]
     #: Connection extras that configure the hook; HttpHook would otherwise send them as headers.
     hook_extras: ClassVar[frozenset[str]] = frozenset({"timeout", "max_retries"})

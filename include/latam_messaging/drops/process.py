@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from latam_messaging.drops.csvfile import CsvRow, UnreadableDropError, read_layout, read_rows
 from latam_messaging.drops.folder import ARCHIVE, FAILED, DropFolder, NotARegularFileError, fingerprint
 from latam_messaging.drops.registry import DropRegistry, FileState
-from latam_messaging.sending.validation import RowRejected, RowValidator, ValidationContext
+from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
 
 log = logging.getLogger(__name__)
 

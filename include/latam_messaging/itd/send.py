@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from latam_messaging.drops.validation import RowRejected, RowValidator
 from latam_messaging.itd.contract import CONTENT_TYPES
 from latam_messaging.itd.hook import ItdHook
 from latam_messaging.itd.models import ItdMessage
 from latam_messaging.sending.adapters import Row, SendAdapter
 from latam_messaging.sending.ledger import MessageState, Outcome
-from latam_messaging.sending.validation import RowRejected, RowValidator
 
 
 class ItdRowValidator(RowValidator):

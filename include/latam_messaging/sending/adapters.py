@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from latam_messaging.common.transport import VendorHttpHook
+from latam_messaging.drops.validation import RowValidator
 from latam_messaging.sending.ledger import Outcome, SendRow
-from latam_messaging.sending.validation import RowValidator
 from latam_messaging.warehouse.db import Warehouse
 
 Row = SendRow

@@ -27,9 +27,9 @@ from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import DropStats, process_drops
 from latam_messaging.drops.registry import DropRegistry
+from latam_messaging.drops.validation import RowValidator, ValidationContext
 from latam_messaging.sending.adapters import SendAdapter
 from latam_messaging.sending.ledger import DEFAULT_LEASE_S, Ledger, MessageState, Outcome, SendLease, SendRow
-from latam_messaging.sending.validation import RowValidator, ValidationContext
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse

@@ -24,7 +24,7 @@ from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import process_drops
 from latam_messaging.drops.registry import DropRegistry
-from latam_messaging.sending.validation import RowRejected, RowValidator, ValidationContext
+from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.teleprom.hook import TelepromHook
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
+from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.sending.adapters import Row, SendAdapter
 from latam_messaging.sending.ledger import MessageState, Outcome
-from latam_messaging.sending.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.teleprom.contract import DEFAULT_BATCH_SIZE
 from latam_messaging.teleprom.hook import TelepromHook
 from latam_messaging.teleprom.models import HsmDestination, HsmMessage

@@ -9,9 +9,9 @@ from typing import Any
 
 import pendulum
 
+from latam_messaging.drops.validation import RowRejected, RowValidator
 from latam_messaging.sending.adapters import Row, SendAdapter
 from latam_messaging.sending.ledger import Ledger, MessageState, Outcome
-from latam_messaging.sending.validation import RowRejected, RowValidator
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.wavy.contract import MAX_BULK, MAX_TEXT
 from latam_messaging.wavy.hook import WavyHook
