@@ -35,8 +35,6 @@ from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
 log = logging.getLogger(__name__)
-#: Answers recorded per transaction by the writer thread.
-RECORD_GROUP = 5000
 PROGRESS_EVERY_S = 5.0
 
 
@@ -161,8 +159,9 @@ def dispatch(
     """Send every due pending row of the adapter's vendor. Raises the stopping error, if any, after
     recording everything (rows not sent stay ``pending`` for the next run).
 
-    Each worker thread claims one request's rows, sends them and hands the answers to one writer
-    thread, so at most ``workers × batch size`` rows are ever in flight (and ``unknown`` after a
+    Each worker thread claims one request's rows, sends them, hands the answers to one writer thread
+    (which commits whatever answers are waiting in one transaction) and claims again once they are
+    committed, so at most ``workers × batch size`` rows are ever in doubt (and ``unknown`` after a
     crash). Any number of dispatchers may run at once: claims never overlap.
     """
     started = time.monotonic()
@@ -187,7 +186,7 @@ def dispatch(
     limiter = RateLimiter(requests_per_s if requests_per_s is not None else adapter.requests_per_s)
     hook = hook or adapter.make_hook(pool_size=workers)
     stop = _Stop()
-    answers: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=workers * 4)
+    answers: queue.Queue[tuple[list[Outcome], threading.Event] | None] = queue.Queue()
     lock = threading.Lock()
     last_progress = [started]
 
@@ -195,32 +194,30 @@ def dispatch(
     with SendLease(warehouse, adapter.vendor, lease_s=lease_s) as lease:
 
         def write() -> None:
-            """The one writer: records answers in groups, one transaction each. If the warehouse
-            fails it stops the run and drains the queue: unrecorded rows stay ``sending`` under this
-            lease, so once it lapses they become ``unknown`` — never re-sent blindly."""
+            """The one writer: records the answers waiting, in one transaction, then wakes the workers
+            that sent them. If the warehouse fails it stops the run: unrecorded rows stay ``sending``
+            under this lease, so once it lapses they become ``unknown`` — never re-sent blindly."""
             failed = False
             done = False
             while not done:
-                first = answers.get()
-                group = [] if first is None else list(first)
-                done = first is None
-                while not done and len(group) < RECORD_GROUP:
+                waiting = [answers.get()]
+                while len(waiting) < workers * 2:
                     try:
-                        more = answers.get_nowait()
+                        waiting.append(answers.get_nowait())
                     except queue.Empty:
                         break
-                    if more is None:
-                        done = True
-                    else:
-                        group.extend(more)
-                if failed:
-                    continue
-                try:
-                    ledger.record(group, pendulum.now("UTC"), lease.owner)
-                except Exception as exc:
-                    log.exception("could not record %d answer(s): stopping the run", len(group))
-                    stop.set(exc)
-                    failed = True
+                done = None in waiting
+                handed = [item for item in waiting if item is not None]
+                group = [outcome for outcomes, _ in handed for outcome in outcomes]
+                if group and not failed:
+                    try:
+                        ledger.record(group, pendulum.now("UTC"), lease.owner)
+                    except Exception as exc:
+                        log.exception("could not record %d answer(s): stopping the run", len(group))
+                        stop.set(exc)
+                        failed = True
+                for _, recorded in handed:
+                    recorded.set()
 
         def work() -> None:
             while not stop.event.is_set():
@@ -233,7 +230,8 @@ def dispatch(
                     return
                 for batch in adapter.batches(rows, claim_rows):
                     outcomes = _send_one_batch(adapter, hook, batch, limiter, stop)
-                    answers.put(outcomes)
+                    recorded = threading.Event()
+                    answers.put((outcomes, recorded))
                     with lock:
                         stats.requests += 1
                         for outcome in outcomes:
@@ -246,6 +244,9 @@ def dispatch(
                                 stats.attempted / elapsed,
                             )
                             last_progress[0] = time.monotonic()
+                # the next claim waits until these answers are committed: a crash leaves at most one
+                # request's rows per worker in doubt (workers × batch size), answered or not
+                recorded.wait()
 
         writer = threading.Thread(target=write, name="ledger-writer")
         writer.start()
