@@ -28,20 +28,53 @@ ROOT, HOME, BIN = demo.ROOT, demo.HOME, demo.BIN
 HOST, PORT = "127.0.0.1", int(os.environ.get("AIRFLOW_PORT", "8080"))
 URL = f"http://{HOST}:{PORT}"
 PASSWORDS = HOME / "simple_auth_manager_passwords.json.generated"
-COMPONENTS = {
-    "api-server": ["api-server", "--host", HOST, "--port", str(PORT)],
-    "scheduler": ["scheduler"],
-    "dag-processor": ["dag-processor"],
-    "triggerer": ["triggerer"],
-}
+#: Connections ``make airflow`` stores in the metadata database (taken out of the demo's environment).
+STORED_CONNECTIONS = {"teleprom_default", "itd_default", "wavy_default", "messaging_warehouse", "messaging_alerts"}
 
 
-def _secret(name: str, make) -> str:
-    path = HOME / name
+def components(host: str, port: int) -> dict[str, list[str]]:
+    """The Airflow processes of a local stack (``airflow <args>``), by name."""
+    return {
+        "api-server": ["api-server", "--host", host, "--port", str(port)],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer"],
+    }
+
+
+COMPONENTS = components(HOST, PORT)
+
+
+def _secret(home: Path, name: str, make) -> str:
+    path = home / name
     if not path.exists():
         path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def airflow_settings(home: Path, url: str, executor: str = "LocalExecutor") -> dict[str, str]:
+    """The ``AIRFLOW__*`` settings of a local stack on ``home`` whose API server answers at ``url``
+    (secrets generated once into ``home``)."""
+    from cryptography.fernet import Fernet
+
+    return dict(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__EXECUTOR=executor,
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / PASSWORDS.name),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{url}/execution/",
+        AIRFLOW__CORE__FERNET_KEY=_secret(home, "fernet_key", lambda: Fernet.generate_key().decode()),
+        AIRFLOW__API__BASE_URL=url,
+        AIRFLOW__API_AUTH__JWT_SECRET=_secret(home, "jwt_secret", lambda: secrets.token_urlsafe(64)),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="30",
+        AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+    )
 
 
 def environment() -> tuple[dict[str, str], dict[str, str]]:
@@ -50,24 +83,9 @@ def environment() -> tuple[dict[str, str], dict[str, str]]:
     connections = {}
     for key in [k for k in env if k.startswith("AIRFLOW_CONN_")]:
         conn_id = key.removeprefix("AIRFLOW_CONN_").lower()
-        if conn_id in {"teleprom_default", "itd_default", "wavy_default", "messaging_warehouse", "messaging_alerts"}:
+        if conn_id in STORED_CONNECTIONS:
             connections[conn_id] = env.pop(key)
-    from cryptography.fernet import Fernet
-
-    env.update(
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(PASSWORDS),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{URL}/execution/",
-        AIRFLOW__CORE__FERNET_KEY=_secret("fernet_key", lambda: Fernet.generate_key().decode()),
-        AIRFLOW__API__BASE_URL=URL,
-        AIRFLOW__API_AUTH__JWT_SECRET=_secret("jwt_secret", lambda: secrets.token_urlsafe(64)),
-        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="30",
-        AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
-    )
+    env.update(airflow_settings(HOME, URL))
     return env, connections
 
 
@@ -75,14 +93,30 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
     return subprocess.run([str(BIN / "airflow"), *args], env=env, check=check, capture_output=True, text=True)
 
 
-def store_connections(env: dict[str, str], connections: dict[str, str]) -> None:
-    """Add the connections that are not in the metadata database yet (edits made in the UI are kept)."""
+def store_connections(env: dict[str, str], connections: dict[str, str], say=print) -> None:
+    """Add the connections that are not in the metadata database yet (edits made in the UI are kept);
+    one ``airflow connections import`` (it skips the conn ids already stored)."""
+    home = Path(env["AIRFLOW_HOME"])
+    path = home / "connections-to-store.json"
+    path.write_text(json.dumps({conn_id: json.loads(fields) for conn_id, fields in connections.items()}))
+    path.chmod(0o600)
+    try:
+        output = airflow(env, "connections", "import", str(path)).stdout
+    finally:
+        path.unlink()
     for conn_id, fields in connections.items():
-        if airflow(env, "connections", "get", conn_id, check=False).returncode == 0:
-            print(f"connection {conn_id}: kept as stored")
-            continue
-        airflow(env, "connections", "add", conn_id, "--conn-json", fields)
-        print(f"connection {conn_id}: stored ({json.loads(fields)['conn_type']})")
+        kept = f"connection {conn_id}: connection already exists" in output.replace("Could not import ", "")
+        say(f"connection {conn_id}: " + ("kept as stored" if kept else f"stored ({json.loads(fields)['conn_type']})"))
+
+
+def prepare(env: dict[str, str], connections: dict[str, str], say=print) -> None:
+    """Metadata database migrated, pools imported, connections stored, drop folder created."""
+    Path(env["AIRFLOW_HOME"], "logs").mkdir(parents=True, exist_ok=True)
+    airflow(env, "db", "migrate")
+    airflow(env, "pools", "import", str(ROOT / "deploy" / "pools.json"))
+    say("pools imported from deploy/pools.json")
+    store_connections(env, connections, say)
+    Path(env["MESSAGING_DROP_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def answers(url: str) -> bool:
@@ -93,9 +127,52 @@ def answers(url: str) -> bool:
         return False
 
 
-def login() -> str:
-    passwords = json.loads(PASSWORDS.read_text()) if PASSWORDS.exists() else {}
-    return ", ".join(f"{user} / {password}" for user, password in passwords.items()) or "(see .airflow/logs/api-server.log)"
+class Processes:
+    """Processes started for a stack, each the leader of its own process group (stopped with all its
+    children); :meth:`stop` ends them all (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+
+    def __init__(self, logs: Path):
+        self.logs, self.started = logs, {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.started[name] = process
+        return process
+
+    def start_airflow(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return self.start(name, [str(BIN / "airflow"), *args], env)
+
+    def dead(self) -> dict[str, int]:
+        """Processes that stopped, with their exit codes."""
+        return {name: p.returncode for name, p in self.started.items() if p.poll() is not None}
+
+    def stop(self, grace: float = 20) -> None:
+        for process in reversed(list(self.started.values())):
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.started.values():
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)  # leftovers of the group (task processes, workers)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def login(passwords: Path = PASSWORDS) -> str:
+    data = json.loads(passwords.read_text()) if passwords.exists() else {}
+    return ", ".join(f"{user} / {password}" for user, password in data.items()) or "(see .airflow/logs/api-server.log)"
 
 
 def main() -> int:
@@ -106,35 +183,22 @@ def main() -> int:
         return 1
     env, connections = environment()
     print("migrating the metadata database (.airflow/airflow.db) ...")
-    airflow(env, "db", "migrate")
-    airflow(env, "pools", "import", str(ROOT / "deploy" / "pools.json"))
-    print("pools imported from deploy/pools.json")
-    store_connections(env, connections)
-    Path(env["MESSAGING_DROP_DIR"]).mkdir(parents=True, exist_ok=True)
+    prepare(env, connections)
 
-    started: list[subprocess.Popen] = []  # Airflow components: each leads its own process group
+    processes = Processes(HOME / "logs")  # Airflow components
     services: list[subprocess.Popen] = []  # simulators and receiver (single processes)
 
     def stop() -> None:
         print("\nstopping what make airflow started ...")
-        for process in reversed(started):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for process in services:
             if process.poll() is None:
                 process.terminate()
-        deadline = time.monotonic() + 20
-        for process in started + services:
+        processes.stop()
+        for process in services:
             try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                if process in started:
-                    os.killpg(process.pid, signal.SIGKILL)
-                else:
-                    process.kill()
+                process.kill()
         print("stopped")
 
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -144,16 +208,7 @@ def main() -> int:
         warehouse = {"AIRFLOW_CONN_MESSAGING_WAREHOUSE": connections["messaging_warehouse"]}
         services.extend(demo.start_services(env | warehouse))
         for name, args in COMPONENTS.items():
-            log = open(HOME / "logs" / f"{name}.log", "ab")
-            started.append(
-                subprocess.Popen(
-                    [str(BIN / "airflow"), *args],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group: stopped with all its children
-                )
-            )
+            processes.start_airflow(name, args, env)
             print(f"started airflow {name} (log: .airflow/logs/{name}.log)")
         demo.wait_until(lambda: answers(f"{URL}/api/v2/monitor/health"), "the API server", timeout=180)
         doctor_env = env | {"PYTHONPATH": str(ROOT / "include")}
@@ -168,10 +223,11 @@ def main() -> int:
             "Ctrl-C stops everything started here."
         )
         while True:
-            for process in started + services:
-                if process.poll() is not None:
-                    print(f"a process stopped unexpectedly (exit {process.returncode}): {process.args}")
-                    return 1
+            dead = processes.dead()
+            dead.update({" ".join(p.args): p.returncode for p in services if p.poll() is not None})
+            if dead:
+                print(f"a process stopped unexpectedly: {dead}")
+                return 1
             time.sleep(2)
     except KeyboardInterrupt:
         return 0
