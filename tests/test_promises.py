@@ -25,10 +25,10 @@ from latam_messaging.common import errors
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import process_drops
 from latam_messaging.drops.registry import DropRegistry
+from latam_messaging.drops.validation import ValidationContext
 from latam_messaging.itd.poller import poll_itd_received
 from latam_messaging.sending.ledger import Ledger
 from latam_messaging.sending.pipeline import ingest_drops
-from latam_messaging.sending.validation import ValidationContext
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.status import StatusEvent, advances, apply_status_events
 from latam_messaging.vendors import VENDORS, callback_parsers

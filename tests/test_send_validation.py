@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from latam_messaging.drops.csvfile import UnreadableDropError, canonical_column, read_layout, read_rows
 from latam_messaging.drops.folder import DropFolder, fingerprint
+from latam_messaging.drops.validation import RowRejected, ValidationContext, message_key
 from latam_messaging.itd.send import ItdRowValidator
-from latam_messaging.sending.validation import RowRejected, ValidationContext, message_key
 from latam_messaging.sending.window import SendWindow
 from latam_messaging.teleprom.send import TelepromRowValidator
 from latam_messaging.wavy.send import WavyRowValidator

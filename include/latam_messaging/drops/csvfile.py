@@ -124,7 +124,10 @@ def read_layout(path: Path, encoding: str, required: set[str]) -> CsvLayout:
     if duplicates:
         named = [c for c in duplicates if c in expected or c.startswith("param_")]
         others = len(duplicates) - len(named)
-        detail = ", ".join(named) + (f" and {others} other column(s)" if others else "")
+        parts = [", ".join(named)] if named else []
+        if others:
+            parts.append(f"{others} {'other ' if named else ''}column(s) not shown")
+        detail = " and ".join(parts)
         raise UnreadableDropError(f"the header names these columns twice: {detail}")
     missing = sorted(expected - set(columns))
     if missing:
