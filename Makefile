@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install test lint demo run simulators bench clean airflow doctor mutants
+.PHONY: install test test-deps lint demo run simulators bench clean airflow doctor mutants
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+# Debian packages the stack tests need (headless Chromium + its driver, Redis for the Celery test),
+# installed only when missing (as root, or through sudo)
+TEST_DEBS := chromium chromium-driver redis-server
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian packages for the browser and Celery tests)"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+test: install lint test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 simulators: install

@@ -13,10 +13,13 @@ One stack for the module (it takes about a minute to start); every process stops
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow_stack import AirflowStack, drop_csv
+from tests.airflow_stack import ROOT, AirflowStack, drop_csv
 
 DAG_IDS = [
     "teleprom_catalog_sync",
@@ -91,3 +94,148 @@ def test_a_release_key_that_matches_nothing_fails_the_run(stack):
     states = stack.task_states("wavy_sms_send", run_id)
     assert states["plan_sends[-1]"] == "failed" and states["send_due[-1]"] == "upstream_failed", states
     assert stack.sim_state("wavy")["accepted_messages"] == accepted
+
+
+# ---- the UI in a headless browser (Debian's chromium + chromium-driver, installed by `make test-deps`) ----
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(stack, tmp_path_factory):
+    """Chromium logged in through the UI's login form (the simple auth manager's generated password)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download (both paths are given anyway)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        driver.implicitly_wait(15)
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.get(f"{stack.url}/")
+        driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys("admin")
+        driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(stack.password)
+        driver.save_screenshot(str(ARTIFACTS / "01-login.png"))
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(lambda: driver.get_cookie("_token") is not None, "the UI's _token cookie after logging in")
+        wait_for(lambda: "Dag Runs" in body_text(driver), "the home page after logging in")
+        driver.save_screenshot(str(ARTIFACTS / "02-home.png"))
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(predicate, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        time.sleep(0.5)
+
+
+def body_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_the_dag_list_shows_the_nine_dags_without_import_errors(stack, browser):
+    browser.get(f"{stack.url}/dags")
+    wait_for(lambda: all(d in body_text(browser) for d in DAG_IDS), "all nine DAGs in the list")
+    browser.save_screenshot(str(ARTIFACTS / "03-dag-list.png"))
+    assert "Import Error" not in body_text(browser)
+    browser.get(f"{stack.url}/")
+    wait_for(lambda: "Dag Runs" in body_text(browser), "the home page")
+    assert "Import Error" not in body_text(browser)  # the home page names import errors when there are any
+    assert stack.get("/importErrors")["total_entries"] == 0
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "label", "fields"),
+    [
+        ("teleprom", "Teleprom (WhatsApp)", {"host", "login", "password", "element_batch_size"}),
+        ("itd_chile", "ITD Chile (WhatsApp)", {"host", "password", "element_auth_scheme"}),
+        ("wavy", "Wavy (SMS)", {"host", "login", "password"}),
+    ],
+)
+def test_the_add_connection_form_shows_the_vendor_fields(stack, browser, conn_type, label, fields):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{stack.url}/connections")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Add Connection']").click()
+    dialog = browser.find_element(By.CSS_SELECTOR, "[role=dialog]")
+    choose = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
+    choose.send_keys(conn_type)
+    wait_for(lambda: [o.text for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]")] == [label], label)
+    choose.send_keys(Keys.ENTER)
+    wait_for(lambda: "Standard Fields" in dialog.text, "the form of the chosen type")
+    dialog.find_element(By.XPATH, ".//button[contains(., 'Extra Fields') and not(contains(., 'JSON'))]").click()
+    names = {e.get_attribute("name") for e in dialog.find_elements(By.CSS_SELECTOR, "input, textarea")}
+    assert fields <= names, names
+    if conn_type == "teleprom":
+        wait_for(lambda: "Batch size" in dialog.text, "Teleprom's Batch size field")
+    browser.save_screenshot(str(ARTIFACTS / f"04-connection-form-{conn_type}.png"))
+
+
+def test_the_messaging_page_shows_the_warehouse_numbers(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{stack.url}/")
+    browser.find_element(
+        By.XPATH, "//a[normalize-space()='Messaging'] | //button[normalize-space()='Messaging']"
+    ).click()
+    frame = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "iframe"), "the Messaging page in the UI")[0]
+    assert frame.get_attribute("src").rstrip("/").endswith("/messaging")
+    browser.switch_to.frame(frame)
+    try:
+        wait_for(lambda: browser.find_elements(By.ID, "total-messages"), "the page's numbers")
+
+        def shown() -> dict[str, str]:
+            ids = ["total-messages", "total-delivered", "total-failed", "total-unknown", "credits"]
+            return {i: browser.find_element(By.ID, i).text for i in ids}
+
+        def counted() -> dict[str, str]:
+            status = "SELECT COUNT(*) FROM outbound_messages WHERE delivery_status = '{}'"
+            credits = "SELECT credits FROM itd_credit_snapshots ORDER BY taken_at DESC LIMIT 1"
+            snapshots = warehouse_count(stack, "SELECT COUNT(*) FROM itd_credit_snapshots")
+            return {
+                "total-messages": str(warehouse_count(stack, "SELECT COUNT(*) FROM outbound_messages")),
+                "total-delivered": str(warehouse_count(stack, status.format("delivered"))),
+                "total-failed": str(warehouse_count(stack, status.format("failed"))),
+                "total-unknown": str(
+                    warehouse_count(stack, "SELECT COUNT(*) FROM outbound_messages WHERE state = 'unknown'")
+                ),
+                "credits": str(warehouse_count(stack, credits)) if snapshots else "n/a",
+            }
+
+        for _ in range(3):  # a scheduled poll may land statuses between the page and the count: look again
+            page, sql = shown(), counted()
+            if page == sql:
+                break
+            browser.refresh()
+            wait_for(lambda: browser.find_elements(By.ID, "total-messages"), "the page's numbers")
+        assert page == sql
+        assert int(page["total-messages"]) >= 3  # the send of the scheduler test is on the page
+    finally:
+        browser.switch_to.default_content()
+    browser.save_screenshot(str(ARTIFACTS / "05-messaging-page.png"))
