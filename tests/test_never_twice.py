@@ -243,6 +243,40 @@ def test_wavy_bulk_answered_504_or_cut_is_unknown_then_resolved_by_correlation_i
         proxy.close()
 
 
+def test_teleprom_batch_answered_504_after_acting_is_unknown_then_resolved_by_its_callbacks(
+    warehouse, teleprom_hook, teleprom_server, receiver, drop_dir, monkeypatch
+):
+    """Teleprom's callbacks carry our message_key (identificador): they prove the vendor has the rows."""
+    from latam_messaging.teleprom import contract
+    from latam_messaging.teleprom.hook import TelepromHook
+    from latam_messaging.vendors import callback_parsers
+    from latam_messaging.webhooks.ingest import ingest_pending
+    from tests.conftest import configure
+
+    load_catalog(warehouse, teleprom_hook)
+    configure(teleprom_server, webhook_url=receiver.hook_url("teleprom"))
+    proxy = FaultyProxy(teleprom_server.url, contract.SEND_HSM.path, "504")
+    try:
+        TelepromHook.forget_tokens()
+        set_connection(
+            monkeypatch, "teleprom_default", conn_type="teleprom", host=proxy.url, login="demo", password="demo-pass"
+        )
+        drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(300))
+        ingest_drops(TelepromAdapter(), warehouse, drop_dir, region="AR", timezone="UTC")
+        stats = dispatch(TelepromAdapter(), warehouse, concurrency=1)
+        assert proxy.forwarded == 1 and stats.states == {"unknown": 300}  # one request, never repeated
+        assert sim_state(teleprom_server)["accepted_messages"] == 300
+        deadline = time.monotonic() + 30
+        while states(warehouse, "teleprom") != {"accepted": 300}:
+            assert time.monotonic() < deadline, states(warehouse, "teleprom")
+            ingest_pending(warehouse, callback_parsers())  # the callbacks that arrived so far
+            time.sleep(0.1)
+        assert_each_row_sent_once(warehouse, teleprom_server, "teleprom", 300)
+    finally:
+        proxy.close()
+        TelepromHook.forget_tokens()
+
+
 # ---- files: all or nothing, never blocking, never leaking -------------------------------------------------
 @pytest.fixture(params=["inline", "worker processes"])
 def row_checking(request, monkeypatch):
