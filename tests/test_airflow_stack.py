@@ -21,6 +21,9 @@ import sqlalchemy as sa
 
 from tests.airflow_stack import ROOT, AirflowStack, drop_csv
 
+# a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
+pytestmark = pytest.mark.timeout(600)
+
 DAG_IDS = [
     "teleprom_catalog_sync",
     "teleprom_hsm_send",

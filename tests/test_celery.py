@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from tests.airflow_stack import ROOT, AirflowStack, free_port
 from tests.test_airflow_stack import DAG_IDS
 
+# a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
+pytestmark = pytest.mark.timeout(600)
+
 SENDS = {"teleprom_hsm_send": "teleprom", "itd_whatsapp_send": "itd", "wavy_sms_send": "wavy"}
 FOLDERS = {"teleprom_hsm_send": "teleprom_hsm", "itd_whatsapp_send": "itd_whatsapp", "wavy_sms_send": "wavy_sms"}
 
