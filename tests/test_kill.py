@@ -21,40 +21,9 @@ from latam_messaging.sending.pipeline import dispatch, ingest_drops, unknown_rep
 from latam_messaging.teleprom.catalog import sync_catalog
 from latam_messaging.warehouse import schema
 from tests.conftest import ROOT, configure, drop_csv, set_connection, sim_state
+from tests.test_send_pipeline import settled, states, wait_until_leases_lapse
 
 T = schema.outbound_messages
-
-
-def states(warehouse, vendor: str) -> dict[str, int]:
-    query = sa.select(T.c.state, sa.func.count()).where(T.c.vendor == vendor).group_by(T.c.state)
-    with warehouse.engine.connect() as conn:
-        return dict(conn.execute(query).all())
-
-
-def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
-    """A killed dispatcher's lease stays until it expires (no clock is faked): wait for that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        until = warehouse.rows(sa.select(sa.func.max(schema.send_leases.c.lease_until).label("u")))[0]["u"]
-        if until is None or until < pendulum.now("UTC"):
-            return
-        time.sleep(0.05)
-    raise AssertionError("a send lease did not lapse")
-
-
-def settled(server, quiet_s: float, timeout: float = 30.0) -> None:
-    """Wait until the simulator has accepted nothing new for ``quiet_s`` (requests a killed run had sent
-    are still being answered): a deadline loop on the simulator's own count."""
-    last, since = None, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        count = sim_state(server)["accepted_messages"]
-        if count != last:
-            last, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the simulator kept accepting messages")
 
 
 def adapter_for(vendor: str):

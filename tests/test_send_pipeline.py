@@ -18,7 +18,6 @@ from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
 from tests.conftest import ROOT, configure, drop_csv, sim_state
-from tests.test_kill import settled
 
 T = schema.outbound_messages
 
@@ -182,6 +181,21 @@ def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, te
     dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, concurrency=4)
     assert sim_state(teleprom_server)["logins"] == logins + 1
     assert states(warehouse, "teleprom") == {"accepted": 1000}
+
+
+def settled(server, quiet_s: float, timeout: float = 30.0) -> None:
+    """Wait until the simulator has accepted nothing new for ``quiet_s`` (requests a killed run had sent
+    are still being answered): a deadline loop on the simulator's own count."""
+    last, since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = sim_state(server)["accepted_messages"]
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the simulator kept accepting messages")
 
 
 def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
