@@ -321,3 +321,58 @@ def test_a_name_already_claimed_by_this_run_waits_for_a_later_run(tmp_path):
     write(tmp_path / "wavy" / "a.csv", "second")
     assert list(folder.claim_ready()) == []
     assert (tmp_path / "wavy" / "a.csv").read_text() == "second"
+
+
+# ---- owners, folders, stamps, refusals, at their edges --------------------------------------------------
+def test_an_owner_starts_with_the_host_name_made_safe_and_short(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "Büro Host.example-01_a.b.c.d.e.f.g.h.i")
+    owner = DropFolder("/tmp", "x").owner
+    assert owner.startswith(f"B_ro_Host.example-01_a.b.c.d.e.f-{os.getpid()}-")
+    assert re.fullmatch(r"[0-9a-f]{12}", owner.rsplit("-", 1)[1])
+
+
+def test_a_drop_folder_is_made_with_its_parents(tmp_path):
+    folder = DropFolder(tmp_path / "drops" / "latam", "wavy", owner="run")
+    folder.ensure()
+    assert sorted(p.name for p in (tmp_path / "drops" / "latam" / "wavy").iterdir()) == [
+        ".claimed", "archive", "failed"]
+
+
+def test_the_stamp_of_a_finished_file_is_the_utc_time_it_finished(tmp_path):
+    import pendulum
+
+    write(tmp_path / "wavy" / "a.csv", "1")
+    folder = DropFolder(tmp_path, "wavy", owner="run")
+    [claimed] = folder.claim_ready()
+    before = pendulum.now("UTC").replace(microsecond=0)
+    archived = folder.finish(claimed, "archive")
+    after = pendulum.now("UTC")
+    stamp = pendulum.from_format(archived.name[:15], "YYYYMMDDTHHmmss", tz="UTC")
+    assert before <= stamp <= after
+
+
+def test_a_path_under_a_file_is_not_a_regular_file(tmp_path):
+    regular = write(tmp_path / "a.csv", "1")
+    with pytest.raises(NotARegularFileError):
+        open_regular(regular / "inner.csv")  # ENOTDIR
+
+
+def test_a_not_regular_entry_is_logged_with_where_it_went(tmp_path, caplog):
+    (tmp_path / "wavy").mkdir()
+    (tmp_path / "wavy" / "dir.csv").mkdir()
+    folder = DropFolder(tmp_path, "wavy", owner="run")
+    with caplog.at_level("ERROR", logger="latam_messaging.drops.folder"):
+        assert list(folder.claim_ready()) == []
+    [moved] = (tmp_path / "wavy" / "failed").iterdir()
+    assert caplog.messages == [
+        f"dir.csv is not a regular file (symlink, folder or pipe): moved unread to {moved}"]
+
+
+def test_a_dead_owner_whose_file_cannot_be_taken_yet_is_kept(tmp_path):
+    write(tmp_path / "wavy" / ".claimed" / "dead" / "a.csv", "left by the dead run")
+    folder = DropFolder(tmp_path, "wavy", owner="run")
+    write(folder.mine / "a.csv", "this run's own a.csv")
+    assert list(folder.claim_ready()) == []  # same name already here: a later run takes it
+    assert (tmp_path / "wavy" / ".claimed" / "dead" / "a.csv").read_text() == "left by the dead run"

@@ -375,3 +375,49 @@ def test_an_unknown_vendor_is_refused():
 def test_item_errors_name_the_type_not_the_content():
     parsed = parse("teleprom", envelope("STATUS", [{"statuses": ["secret text 5493515238015"]}]))
     assert parsed.errors == ["item 1: AttributeError"]
+
+
+# ---- guards and helpers, at their edges ----------------------------------------------------------------
+def test_a_body_exactly_at_the_size_limit_is_read():
+    text = '"' + "a" * (1024 * 1024 - 2) + '"'  # 1 MiB of characters, quotes included
+    assert len(loads(text)) == 1024 * 1024 - 2
+
+
+def test_a_deep_branch_after_shallow_siblings_is_refused():
+    text = "[" + "[]," * 40 + "[" * 64 + "]" * 64 + "]"  # 65 levels at the last branch
+    with pytest.raises(UnparseableEvent, match="deeper than"):
+        loads(text)
+    assert loads("[" + "[]," * 40 + "[" * 63 + "]" * 63 + "]")[-1] is not None  # 64 levels are read
+
+
+def test_an_item_reason_is_cut_at_300_characters():
+    parsed = parsers.items_of(parsers.Parsed("v"), ["x"], lambda item: (_ for _ in ()).throw(UnparseableEvent("r" * 400)))
+    assert parsed.errors == ["item 1: " + "r" * 300]
+
+
+def test_an_unusable_vendor_time_is_shown_in_40_characters():
+    value = "9" * 50
+    when = parsers.vendor_time(value, RECEIVED, parsers.epoch_s)
+    assert when.at == RECEIVED
+    assert when.note == f"vendor time '{'9' * 39} unusable: receive time used"
+
+
+@pytest.mark.parametrize("value", ["1772463600000", " 1772463600000 ", 1772463600000, 1772463600000.0])
+def test_the_shared_epoch_ms_reads_text_or_numbers(value):
+    assert parsers.epoch_ms(value) == pendulum.datetime(2026, 3, 2, 15, 0, tz="UTC")
+
+
+def test_a_parser_that_breaks_on_a_body_names_the_error():
+    def broken(body, channel, received_at):
+        return body["missing"]
+
+    with pytest.raises(UnparseableEvent, match="^KeyError while reading the body$"):
+        parse_body(broken, None, "{}", RECEIVED)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("", None), ("olá", "olá"), ({"texto": "olá"}, '{"texto": "olá"}'), (0, "0")],
+)
+def test_a_vendor_text_is_kept_as_text_with_its_accents(value, expected):
+    assert parsers.text_or_none(value) == expected

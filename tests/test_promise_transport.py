@@ -340,3 +340,169 @@ def test_the_connection_password_is_masked_in_logs(scripted):
     _, hook = scripted([200])
     assert hook.connection.password == "secret-pass-4711"
     assert "secret-pass-4711" not in str(redact("the password is secret-pass-4711"))
+
+
+# ---- what a call sends --------------------------------------------------------------------------------
+def test_a_call_sends_its_query_headers_and_own_auth(scripted):
+    vendor, hook = scripted([{"status": 200, "body": {"ok": 1}}])
+    assert hook.call("GET", "/x", params={"page": "2"}, headers={"X-Trace": "t-1"}, auth=("u", "p")) == {"ok": 1}
+    [(path, headers)] = vendor.requests
+    assert path == "/x?page=2"
+    assert headers["X-Trace"] == "t-1"
+    assert headers["Authorization"] == "Basic dTpw"  # base64 of "u:p"
+
+
+class LoginHook(PlainHook):
+    """A vendor whose auth is built from the connection's login and password."""
+
+    def build_auth(self, connection):
+        return requests.auth.HTTPBasicAuth(connection.login, connection.password)
+
+
+def test_the_vendors_auth_is_built_from_the_connection(scripted):
+    import base64
+
+    vendor, hook = scripted([200], hook_cls=LoginHook)
+    hook.call("GET", "/x")
+    expected = "Basic " + base64.b64encode(b"user:secret-pass-4711").decode()
+    assert vendor.requests[0][1]["Authorization"] == expected
+
+
+def test_a_request_repeated_after_a_401_is_the_same_request(scripted):
+    vendor, hook = scripted([401, {"status": 200, "body": {"ok": 1}}], hook_cls=RefreshingHook)
+    sent = []
+    hook.get_conn().hooks["response"].append(lambda response, **_: sent.append(response.request))
+    hook.call("POST", "/send", json={"to": "5491100000000"}, params={"p": "1"}, headers={"X-Id": "9"},
+              idempotent=False)
+    assert [request.path_url for request in sent] == ["/send?p=1", "/send?p=1"]
+    assert [request.body for request in sent] == [b'{"to": "5491100000000"}'] * 2
+    assert [request.headers["X-Id"] for request in sent] == ["9", "9"]
+
+
+def test_a_send_repeated_after_a_401_stays_a_send(scripted):
+    """The repeat of a send that then breaks on TLS is ambiguous, as the first try would be."""
+    vendor, hook = scripted([401], hook_cls=RefreshingHook)
+    session = hook.get_conn()
+    real_request = session.request
+    tries = []
+
+    def first_401_then_tls_error(*args, **kwargs):
+        tries.append(1)
+        if len(tries) == 1:
+            return real_request(*args, **kwargs)
+        raise requests.exceptions.SSLError("stream cut")
+
+    session.request = first_401_then_tls_error
+    with pytest.raises(errors.VendorAmbiguousError):
+        hook.call("POST", "/send", idempotent=False)
+    assert len(tries) == 2
+
+
+def test_a_3xx_answer_is_not_a_success(scripted):
+    _, hook = scripted([{"status": 300, "body": {"message": "multiple choices"}}])
+    with pytest.raises(errors.VendorValidationError) as raised:
+        hook.call("GET", "/x")
+    assert raised.value.status_code == 300
+
+
+def test_an_error_without_text_or_reason_says_error(scripted):
+    _, hook = scripted([{"status": 499, "body": b""}])  # no reason phrase for an unknown status
+    with pytest.raises(errors.VendorValidationError) as raised:
+        hook.call("GET", "/x")
+    assert str(raised.value) == "Wavy: error (HTTP 499)"
+
+
+def test_not_found_carries_the_vendors_text(scripted):
+    _, hook = scripted([{"status": 404, "body": {"message": "no such message"}}])
+    with pytest.raises(errors.VendorNotFoundError, match="no such message"):
+        hook.call("GET", "/x")
+
+
+# ---- failures name the endpoint and what happened -----------------------------------------------------
+def _failing(hook, exc):
+    def fail(*args, **kwargs):
+        raise exc
+
+    hook.get_conn().request = fail
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "text"),
+    [
+        (requests.ConnectTimeout("slow SYN"), "transient", "could not connect for /send: ConnectTimeout"),
+        (requests.exceptions.SSLError("bad record"), "ambiguous", "TLS error during /send: SSLError"),
+        (requests.ConnectionError("reset"), "ambiguous", "connection lost during /send: ConnectionError"),
+        (requests.ReadTimeout("late"), "ambiguous", "no answer to /send within 0.4s"),
+    ],
+)
+def test_a_failed_send_names_the_endpoint_and_the_failure(scripted, exc, kind, text):
+    _, hook = scripted([200], max_retries=0)
+    _failing(hook, exc)
+    with pytest.raises(errors.VendorError) as raised:
+        hook.call("POST", "/send", idempotent=False)
+    assert type(raised.value) is getattr(hook.errors, kind)
+    assert str(raised.value) == f"Wavy: {text}"
+
+
+def test_a_retry_waits_the_backoff_and_logs_that_wait(scripted):
+    import time
+
+    from structlog.testing import capture_logs
+
+    vendor, hook = scripted([503, 200])
+    hook.backoff_initial_s = hook.backoff_max_s = 0.3
+    started = time.monotonic()
+    with capture_logs() as logs:
+        hook.call("GET", "/x")
+    assert time.monotonic() - started >= 0.3
+    retries = [entry["event"] for entry in logs if entry.get("log_level") == "warning"]
+    assert retries == ["Wavy: answer 503 (HTTP 503); retry 1/3 in 0.3s"]
+
+
+# ---- the hook's connection settings -------------------------------------------------------------------
+def test_the_pool_keeps_connections_alive_and_sized(scripted):
+    import socket as s
+
+    _, hook = scripted([200])
+    adapter = hook.get_conn().get_adapter(hook.base_url)
+    options = set(adapter.socket_options)
+    assert {(s.IPPROTO_TCP, s.TCP_KEEPIDLE, 120), (s.IPPROTO_TCP, s.TCP_KEEPCNT, 20),
+            (s.IPPROTO_TCP, s.TCP_KEEPINTVL, 30)} <= options
+    assert (adapter._pool_connections, adapter._pool_maxsize) == (4, 32)
+    assert PlainHook("plain_vendor", pool_size=8).adapter._pool_maxsize == 8
+
+
+class OwnDefaults(PlainHook):
+    connection_form = {"conn-fields": {
+        "timeout": {"label": "T", "schema": {"type": ["integer", "null"], "default": 12}},
+        "max_retries": {"label": "R", "schema": {"type": ["integer", "null"]}},  # no default
+    }}
+
+
+class NoFields(PlainHook):
+    connection_form = {"conn-fields": {}}
+
+
+def test_an_empty_extra_takes_the_vendors_form_default_else_the_transports(scripted):
+    _, hook = scripted([200], timeout=None, max_retries=None, hook_cls=OwnDefaults)
+    hook.connection.extra = '{"timeout": "", "max_retries": ""}'
+    assert (hook.timeout, hook.max_retries) == (12, 5)
+    _, bare = scripted([200], timeout=None, max_retries=None, hook_cls=NoFields)
+    bare.connection.extra = "{}"
+    assert (bare.timeout, bare.max_retries) == (30, 5)
+
+
+def test_the_connection_form_is_the_vendors():
+    from latam_messaging.wavy.hook import WavyHook
+
+    behaviour = WavyHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == ["schema", "port", "extra"]
+    assert behaviour["relabeling"]["password"] == "AuthenticationToken"
+
+
+def test_the_backoff_grows_but_never_past_its_maximum():
+    wait = _WaitTransient(1.0, 2.0)
+    state = _state_after(errors.VendorTransientError("x"))
+    state.attempt_number = 10
+    assert wait(state) == 2.0
+    assert wait(_state_after(ValueError("no retry_after here"))) <= 2.0
