@@ -223,3 +223,44 @@ def test_the_dag_param_overrides_the_environment(monkeypatch):
 
 def test_a_window_prints_as_the_operator_wrote_it():
     assert str(SendWindow.parse("22:00-06:30", BA)) == f"22:00-06:30 {BA}"
+
+
+# ---- edges of the vocabulary and of large batches --------------------------------------------------------
+@pytest.mark.parametrize("new", ["accepted", "enqueued", "sent", "delivered", "read"])
+def test_any_known_status_advances_a_message_without_one(new):
+    assert advances(None, new) is True
+
+
+def test_a_status_outside_the_vocabulary_never_advances_a_known_one_and_never_blocks():
+    assert advances("sent", "bogus") is False
+    assert advances("accepted", "bogus") is False
+    assert advances("bogus", "other") is False
+    assert advances("bogus", "accepted") is True
+    assert advances("bogus", "sent") is True
+
+
+def test_a_batch_larger_than_a_chunk_reaches_every_message(warehouse):
+    count = 1100  # more than two chunks of keys
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        conn.execute(T.insert(), [
+            {"message_key": f"m-{i:04d}", "vendor": "wavy", "phone": "5493515238015", "state": "accepted",
+             "vendor_message_id": f"W-{i:04d}", "created_at": now, "updated_at": now, "accepted_at": now}
+            for i in range(count)
+        ])
+    by_id = [event(f"W-{i:04d}", "sent", T0) for i in range(count)]
+    assert apply(warehouse, by_id) == count
+    assert apply(warehouse, [event(f"W-{i:04d}", "sent", T0) for i in range(count)]) == 0  # all stored already
+    by_key = [event(f"W-{i:04d}", "delivered", T0.add(minutes=1), key=f"m-{i:04d}") for i in range(count)]
+    assert apply(warehouse, by_key) == count
+    rows = ledger(warehouse)
+    assert len(rows) == count and {row["delivery_status"] for row in rows.values()} == {"delivered"}
+
+
+def test_an_event_keeps_every_id_it_carried_and_its_raw_body(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    stored = StatusEvent("wavy", "W-1", "sent", "SENT", T0, "webhook", vendor_ids=["G-9", "W-1"], raw_event_id=42)
+    bare = StatusEvent("wavy", "W-1", "delivered", "DELIVERED", T0, "webhook")
+    assert apply(warehouse, [stored, bare]) == 2
+    query = sa.select(E.c.status, E.c.vendor_ids, E.c.raw_event_id).order_by(E.c.status)
+    assert [tuple(r.values()) for r in warehouse.rows(query)] == [("delivered", None, None), ("sent", ["G-9", "W-1"], 42)]
