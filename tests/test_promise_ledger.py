@@ -313,3 +313,75 @@ def test_release_unknown_handles_more_keys_than_one_statement_takes(warehouse, e
     released = Ledger(warehouse, "wavy").release_unknown(keys, NOW)
     assert sorted(released) == keys
     assert table(warehouse, "state") == {k: ("pending",) for k in keys}
+
+
+# ---- every change is stamped, scoped and ordered -------------------------------------------------------
+LATER = NOW.add(hours=1)
+
+
+def test_every_state_change_stamps_updated_at_with_its_time(warehouse):
+    put(
+        warehouse,
+        {"message_key": "back", "state": "sending", "claimed_by": "run"},
+        {"message_key": "due", "state": "scheduled", "send_at": NOW},
+        {"message_key": "file-now", "state": "staged", "file_sha256": "A"},
+        {"message_key": "file-later", "state": "staged", "file_sha256": "A", "send_at": NOW.add(days=1)},
+        {"message_key": "in-flight", "state": "sending", "claimed_by": "gone"},
+        {"message_key": "release", "state": "unknown"},
+        {"message_key": "resolve", "state": "unknown"},
+    )
+    ledger = Ledger(warehouse, "wavy")
+    ledger.record([Outcome("back", MessageState.PENDING)], LATER, "run")
+    ledger.promote_due(LATER)
+    with warehouse.begin() as conn:
+        ledger.promote_file(conn, "A", LATER, window_open=True)
+    assert ledger.mark_in_flight_unknown(LATER) == 1
+    ledger.release_unknown(["release"], LATER)
+    ledger.resolve_unknown({"resolve": "V-1"}, LATER)
+    stamped = {key: (state, pendulum.instance(at)) for key, (state, at) in table(warehouse, "state", "updated_at").items()}
+    assert stamped == {
+        "back": ("pending", LATER), "due": ("pending", LATER), "file-later": ("scheduled", LATER),
+        "file-now": ("pending", LATER), "in-flight": ("unknown", LATER), "release": ("pending", LATER),
+        "resolve": ("accepted", LATER),
+    }
+
+
+def test_only_the_named_unknown_rows_are_released(warehouse):
+    put(warehouse, {"message_key": "k-1", "state": "unknown"}, {"message_key": "k-2", "state": "unknown"})
+    assert Ledger(warehouse, "wavy").release_unknown(["k-1"], NOW) == ["k-1"]
+    assert table(warehouse, "state") == {"k-1": ("pending",), "k-2": ("unknown",)}
+
+
+def test_a_claim_takes_the_lowest_keys_whatever_the_order_they_were_written(warehouse):
+    put(warehouse, *({"message_key": key} for key in ("k-3", "k-9", "k-1", "k-7", "k-2")))
+    claimed = Ledger(warehouse, "wavy").claim("run", 2)
+    assert [row.message_key for row in claimed] == ["k-1", "k-2"]
+
+
+def test_unknown_keys_include_keys_of_any_spelling(warehouse):
+    put(warehouse, *({"message_key": key, "state": "unknown"} for key in ("A-1", "Z-1", "a-1", "0-1")))
+    assert list(Ledger(warehouse, "wavy").unknown_keys()) == [["0-1", "A-1", "Z-1", "a-1"]]
+
+
+def test_an_owner_keeps_40_characters_of_a_long_host_name(monkeypatch):
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 50)
+    assert new_owner("wavy").split(":")[1] == "h" * 40
+
+
+def test_the_lease_heartbeat_is_named_for_its_vendor_and_stops_with_the_lease(warehouse):
+    with SendLease(warehouse, "wavy", lease_s=30) as lease:
+        assert lease._thread.name == "lease-wavy" and lease._thread.is_alive()
+    assert not lease._thread.is_alive()
+
+
+def test_a_lease_that_cannot_be_renewed_says_so(warehouse, caplog):
+    lease = SendLease(warehouse, "wavy", lease_s=0.2)
+
+    def warehouse_away():
+        raise sa.exc.OperationalError("UPDATE send_leases", {}, Exception("connection refused"))
+
+    lease.renew = warehouse_away
+    with caplog.at_level("WARNING", logger="latam_messaging.sending.ledger"), lease:
+        time.sleep(0.15)
+    assert caplog.messages and set(caplog.messages) == {
+        f"could not renew the send lease {lease.owner}: OperationalError"}
