@@ -376,3 +376,23 @@ def test_a_dead_owner_whose_file_cannot_be_taken_yet_is_kept(tmp_path):
     write(folder.mine / "a.csv", "this run's own a.csv")
     assert list(folder.claim_ready()) == []  # same name already here: a later run takes it
     assert (tmp_path / "wavy" / ".claimed" / "dead" / "a.csv").read_text() == "left by the dead run"
+
+
+def test_a_header_with_as_many_semicolons_as_commas_is_comma_separated(tmp_path):
+    path = write(tmp_path / "a.csv", "phone;x,message\n")
+    assert read_layout(path, "utf-8", set()).delimiter == ","
+
+
+@pytest.mark.parametrize(
+    ("data", "required", "reason"),
+    [
+        (b"phone,message,telefono,mensaje\n", REQUIRED, "the header names these columns twice: message, phone"),
+        (b"phone,message\n", REQUIRED | {"template"},
+         "required column(s) missing: template (found: message, phone); the header has 2 column(s)"),
+    ],
+)
+def test_a_header_reason_lists_every_column_it_names(tmp_path, data, required, reason):
+    path = write(tmp_path / "a.csv", data)
+    with pytest.raises(UnreadableDropError) as raised:
+        read_layout(path, "utf-8-sig", required)
+    assert str(raised.value) == reason
