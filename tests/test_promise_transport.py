@@ -506,3 +506,57 @@ def test_the_backoff_grows_but_never_past_its_maximum():
     state.attempt_number = 10
     assert wait(state) == 2.0
     assert wait(_state_after(ValueError("no retry_after here"))) <= 2.0
+
+
+def test_a_read_repeated_after_a_401_stays_a_read(scripted):
+    """The repeat of a read that then breaks on TLS is transient (retryable), as the first try would be."""
+    _, hook = scripted([401], hook_cls=RefreshingHook, max_retries=0)
+    session = hook.get_conn()
+    real_request = session.request
+    tries = []
+
+    def first_401_then_tls_error(*args, **kwargs):
+        tries.append(1)
+        if len(tries) == 1:
+            return real_request(*args, **kwargs)
+        raise requests.exceptions.SSLError("handshake")
+
+    session.request = first_401_then_tls_error
+    with pytest.raises(errors.VendorTransientError) as raised:
+        hook.call("GET", "/x")
+    assert type(raised.value) is hook.errors.transient and len(tries) == 2
+
+
+class RecordingLog:
+    """Every line the hook logs, formatted as the logging call would format it."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, str]] = []
+
+    def _record(self, level, message, *args):
+        self.lines.append((level, message % args))
+
+    def debug(self, message, *args):
+        self._record("debug", message, *args)
+
+    def info(self, message, *args):
+        self._record("info", message, *args)
+
+    def warning(self, message, *args):
+        self._record("warning", message, *args)
+
+
+def test_log_lines_name_the_request_and_its_timing_never_a_body(scripted):
+    import re
+
+    vendor, hook = scripted([401, ("slow", 0.2, {"status": 200, "body": {"to": "5491100000000"}})],
+                            hook_cls=RefreshingHook)
+    hook._log = log = RecordingLog()
+    hook.call("POST", "/send", json={"to": "5491100000000", "text": "hola"}, idempotent=False)
+    levels = [level for level, _ in log.lines]
+    assert levels == ["debug", "info", "debug"]
+    assert re.fullmatch(r"POST /send -> 401 in \d+ ms", log.lines[0][1])
+    assert log.lines[1][1] == "wavy answered 401: logged in again, repeating /send once"
+    took = re.fullmatch(r"POST /send -> 200 in (\d+) ms", log.lines[2][1])
+    assert took and 150 <= int(took[1]) < 5000
+    assert not any("5491100000000" in line or "hola" in line for _, line in log.lines)
