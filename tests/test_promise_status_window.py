@@ -264,3 +264,61 @@ def test_an_event_keeps_every_id_it_carried_and_its_raw_body(warehouse):
     assert apply(warehouse, [stored, bare]) == 2
     query = sa.select(E.c.status, E.c.vendor_ids, E.c.raw_event_id).order_by(E.c.status)
     assert [tuple(r.values()) for r in warehouse.rows(query)] == [("delivered", None, None), ("sent", ["G-9", "W-1"], 42)]
+
+
+def put_rows(warehouse, *rows):
+    """Ledger rows with the acceptance time each names (None: not accepted)."""
+    base = {"vendor": "wavy", "phone": "5493515238015", "state": "accepted", "created_at": T0, "updated_at": T0}
+    with warehouse.begin() as conn:
+        conn.execute(T.insert(), [{**base, "accepted_at": None, "vendor_message_id": None, **row} for row in rows])
+
+
+def test_a_coarse_time_moves_only_when_the_acceptance_falls_inside_its_step(warehouse):
+    put_rows(
+        warehouse,
+        {"message_key": "m-0", "vendor_message_id": "W-0", "accepted_at": T0},
+        {"message_key": "m-1", "vendor_message_id": "W-1", "accepted_at": T0.add(seconds=30)},
+        {"message_key": "m-2", "vendor_message_id": "W-2", "accepted_at": T0.add(seconds=60)},
+        {"message_key": "m-3", "vendor_message_id": "W-3", "state": "sending"},  # not accepted yet
+    )
+    apply(warehouse, [
+        event("W-0", "sent", T0, key="m-0"),  # exact: never moved, and the others are still looked at
+        event("W-3", "sent", T0, key="m-3", precision_s=60),  # nothing to follow
+        event("W-1", "sent", T0.add(seconds=30), key="m-1", precision_s=60),  # already at the acceptance
+        event("W-2", "sent", T0, key="m-2", precision_s=60),  # the acceptance is the step's last instant
+    ])
+    got = {r["vendor_message_id"]: (pendulum.instance(r["event_at"]), r["note"])
+           for r in warehouse.rows(sa.select(E.c.vendor_message_id, E.c.event_at, E.c.note))}
+    moved = "vendor time precise to 60 s: placed at the acceptance it follows"
+    assert got == {"W-0": (T0, None), "W-1": (T0.add(seconds=30), None), "W-2": (T0.add(seconds=60), moved),
+                   "W-3": (T0, None)}
+
+
+def test_a_repeated_event_in_a_batch_does_not_hide_the_events_after_it(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    batch = [event("W-1", "sent", T0), event("W-1", "sent", T0), event("W-1", "delivered", T0.add(minutes=1))]
+    assert apply(warehouse, batch) == 2
+    assert ledger(warehouse)["m-1"]["delivery_status"] == "delivered"
+
+
+def test_a_message_that_does_not_move_does_not_stop_the_others(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    add_ledger_row(warehouse, "m-2", "wavy", vendor_id="W-2")
+    apply(warehouse, [event("W-1", "read", T0)])
+    apply(warehouse, [event("W-1", "sent", T0.add(minutes=1)), event("W-2", "delivered", T0.add(minutes=1))])
+    rows = ledger(warehouse)
+    assert (rows["m-1"]["delivery_status"], rows["m-2"]["delivery_status"]) == ("read", "delivered")
+
+
+def test_an_event_by_key_never_replaces_the_ledgers_vendor_id(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    apply(warehouse, [event("OTHER-ID", "delivered", T0, key="m-1")])
+    row = ledger(warehouse)["m-1"]
+    assert (row["vendor_message_id"], row["delivery_status"]) == ("W-1", "delivered")
+
+
+def test_a_delivery_status_never_changes_the_send_state(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1", state="sending")  # answer not recorded yet
+    apply(warehouse, [event("W-1", "delivered", T0)])
+    row = ledger(warehouse)["m-1"]
+    assert (row["state"], row["delivery_status"]) == ("sending", "delivered")
