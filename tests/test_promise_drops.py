@@ -396,3 +396,27 @@ def test_a_header_reason_lists_every_column_it_names(tmp_path, data, required, r
     with pytest.raises(UnreadableDropError) as raised:
         read_layout(path, "utf-8-sig", required)
     assert str(raised.value) == reason
+
+
+def test_a_line_break_inside_a_quoted_field_is_kept_as_written(tmp_path):
+    path = write(tmp_path / "a.csv", b'phone,message\r\n5511,"line one\r\nline two"\r\n')
+    [[row]] = read_rows(path, read_layout(path, "utf-8", REQUIRED))
+    assert row.values == {"phone": "5511", "message": "line one\r\nline two"}
+
+
+def test_a_windows_1252_header_is_read_in_its_encoding(tmp_path):
+    path = write(tmp_path / "a.csv", "Teléfono;Mensaje\n".encode("cp1252"))
+    assert read_layout(path, "cp1252", REQUIRED).columns == ["phone", "message"]
+
+
+def test_a_nul_is_reported_even_beside_a_field_at_the_length_limit(tmp_path):
+    path = write(tmp_path / "a.csv", "phone,message\n" + "1" * 4096 + ",a\x00b\n")
+    [[row]] = read_rows(path, read_layout(path, "utf-8", REQUIRED))
+    assert row.problem == "field message contains a NUL character"
+
+
+def test_a_small_file_not_in_its_encoding_names_its_first_row(tmp_path):
+    path = write(tmp_path / "a.csv", b"phone,message\n1,hola\n2,ol\xe1\n")  # decoded in one read
+    layout = csvfile.CsvLayout("utf-8", ",", ["phone", "message"])  # as read_layout found the header
+    with pytest.raises(UnreadableDropError, match=r"^the file is not valid utf-8 text at or after row 1$"):
+        list(read_rows(path, layout))
