@@ -385,3 +385,15 @@ def test_a_lease_that_cannot_be_renewed_says_so(warehouse, caplog):
         time.sleep(0.15)
     assert caplog.messages and set(caplog.messages) == {
         f"could not renew the send lease {lease.owner}: OperationalError"}
+
+
+def test_an_answer_never_rewrites_a_row_that_left_sending_or_unknown(warehouse):
+    put(warehouse, {"message_key": "k-1", "state": "accepted", "claimed_by": "run", "vendor_message_id": "V-1"})
+    Ledger(warehouse, "wavy").record([Outcome("k-1", MessageState.FAILED, error="late")], LATER, "run")
+    assert table(warehouse, "state", "vendor_message_id", "error") == {"k-1": ("accepted", "V-1", None)}
+
+
+def test_a_row_is_returned_to_pending_only_by_its_owner(warehouse):
+    put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "other"})
+    Ledger(warehouse, "wavy").record([Outcome("k-1", MessageState.PENDING)], LATER, "run")
+    assert table(warehouse, "state", "claimed_by") == {"k-1": ("sending", "other")}
