@@ -371,6 +371,7 @@ def test_an_owner_keeps_40_characters_of_a_long_host_name(monkeypatch):
 def test_the_lease_heartbeat_is_named_for_its_vendor_and_stops_with_the_lease(warehouse):
     with SendLease(warehouse, "wavy", lease_s=30) as lease:
         assert lease._thread.name == "lease-wavy" and lease._thread.is_alive()
+        assert lease._thread.daemon  # a worker that dies holding a lease is never kept alive by it
     assert not lease._thread.is_alive()
 
 
