@@ -322,3 +322,25 @@ def test_a_delivery_status_never_changes_the_send_state(warehouse):
     apply(warehouse, [event("W-1", "delivered", T0)])
     row = ledger(warehouse)["m-1"]
     assert (row["state"], row["delivery_status"]) == ("sending", "delivered")
+
+
+def test_events_at_the_same_instant_leave_the_furthest_status(warehouse):
+    add_ledger_row(warehouse, "m-1", "wavy", vendor_id="W-1")
+    add_ledger_row(warehouse, "m-2", "wavy", vendor_id="W-2")
+    apply(warehouse, [event("W-1", "read", T0), event("W-1", "delivered", T0),
+                      event("W-2", "failed", T0), event("W-2", "sent", T0)])
+    rows = ledger(warehouse)
+    assert (rows["m-1"]["delivery_status"], rows["m-2"]["delivery_status"]) == ("read", "failed")
+
+
+def test_only_a_message_that_moves_is_stamped_updated(warehouse):
+    put_rows(warehouse, {"message_key": "m-1", "vendor_message_id": "W-1", "accepted_at": T0},
+             {"message_key": "m-2", "vendor_message_id": "W-2", "accepted_at": T0})
+    apply(warehouse, [event("W-1", "read", T0.add(minutes=1))])
+    first = {k: pendulum.instance(r["updated_at"]) for k, r in
+             ((r["message_key"], r) for r in warehouse.rows(sa.select(T.c.message_key, T.c.updated_at)))}
+    assert first["m-1"] > T0 and first["m-2"] == T0
+    apply(warehouse, [event("W-1", "sent", T0.add(minutes=2)), event("W-2", "sent", T0.add(minutes=2))])
+    second = {k: pendulum.instance(r["updated_at"]) for k, r in
+              ((r["message_key"], r) for r in warehouse.rows(sa.select(T.c.message_key, T.c.updated_at)))}
+    assert second["m-1"] == first["m-1"] and second["m-2"] > T0
