@@ -250,6 +250,7 @@ def test_a_batch_larger_than_a_chunk_reaches_every_message(warehouse):
         ])
     by_id = [event(f"W-{i:04d}", "sent", T0) for i in range(count)]
     assert apply(warehouse, by_id) == count
+    assert {row["delivery_status"] for row in ledger(warehouse).values()} == {"sent"}  # every one linked by id
     assert apply(warehouse, [event(f"W-{i:04d}", "sent", T0) for i in range(count)]) == 0  # all stored already
     by_key = [event(f"W-{i:04d}", "delivered", T0.add(minutes=1), key=f"m-{i:04d}") for i in range(count)]
     assert apply(warehouse, by_key) == count
