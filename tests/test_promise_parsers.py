@@ -421,3 +421,33 @@ def test_a_parser_that_breaks_on_a_body_names_the_error():
 )
 def test_a_vendor_text_is_kept_as_text_with_its_accents(value, expected):
     assert parsers.text_or_none(value) == expected
+
+
+# ---- every event and message says whose it is and how it came ------------------------------------------
+@pytest.mark.parametrize(
+    ("vendor", "name"),
+    [("teleprom", "webhook_v1_status.json"), ("teleprom", "webhook_v3_incoming.json"),
+     ("itd", "webhook_status.json"), ("itd", "webhook_inbound.json")],
+)
+def test_a_webhook_body_yields_events_and_messages_of_its_vendor_from_the_webhook(vendor, name):
+    parsed = parse(vendor, doc(vendor, name))
+    assert parsed.statuses or parsed.inbound
+    for event in parsed.statuses:
+        assert (event.vendor, event.source) == (vendor, "webhook")
+    for row in parsed.inbound:
+        assert row["vendor"] == vendor
+        assert isinstance(row["raw"], dict) and row["raw"]  # the item as received, kept beside the row
+
+
+@pytest.mark.parametrize("vendor", ["teleprom", "itd"])
+def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
+    body = json.loads(doc(vendor, "webhook_v3_incoming.json" if vendor == "teleprom" else "webhook_inbound.json"))
+    text = json.dumps(body).replace("1725372609", "0") if vendor == "teleprom" else None
+    if vendor == "itd":
+        items = body if isinstance(body, list) else [body]
+        for item in items:
+            item["sendAt"] = "not a time"
+        text = json.dumps(body)
+    [row] = parse(vendor, text).inbound
+    assert row["received_at"] == RECEIVED
+    assert row["note"] and row["note"].endswith("unusable: receive time used")
