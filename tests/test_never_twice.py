@@ -278,18 +278,8 @@ def test_teleprom_batch_answered_504_after_acting_is_unknown_then_resolved_by_it
 
 
 # ---- files: all or nothing, never blocking, never leaking -------------------------------------------------
-@pytest.fixture(params=["inline", "worker processes"])
-def row_checking(request, monkeypatch):
-    """Rows checked in this process, or (as for a big file) in a pool of worker processes."""
-    from latam_messaging.drops import process
-
-    monkeypatch.setattr(process, "PARALLEL_FROM_BYTES", 1 << 40 if request.param == "inline" else 0)
-    monkeypatch.setattr(process, "MAX_PROCESSES", 2)
-    return request.param
-
-
 def test_a_file_broken_after_its_first_chunk_leaves_nothing_sendable(
-    warehouse, wavy_hook, wavy_server, drop_dir, row_checking
+    warehouse, wavy_hook, wavy_server, drop_dir
 ):
     good = wavy_rows(12_000)
     broken = good.encode() + b"5511987612000,caf\x81\n"  # a byte no encoding we read accepts, in row 12,001
@@ -353,7 +343,7 @@ def test_hostile_entries_never_block_the_folder_and_a_symlink_target_never_leaks
     assert secret.read_text().count(canary) == 2  # the target itself untouched
 
 
-def test_field_limits_reject_only_their_row_and_keep_true_row_numbers(warehouse, drop_dir, row_checking):
+def test_field_limits_reject_only_their_row_and_keep_true_row_numbers(warehouse, drop_dir):
     body = (
         "phone,message\n"
         "5511987654301,uno\n"

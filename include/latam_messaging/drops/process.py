@@ -14,14 +14,9 @@ Promises:
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
-import multiprocessing
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +26,10 @@ import sqlalchemy as sa
 from latam_messaging.drops.csvfile import CsvRow, UnreadableDropError, read_layout, read_rows
 from latam_messaging.drops.folder import ARCHIVE, FAILED, DropFolder, NotARegularFileError, fingerprint
 from latam_messaging.drops.registry import DropRegistry, FileState
-from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
+from latam_messaging.drops.validation import RowRejected, RowValidator
 
 log = logging.getLogger(__name__)
 
-#: Files from this size are checked by worker processes (at most this many).
-PARALLEL_FROM_BYTES = 1 << 20
-MAX_PROCESSES = 4
 #: Errors of the warehouse itself (not of a file): the run stops and is retried.
 WAREHOUSE_OUTAGE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
@@ -75,19 +67,6 @@ class _FileFailed(Exception):
         self.reason = reason
 
 
-# ---- checking rows, inline or in worker processes ----------------------------------------------------
-_worker_validator: RowValidator | None = None
-
-
-def _init_worker(validator_class: type[RowValidator], context: ValidationContext) -> None:
-    global _worker_validator
-    _worker_validator = validator_class(context)
-
-
-def _check_chunk(chunk: list[CsvRow]) -> list[tuple[dict[str, Any] | None, str | None]]:
-    return _check_with(_worker_validator, chunk)
-
-
 def _check_with(validator: RowValidator, chunk: list[CsvRow]) -> list[tuple[dict[str, Any] | None, str | None]]:
     """Each row checked (everything but duplicates): ``(row, None)`` or ``(None, reason)``."""
     checked: list[tuple[dict[str, Any] | None, str | None]] = []
@@ -102,59 +81,15 @@ def _check_with(validator: RowValidator, chunk: list[CsvRow]) -> list[tuple[dict
     return checked
 
 
-class _Checker:
-    """Checks chunks in order: inline, or ahead in a pool of worker processes (the phone parsing is
-    the costly part of a big file). At most ``processes + 1`` chunks are in flight: memory stays flat."""
-
-    def __init__(self, validator: RowValidator, processes: int):
-        self.validator = validator
-        self.pool = None
-        if processes > 1:
-            self.pool = ProcessPoolExecutor(
-                processes,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork a process that holds threads
-                initializer=_init_worker,
-                initargs=(type(validator), validator.context),
-            )
-        self.processes = processes
-
-    def run(self, chunks: Iterator[list[CsvRow]]) -> Iterator[tuple[list[CsvRow], list]]:
-        ahead: collections.deque = collections.deque()
-        for chunk in chunks:
-            if self.pool is None:
-                yield chunk, _check_with(self.validator, chunk)
-                continue
-            ahead.append((chunk, self.pool.submit(_check_chunk, chunk)))
-            if len(ahead) > self.processes:
-                yield self._result(*ahead.popleft())
-        while ahead:
-            yield self._result(*ahead.popleft())
-
-    def _result(self, chunk: list[CsvRow], future) -> tuple[list[CsvRow], list]:
-        if self.pool is not None:
-            try:
-                return chunk, future.result()
-            except (BrokenProcessPool, RuntimeError, OSError) as exc:  # e.g. an unguarded __main__
-                log.warning("worker processes unavailable (%s): checking rows in this process", type(exc).__name__)
-                self.close()
-        return chunk, _check_with(self.validator, chunk)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
-
-
 def _load(
-    claimed, sha256: str, encoding: str, validator: RowValidator, store: Store, now: pendulum.DateTime,
-    processes: int,
+    claimed, sha256: str, encoding: str, validator: RowValidator, store: Store, now: pendulum.DateTime
 ) -> tuple[int, int]:
     valid = rejected = 0
     row_number = 0
-    checker = _Checker(validator, processes)
     try:
         layout = read_layout(claimed, encoding, set(validator.required_columns))
-        for chunk, checked in checker.run(read_rows(claimed, layout)):
+        for chunk in read_rows(claimed, layout):
+            checked = _check_with(validator, chunk)
             rows, rejects = [], []
             for row, (good, reason) in zip(chunk, checked, strict=True):
                 row_number = row.number
@@ -175,16 +110,7 @@ def _load(
     except Exception as exc:
         log.exception("unexpected error reading a drop after row %d", row_number)
         raise _FileFailed(f"{type(exc).__name__} while loading the rows after row {row_number}") from None
-    finally:
-        checker.close()
     return valid, rejected
-
-
-def worker_processes(size_bytes: int) -> int:
-    """Worker processes for a file: none for a small one (starting them costs more than it saves)."""
-    if size_bytes < PARALLEL_FROM_BYTES:
-        return 0
-    return max(0, min(MAX_PROCESSES, (os.cpu_count() or 1)))
 
 
 def process_drops(
@@ -196,14 +122,12 @@ def process_drops(
     *,
     promote: InTransaction = _nothing,
     discard: InTransaction = _nothing,
-    processes: Callable[[int], int] | None = None,
 ) -> DropStats:
     """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
     valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
     file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record."""
     stats = DropStats()
     warehouse = registry.warehouse
-    processes = processes or worker_processes
     with folder.leased():
         for claimed in folder.claim_ready():
             try:
@@ -227,9 +151,7 @@ def process_drops(
             registry.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
             validator = make_validator(fp.sha256)
             try:
-                valid, rejected = _load(
-                    claimed, fp.sha256, fp.encoding, validator, store, now, processes(fp.size_bytes)
-                )
+                valid, rejected = _load(claimed, fp.sha256, fp.encoding, validator, store, now)
             except _FileFailed as failure:
                 moved = folder.finish(claimed, FAILED)
                 with warehouse.begin() as conn:

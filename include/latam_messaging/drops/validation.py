@@ -104,7 +104,7 @@ class RowValidator:
 
     def check(self, row_number: int, raw: Mapping[str, str]) -> dict[str, Any]:
         """Everything but the duplicate check, which needs the file's earlier rows: a pure function of
-        the row and the context, so chunks of rows can be checked in worker processes."""
+        the row and the context."""
         values = {k: (v or "").strip() for k, v in raw.items()}
         if not any(values.values()):
             raise RowRejected("row is empty")
