@@ -27,10 +27,8 @@ def doc(vendor: str, name: str) -> str:
 def parse(vendor, body, channel=None):
     """A stored body through ``parse_body``, as ``webhook_ingest`` parses it."""
     text = body if isinstance(body, str) else json.dumps(body)
-    try:  # the vendor registry (vendor packages) hands parse_body the vendor's parser
-        from latam_messaging.vendors import VENDORS
-    except ImportError:
-        return parse_body(vendor, channel, text, RECEIVED)
+    from latam_messaging.vendors import VENDORS  # the top hands parse_body the vendor's parser
+
     if vendor not in VENDORS:
         return parse_body(None, channel, text, RECEIVED)
     return parse_body(VENDORS[vendor].parse_callback(), channel, text, RECEIVED)
@@ -451,3 +449,13 @@ def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
     [row] = parse(vendor, text).inbound
     assert row["received_at"] == RECEIVED
     assert row["note"] and row["note"].endswith("unusable: receive time used")
+
+
+def test_v0_times_without_an_offset_are_buenos_aires_local_time():
+    """Teleprom prints ``fechaHora`` in Argentina's local time (UTC-3); the warehouse keeps UTC."""
+    body = {"fechaHora": "2026-03-02T10:15:00", "identificador": "m-1", "telefono": "5493510000000",
+            "resultado": "delivered", "empresa": "MaytenCloud", "origen": "WSP"}
+    [event] = parse("teleprom", body).statuses
+    assert event.event_at == pendulum.datetime(2026, 3, 2, 13, 15, tz="UTC") and event.note is None
+    offset = {**body, "fechaHora": "2026-03-02T10:15:00.000-05:00"}  # an explicit offset wins
+    assert parse("teleprom", offset).statuses[0].event_at == pendulum.datetime(2026, 3, 2, 15, 15, tz="UTC")
