@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import socket
@@ -223,90 +222,81 @@ class Ledger:
 
     def claim(self, owner: str, limit: int) -> list[SendRow]:
         """Atomically move up to ``limit`` pending rows to ``sending`` for ``owner`` and return them.
-        Committed before any request for them leaves: the heart of 'never twice'.
-
-        One statement, through the driver (a claim per request is on the hot path): on PostgreSQL a
-        materialised CTE locks and picks the rows once (an ``IN (SELECT … LIMIT … SKIP LOCKED)``
-        subquery may be run again while the UPDATE goes, and then claim more than ``limit``); on
-        SQLite one ``UPDATE … RETURNING`` holds the write lock from before it reads until it commits.
-        """
+        Committed before any request for them leaves: the heart of 'never twice'."""
         now = pendulum.now("UTC")
-        db = self.warehouse
-        qualified = ", ".join(f"o.{name}" for name in SEND_COLUMNS)
-        claim = f"state = '{MessageState.SENDING}', claimed_by = ?, request_started_at = ?, updated_at = ?"
-        pick = (
-            f"SELECT message_key FROM outbound_messages WHERE vendor = ? AND state = '{MessageState.PENDING}' "
-            "ORDER BY message_key LIMIT ?"
+        candidates = (
+            sa.select(T.c.message_key)
+            .where(T.c.vendor == self.vendor, T.c.state == MessageState.PENDING)
+            .order_by(T.c.message_key)
+            .limit(limit)
         )
-        if db.dialect == "postgresql":
-            sql = (
-                f"WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE outbound_messages o SET {claim} "
-                f"FROM picked WHERE o.message_key = picked.message_key AND o.state = '{MessageState.PENDING}' "
-                f"RETURNING {qualified}"
+        values = {"state": MessageState.SENDING, "claimed_by": owner, "request_started_at": now, "updated_at": now}
+        returned = [T.c[name] for name in SEND_COLUMNS]
+        if self.warehouse.dialect == "postgresql":
+            # A materialised CTE locks and picks the rows once; an ``IN (SELECT … LIMIT … SKIP LOCKED)``
+            # subquery may be run again while the UPDATE goes, and then claim more than ``limit``.
+            picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            statement = (
+                sa.update(T)
+                .where(T.c.message_key == picked.c.message_key, T.c.state == MessageState.PENDING)
+                .values(**values)
+                .returning(*returned)
             )
-        else:  # SQLite's RETURNING takes no table qualifier
-            sql = (
-                f"UPDATE outbound_messages SET {claim} WHERE message_key IN ({pick}) "
-                f"AND state = '{MessageState.PENDING}' RETURNING {', '.join(SEND_COLUMNS)}"
+        else:  # one UPDATE statement holds SQLite's write lock from before it reads until it commits
+            statement = (
+                sa.update(T)
+                .where(T.c.message_key.in_(candidates.scalar_subquery()), T.c.state == MessageState.PENDING)
+                .values(**values)
+                .returning(*returned)
             )
-        with db.begin() as conn:
-            [stamps] = db.driver_values(conn, T, ["request_started_at", "updated_at"], [{"request_started_at": now, "updated_at": now}])
-            setting, picking = [owner, *stamps], [self.vendor, limit]
-            params = picking + setting if db.dialect == "postgresql" else setting + picking  # in text order
-            raw = db.driver_fetch(conn, sql, params)
-        params_at = SEND_COLUMNS.index("params")
-        rows = []
-        for values in raw:
-            values = list(values)
-            if isinstance(values[params_at], str):  # SQLite gives JSON as text
-                values[params_at] = json.loads(values[params_at])
-            rows.append(SendRow(*values))
+        with self.warehouse.begin() as conn:
+            rows = [SendRow(*r) for r in conn.execute(statement)]
         rows.sort(key=lambda r: r.message_key)
         return rows
 
     def record(self, outcomes: Sequence[Outcome], now: pendulum.DateTime, owner: str) -> None:
-        """The vendor's answers, in one transaction; only rows this owner claimed are written. Straight
-        through the driver (one prepared UPDATE per answer): SQLAlchemy's per-row parameter handling
-        was the largest cost of a send."""
+        """The vendor's answers, in one transaction; only rows this owner claimed are written."""
         if not outcomes:
             return
-        answered = [
+        answered = (
+            sa.update(T)
+            .where(
+                T.c.message_key == sa.bindparam("k"),
+                T.c.claimed_by == owner,
+                sa.or_(T.c.state == MessageState.SENDING, T.c.state == MessageState.UNKNOWN),
+            )
+            .values(
+                state=sa.bindparam("s"),
+                vendor_message_id=sa.bindparam("v"),
+                error=sa.bindparam("e"),
+                vendor_answer=sa.bindparam("a"),
+                accepted_at=sa.bindparam("t"),
+                updated_at=now,
+            )
+        )
+        returned = (  # claimed but never sent (the run stopped first): pending again, unclaimed
+            sa.update(T)
+            .where(T.c.message_key == sa.bindparam("k"), T.c.claimed_by == owner, T.c.state == MessageState.SENDING)
+            .values(state=MessageState.PENDING, claimed_by=None, request_started_at=None, updated_at=now)
+        )
+        params = [
             {
-                "state": str(o.state),
-                "vendor_message_id": o.vendor_message_id,
-                "error": o.error,
-                "vendor_answer": o.vendor_answer,
-                "accepted_at": (o.answered_at or now) if o.state == MessageState.ACCEPTED else None,
-                "updated_at": now,
-                "message_key": o.message_key,
-                "claimed_by": owner,
+                "k": o.message_key,
+                "s": o.state,
+                "v": o.vendor_message_id,
+                "e": o.error,
+                "a": o.vendor_answer,
+                "t": (o.answered_at or now) if o.state == MessageState.ACCEPTED else None,
             }
             for o in outcomes
             if o.state != MessageState.PENDING
         ]
-        returned = [  # claimed but never sent (the run stopped first): pending again, unclaimed
-            {"updated_at": now, "message_key": o.message_key, "claimed_by": owner}
-            for o in outcomes
-            if o.state == MessageState.PENDING
-        ]
-        db = self.warehouse
-        with db.begin() as conn:
-            if answered:
-                columns = list(answered[0])
-                db.driver_executemany(
-                    conn,
-                    "UPDATE outbound_messages SET state = ?, vendor_message_id = ?, error = ?, vendor_answer = ?, "
-                    "accepted_at = ?, updated_at = ? WHERE message_key = ? AND claimed_by = ? "
-                    f"AND state IN ('{MessageState.SENDING}', '{MessageState.UNKNOWN}')",
-                    db.driver_values(conn, T, columns, answered),
-                )
-            if returned:
-                db.driver_executemany(
-                    conn,
-                    "UPDATE outbound_messages SET state = 'pending', claimed_by = NULL, request_started_at = NULL, "
-                    f"updated_at = ? WHERE message_key = ? AND claimed_by = ? AND state = '{MessageState.SENDING}'",
-                    db.driver_values(conn, T, list(returned[0]), returned),
-                )
+        back = [{"k": o.message_key} for o in outcomes if o.state == MessageState.PENDING]
+        with self.warehouse.begin() as conn:
+            for chunk in _chunks(params, 5000):
+                conn.execute(answered, list(chunk))
+            for chunk in _chunks(back, 5000):
+                conn.execute(returned, list(chunk))
 
     def unknown_keys(self, page: int = 1000) -> Iterator[list[str]]:
         """Every ``unknown`` row's key, page by page (keyset: rows resolved meanwhile do not shift it)."""

@@ -133,70 +133,39 @@ class Warehouse:
                 new += len(result.all())
         return new if count else None
 
-    @staticmethod
-    def driver_values(
-        conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
-    ) -> list[list[Any]]:
-        """``rows`` as lists of driver values, converted once by the columns' own bind processors
-        (timestamps, JSON), column by column: what SQLAlchemy would do per row, at a fraction of the cost."""
-        dialect = conn.dialect
-        pick = operator.itemgetter(*columns)
-        data = [list(pick(row)) if len(columns) > 1 else [pick(row)] for row in rows]
-        for index, column in enumerate(columns):
-            process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                for values in data:
-                    values[index] = process(values[index])
-        return data
-
-    @staticmethod
-    def driver_executemany(conn: sa.Connection, sql: str, data: Sequence[Sequence[Any]]) -> None:
-        """Run ``sql`` (``?`` placeholders) once per row straight through the driver, in ``conn``'s
-        transaction: one prepared statement (SQLite), pipelined (psycopg 3)."""
-        if conn.dialect.paramstyle != "qmark":
-            sql = sql.replace("?", "%s")
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.executemany(sql, data)
-        finally:
-            cursor.close()
-
-    @staticmethod
-    def driver_fetch(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run one statement (``?`` placeholders) through the driver in ``conn``'s transaction and
-        return its rows as the driver gives them."""
-        if conn.dialect.paramstyle != "qmark":
-            sql = sql.replace("?", "%s")
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, list(params))
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
-
     def bulk_insert_new(
         self, conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str]
     ) -> None:
-        """:meth:`insert_new` for big loads of rows with the same columns, straight through the driver
-        (:meth:`driver_values`, :meth:`driver_executemany`; psycopg2 gets ``execute_values`` pages).
-        Skips SQLAlchemy's per-row parameter handling, the costly part of a bulk load."""
+        """:meth:`insert_new` for big loads of rows with the same columns, straight through the driver:
+        values are converted once by the columns' own bind processors, then one prepared statement runs
+        ``executemany`` (SQLite; psycopg 3 pipelines it on PostgreSQL; psycopg2 gets ``execute_values``
+        pages), in ``conn``'s transaction. Skips SQLAlchemy's per-row parameter handling, the costly part of a bulk load."""
         if not rows:
             return
         columns = list(rows[0])
-        data = self.driver_values(conn, table, columns, rows)
-        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        dialect = conn.dialect
+        processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        pick = operator.itemgetter(*columns)
+        data = [list(pick(row)) if len(columns) > 1 else [pick(row)] for row in rows]
+        for index, process in enumerate(processors):
+            if process is not None:  # only some columns convert (timestamps, JSON): column by column
+                for values in data:
+                    values[index] = process(values[index])
+        names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
         conflict = f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
-        if conn.dialect.driver == "psycopg2":  # one statement per row otherwise: send pages of rows
-            from psycopg2.extras import execute_values
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))}) {conflict}"
+        cursor = conn.connection.dbapi_connection.cursor()  # the driver, inside conn's transaction
+        try:
+            if dialect.driver == "psycopg2":  # one statement per row otherwise: send pages of rows
+                from psycopg2.extras import execute_values
 
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
-                execute_values(cursor, f"INSERT INTO {table.name} ({names}) VALUES %s {conflict}", data, page_size=BULK_CHUNK)
-            finally:
-                cursor.close()
-            return
-        marks = ", ".join("?" * len(columns))
-        self.driver_executemany(conn, f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}", data)
+                sql = f"INSERT INTO {table.name} ({names}) VALUES %s {conflict}"
+                execute_values(cursor, sql, data, page_size=BULK_CHUNK)
+            else:  # sqlite3: one prepared statement; psycopg 3: pipelined
+                cursor.executemany(sql, data)
+        finally:
+            cursor.close()
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self, table: sa.Table | str, where: Any = None) -> int:
