@@ -21,7 +21,6 @@ from latam_messaging.sending.ledger import (
     Outcome,
     SendLease,
     SendRow,
-    leased,
     new_owner,
 )
 from latam_messaging.warehouse import schema
@@ -76,7 +75,7 @@ def test_a_lease_is_held_renewed_while_alive_and_released(warehouse):
 
 
 def test_leased_holds_a_lease_for_the_vendor(warehouse):
-    with leased(warehouse, "itd", lease_s=30) as lease:
+    with SendLease(warehouse, "itd", lease_s=30) as lease:
         [(vendor, until)] = leases(warehouse).values()
         assert vendor == "itd" and pendulum.instance(until) > pendulum.now("UTC").add(seconds=25)
         assert lease.lease_s == 30

@@ -332,9 +332,3 @@ class Ledger:
         )
         with self.warehouse.begin() as conn:
             return conn.execute(statement, [{"k": k, "v": v} for k, v in found.items()]).rowcount
-
-
-@contextlib.contextmanager
-def leased(warehouse: Warehouse, vendor: str, lease_s: float = DEFAULT_LEASE_S) -> Iterator[SendLease]:
-    with SendLease(warehouse, vendor, lease_s=lease_s) as lease:
-        yield lease
