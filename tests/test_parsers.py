@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latam_messaging.common.phones import InvalidPhoneError, normalise_phone, split_country_code
+from latam_messaging.common.phones import (
+    InvalidPhoneError,
+    _international_fast,
+    _normalise_parsed,
+    normalise_phone,
+    split_country_code,
+)
 from latam_messaging.common.timeparse import (
     format_ddmmyyyy,
     from_epoch_ms,
@@ -103,3 +109,63 @@ def test_normalise_known_shapes(raw, expected):
 def test_normalise_rejects_with_a_reason(raw):
     with pytest.raises(InvalidPhoneError):
         normalise_phone(raw)
+
+
+# ---- the fast path for plain international digits gives exactly the full parser's answer ----------
+def _parser_answer(text: str, region: str) -> str | None:
+    try:
+        return _normalise_parsed(text, region)
+    except InvalidPhoneError:
+        return None
+
+
+def _answer(text: str, region: str) -> str | None:
+    try:
+        return normalise_phone(text, region)
+    except InvalidPhoneError:
+        return None
+
+
+EVERY_EXAMPLE = sorted(
+    {
+        phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)[1:]
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+        if (n := phonenumbers.example_number_for_type(region, kind))
+    }
+)
+
+
+def test_fast_path_takes_most_plain_numbers_and_agrees_with_the_parser_on_every_example():
+    """Every region's example numbers (mobile and fixed), as ``+digits``, bare digits and with spaces:
+    the fast path either declines or answers what the full parser answers; and it does answer for most
+    of them, so this test is not vacuous."""
+    taken = 0
+    for e164 in EVERY_EXAMPLE:
+        for text in (f"+{e164}", e164, f"+{e164[:2]} {e164[2:5]}-{e164[5:]}"):
+            fast = _international_fast(text.replace(" ", "").replace("-", "").lstrip("+"))
+            assert fast in (None, _parser_answer(text, "AR")), text
+            assert _answer(text, "AR") == _parser_answer(text, "AR"), text
+            taken += fast is not None
+    assert taken > 0.8 * 3 * len(EVERY_EXAMPLE)
+
+
+def test_fast_path_declines_what_the_parser_rewrites():
+    # Argentina's "15" mobile prefix after the area code is rewritten to 9 + area code by the parser.
+    assert _international_fast("541115" + "55551234") is None
+    # Italian fixed lines keep their leading zero.
+    assert _international_fast("390236618300") is None
+    assert normalise_phone("+39 02 3661 8300") == "390236618300"
+    # No country code 0, 28 or 999.
+    assert _international_fast("0111") is None
+    assert _international_fast("2812345678") is None
+
+
+@given(
+    st.text(alphabet="0123456789", min_size=1, max_size=18),
+    st.sampled_from(["+{}", "{}", " {} ", "+{} 1", "{}-9"]),
+    st.sampled_from(["AR", "CL", "BR", "US", "IT"]),
+)
+def test_fast_path_agrees_with_the_parser_on_any_digits(digits, shape, region):
+    text = shape.format(digits)
+    assert _answer(text, region) == _parser_answer(text, region)
