@@ -350,6 +350,32 @@ def child_webhook_ingest(bodies: int) -> dict:
     return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
 
 
+def profiled(kind: str, size: int) -> dict:
+    """Run one child; under yappi when ``BENCH_PROFILE`` names a folder (``--profile``)."""
+    folder = os.environ.get("BENCH_PROFILE")
+    if not folder:
+        return CHILDREN[kind](size)
+    import yappi
+
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=True)
+    try:
+        result = CHILDREN[kind](size)
+    finally:
+        yappi.stop()
+    stats = yappi.get_func_stats()
+    total = sum(s.tsub for s in stats) or 1.0
+    lines = [f"{kind} {size:,} rows: {total:.2f} s CPU in this process (all threads); top functions by own time", ""]
+    lines.append(f"{'own s':>8} {'own %':>6} {'total s':>8} {'calls':>10}  function")
+    for stat in sorted(stats, key=lambda s: s.tsub, reverse=True)[:40]:
+        where = f"{Path(stat.module).name}:{stat.lineno}" if stat.module else ""
+        lines.append(f"{stat.tsub:8.2f} {stat.tsub / total:6.1%} {stat.ttot:8.2f} {stat.ncall:10d}  {stat.name} ({where})")
+    database = json.loads(os.environ.get("AIRFLOW_CONN_MESSAGING_WAREHOUSE", "{}")).get("conn_type", "sqlite")
+    name = f"{kind}-{database}-{size}.txt"
+    (Path(folder) / name).write_text("\n".join(lines) + "\n")
+    return result
+
+
 CHILDREN = {
     "pipeline": child_pipeline,
     "naive": child_naive,
@@ -409,10 +435,18 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=int, default=20, help="simulated vendor round trip per request (the real hosts are remote)"
     )
+    parser.add_argument(
+        "--profile", metavar="DIR",
+        help="profile each measured run with yappi (CPU time, every thread; pip install -r requirements-dev.txt) "
+        "and write its top functions to DIR/<run>.txt",
+    )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(CHILDREN[args.child](args.size)))
+        print(json.dumps(profiled(args.child, args.size)))
         return
+    if args.profile:
+        os.environ["BENCH_PROFILE"] = str(Path(args.profile).resolve())
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
 
     warehouses = ["sqlite", "postgres"] if args.warehouse == "both" else [args.warehouse]
     wanted = (lambda name: name.startswith(args.only)) if args.only else (lambda name: True)

@@ -6,6 +6,11 @@ links to ``include`` and ``tests``, and ``pyproject.toml`` (its ``[tool.mutmut]`
 modules, which fast tests) is the project's own. mutmut copies that into ``.mutmut/mutants/`` and
 puts ``mutants/src`` first on ``sys.path``, so the tests import the mutated package.
 
+The ledger's claim has a PostgreSQL statement of its own (``FOR UPDATE SKIP LOCKED``), so the ledger's
+tests run on both databases: this script starts one throwaway PostgreSQL cluster for the whole run and
+hands it to every test process as ``TEST_POSTGRES_URL`` (each test creates its own database in it).
+Everything else runs on SQLite only (``make test`` runs the same SQL on PostgreSQL too).
+
 Then this script prints the score per module (killed / mutants; a timeout counts as killed: the
 mutant made a test hang) and rewrites ``tests/mutants-survivors.md``: every mutant that survived,
 now or in an earlier run, with its diff and a verdict written by a person — the test that now
@@ -175,8 +180,17 @@ def main() -> int:
     args = parser.parse_args()
     prepare(keep=args.keep or args.report_only)
     if not args.report_only:
+        sys.path.insert(0, str(ROOT))
+        from tests.postgres import ThrowawayPostgres
+
+        server = None if os.environ.get("TEST_POSTGRES_URL") else ThrowawayPostgres()
+        env = dict(os.environ, TEST_POSTGRES_URL=server.url()) if server else None
         started = time.monotonic()
-        run = mutmut("run", "--max-children", str(args.max_children), stdout=subprocess.DEVNULL)
+        try:
+            run = mutmut("run", "--max-children", str(args.max_children), stdout=subprocess.DEVNULL, env=env)
+        finally:
+            if server:
+                server.stop()
         print(f"mutmut ran for {time.monotonic() - started:.0f}s (exit {run.returncode})")
     found = results()
     if not found:

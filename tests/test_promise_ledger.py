@@ -188,6 +188,33 @@ def test_a_claim_never_takes_more_than_its_limit(warehouse, pending, limit):
     assert Ledger(warehouse, "wavy").count_state(MessageState.SENDING) == limit
 
 
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_a_claim_skips_rows_another_claim_holds_and_never_waits_for_them(warehouse):
+    """PostgreSQL: rows locked by a claim still in progress (another worker's transaction) are skipped,
+    not waited for and not taken twice: the next claim takes the next rows at once."""
+    import threading
+
+    put(warehouse, *({"message_key": f"k-{i}"} for i in range(1, 6)))
+    holder = warehouse.engine.connect()
+    held = holder.begin()
+    holder.execute(sa.select(T.c.message_key).where(T.c.message_key.in_(["k-1", "k-2"])).with_for_update())
+    taken: list[list[str]] = []
+    claim = threading.Thread(
+        target=lambda: taken.append([r.message_key for r in Ledger(warehouse, "wavy").claim("run-b", 2)]), daemon=True
+    )
+    claim.start()
+    claim.join(timeout=10)
+    waited = claim.is_alive()
+    held.rollback()
+    holder.close()
+    claim.join(timeout=10)
+    assert not waited, "the claim waited for rows another transaction held"
+    assert taken == [["k-3", "k-4"]]
+    assert table(warehouse, "state") == {
+        "k-1": ("pending",), "k-2": ("pending",), "k-3": ("sending",), "k-4": ("sending",), "k-5": ("pending",),
+    }
+
+
 def test_a_claim_returns_what_a_send_needs(warehouse):
     put(warehouse, {"message_key": "k-1", "vendor": "itd", "account_id": 7, "template_id": 9, "params": ["a", "b"],
                     "content_type": "IMAGE", "content": "https://x/y.jpg", "caption": "c", "description": "d",
@@ -397,3 +424,26 @@ def test_a_row_is_returned_to_pending_only_by_its_owner(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "other"})
     Ledger(warehouse, "wavy").record([Outcome("k-1", MessageState.PENDING)], LATER, "run")
     assert table(warehouse, "state", "claimed_by") == {"k-1": ("sending", "other")}
+
+
+def _written_in_reverse_key_order(warehouse, state: str, count: int = 3000) -> list[str]:
+    """``count`` rows of one state written highest key first, and the planner told about them, so a
+    query without its ORDER BY would read them in the order they were written (PostgreSQL's sequential
+    scan), not in key order."""
+    keys = [f"k-{i:05d}" for i in range(count)]
+    put(warehouse, *({"message_key": key, "state": state} for key in reversed(keys)))
+    if warehouse.dialect == "postgresql":
+        with warehouse.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE outbound_messages"))
+    return keys
+
+
+def test_claims_take_the_lowest_keys_of_a_large_backlog_written_in_reverse(warehouse):
+    keys = _written_in_reverse_key_order(warehouse, "pending")
+    assert [r.message_key for r in Ledger(warehouse, "wavy").claim("run", 3)] == keys[:3]
+
+
+def test_unknown_keys_of_a_large_backlog_written_in_reverse_come_in_key_order(warehouse):
+    keys = _written_in_reverse_key_order(warehouse, "unknown")
+    pages = list(Ledger(warehouse, "wavy").unknown_keys(page=1000))
+    assert pages == [keys[:1000], keys[1000:2000], keys[2000:]]
