@@ -351,3 +351,13 @@ def test_only_a_message_that_moves_is_stamped_updated(warehouse):
 def test_a_window_with_a_date_on_either_side_is_refused(text):
     with pytest.raises(ValueError, match="must look like 09:00-21:00"):
         SendWindow.parse(text, BA)
+
+
+@pytest.mark.parametrize("text", ["09:00-09:00", "00:00-00:00", "23:59 - 23:59"])
+def test_a_window_that_starts_when_it_ends_is_refused_as_ambiguous(text):
+    """Neither "never" nor "all day" is assumed: the operator is told to choose."""
+    with pytest.raises(ValueError, match="starts when it ends"):
+        SendWindow.parse(text, BA)
+    start = pendulum.parse(text.split("-")[0].strip(), exact=True)
+    with pytest.raises(ValueError, match="leave the window unset to send at any time"):
+        SendWindow(start, start, BA)

@@ -9,9 +9,20 @@ import pendulum
 
 @dataclass(frozen=True)
 class SendWindow:
+    """Messages may go out from ``start`` until before ``end``, local time; ``end`` before ``start``
+    is a window across midnight. A window whose start is its end is refused: it could mean "never"
+    or "all day", and an operator who wants no limit leaves the window unset."""
+
     start: pendulum.Time
     end: pendulum.Time
     timezone: str
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(
+                f"send window {self.start:%H:%M}-{self.end:%H:%M} starts when it ends: give an end other than "
+                "its start, or leave the window unset to send at any time"
+            )
 
     @classmethod
     def parse(cls, text: str | None, timezone: str) -> SendWindow | None:
