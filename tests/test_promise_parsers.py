@@ -95,6 +95,40 @@ def test_a_v0_reply_is_an_inbound_message_identified_per_reply():
     assert parsed.statuses == []
 
 
+def test_a_v0_reply_keeps_its_id_whatever_the_order_of_its_keys():
+    reply = {"resultado": "received", "identificador": "k1", "telefono": "5493515238015", "empresa": "Acme",
+             "mensaje": "gracias", "fechaHora": "2026-03-02T10:00:00-03:00"}
+    reordered = {"fechaHora": "2026-03-02T10:00:00-03:00", "mensaje": "gracias", "empresa": "Acme",
+                 "telefono": "5493515238015", "identificador": "k1", "resultado": "received"}
+    [first] = parse("teleprom", [reply]).inbound
+    [retry] = parse("teleprom", [reordered]).inbound  # the vendor's retry, its keys printed in another order
+    assert first["vendor_message_id"].startswith("k1#")
+    assert retry["vendor_message_id"] == first["vendor_message_id"]
+
+
+def test_a_v0_reply_id_keeps_200_characters_of_a_long_identificador():
+    [row] = parse("teleprom", [{"resultado": "received", "identificador": "k" * 250}]).inbound
+    key, digest = row["vendor_message_id"].split("#")
+    assert (key, len(digest)) == ("k" * 200, 20)
+
+
+def test_a_v0_reply_links_to_a_key_of_exactly_128_characters():
+    [row] = parse("teleprom", [{"resultado": "received", "identificador": "k" * 128}]).inbound
+    assert row["in_reply_to"] == "k" * 128
+
+
+def test_a_v0_reply_with_an_empty_key_links_to_nothing():
+    [row] = parse("teleprom", [{"resultado": "received", "identificador": "", "mensaje": "hola"}]).inbound
+    assert (row["in_reply_to"], row["text"]) == (None, "hola")
+
+
+def test_a_v0_reply_with_an_unusable_time_says_so():
+    reply = {"resultado": "received", "identificador": "k1", "mensaje": "hola", "fechaHora": "{fechahora}"}
+    [row] = parse("teleprom", [reply]).inbound
+    assert row["received_at"] == RECEIVED
+    assert row["note"] == "vendor time '{fechahora}' unusable: receive time used"
+
+
 def test_the_printed_v0_shape_is_not_json_and_says_so():
     with pytest.raises(UnparseableEvent, match="^body is not JSON: "):
         parse("teleprom", doc("teleprom", "webhook_v0_bulk_shape.txt"))
@@ -165,6 +199,42 @@ def test_v3_replies_of_every_kind():
     }
 
 
+def test_a_v1_status_ignores_an_empty_id_beside_a_good_one():
+    statuses = [{"gs_id": "", "id": "w1", "status": "sent"}, {"gs_id": "", "id": "", "status": "sent"}]
+    parsed = parse("teleprom", envelope("STATUS", [{"statuses": statuses}]))
+    assert [(e.vendor_message_id, e.vendor_ids) for e in parsed.statuses] == [("w1", ["w1"])]
+    assert parsed.errors == ["item 2: status without gs_id or id"]
+
+
+@pytest.mark.parametrize("text", [None, ""])
+def test_a_v1_status_without_a_status_text_is_unknown_with_an_empty_raw_status(text):
+    [event] = parse("teleprom", envelope("STATUS", [{"statuses": [{"id": "w1", "status": text}]}])).statuses
+    assert (event.vendor_message_id, event.status, event.raw_status) == ("w1", "unknown", "")
+
+
+def test_v3_video_and_audio_replies_keep_their_media_url():
+    messages = [
+        {"id": "v", "from": "1", "type": "video", "video": {"url": "https://x/v.mp4"}, "timestamp": "1772463600"},
+        {"id": "a", "from": "1", "type": "audio", "audio": {"link": "https://x/a.ogg"}, "timestamp": "1772463600"},
+    ]
+    parsed = parse("teleprom", envelope("INCOMING", [{"messages": messages}], version="3"))
+    assert parsed.errors == []
+    assert [(r["vendor_message_id"], r["message_type"], r["media_url"]) for r in parsed.inbound] == [
+        ("v", "video", "https://x/v.mp4"), ("a", "audio", "https://x/a.ogg"),
+    ]
+
+
+def test_an_envelope_version_is_kept_in_16_characters():
+    parsed = parse("teleprom", envelope("STATUS", [], version="3" * 20))
+    assert parsed.format_version == "V333333333333333"  # V and 15 digits
+
+
+def test_an_envelope_of_an_unknown_long_type_is_refused_showing_40_characters():
+    with pytest.raises(UnparseableEvent) as raised:
+        parse("teleprom", {"Version": "1", "Type": "t" * 50, "Payload": {}})
+    assert str(raised.value) == f"envelope Type '{'T' * 40}' is not STATUS or INCOMING"
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -211,6 +281,12 @@ def test_an_itd_status_with_an_unusable_time_uses_the_receive_time_exactly():
     [event] = parsed.statuses
     assert (event.event_at, event.precision_s) == (RECEIVED, 0)
     assert event.note == "vendor time '2019-12-26' unusable: receive time used"
+
+
+@pytest.mark.parametrize("text", [None, ""])
+def test_an_itd_status_without_a_status_text_is_unknown_with_an_empty_raw_status(text):
+    [event] = parse("itd", {"uuid": "u1", "status": text, "sent_at": "26/12/2019 16:07"}).statuses
+    assert (event.vendor_message_id, event.status, event.raw_status) == ("u1", "unknown", "")
 
 
 def test_an_itd_status_without_a_uuid_is_an_item_error():
@@ -298,6 +374,32 @@ def test_a_wavy_mo_is_an_inbound_reply():
             "wavy", "MO1", "5511987654321", "28888", "SIM",
         )
         assert (row["message_type"], row["in_reply_to"], row["raw"]) == ("sms", "m-1", body)
+
+
+def test_a_wavy_mo_keeps_its_receive_time():
+    body = {"id": "MO1", "source": "5511987654321", "shortCode": "28888", "messageText": "SIM", "receivedAt": SENT_AT}
+    [row] = parse("wavy", body, "mo").inbound
+    assert row["received_at"] == pendulum.datetime(2026, 3, 2, 15, 0, tz="UTC")
+
+
+def test_a_wavy_mo_without_text_on_the_mo_channel_is_still_an_inbound_reply():
+    body = {"id": "MO2", "source": "5511987654321", "shortCode": "28888", "receivedAt": SENT_AT}
+    parsed = parse("wavy", body, "mo")
+    assert (parsed.format_version, parsed.statuses, parsed.errors) == ("mo", [], [])
+    [row] = parsed.inbound
+    assert (row["vendor_message_id"], row["from_phone"], row["text"]) == ("MO2", "5511987654321", None)
+
+
+@pytest.mark.parametrize("sent", [{}, {"sentStatusCode": 2, "sentStatus": "SENT_SUCCESS"}])  # no code, or no time
+def test_a_wavy_dlr_without_a_usable_sent_stage_still_gives_its_delivery_event(sent):
+    body = {"id": "W1", **sent, "deliveredStatusCode": 4, "deliveredStatus": "DELIVERED_SUCCESS",
+            "deliveredAt": DELIVERED_AT}
+    parsed = parse("wavy", body, "dlr")
+    assert parsed.format_version == "dlr"
+    assert [(e.vendor_message_id, e.status, e.raw_status) for e in parsed.statuses] == [
+        ("W1", "delivered", "DELIVERED_SUCCESS"),
+    ]
+    assert parsed.statuses[0].event_at == pendulum.datetime(2026, 3, 2, 15, 1, tz="UTC")
 
 
 def test_polled_wavy_pages_keep_good_items_beside_bad_ones():
