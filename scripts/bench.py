@@ -141,6 +141,7 @@ def child_pipeline(rows: int) -> dict:
     ingest = ingest_drops(
         TelepromAdapter(), warehouse, Path(os.environ["MESSAGING_DROP_DIR"]), region="AR", timezone="UTC"
     )
+    ingested = time.perf_counter()
     sent = dispatch(TelepromAdapter(), warehouse)
     seconds = time.perf_counter() - started
     accepted = sent.states.get("accepted", 0)
@@ -148,6 +149,8 @@ def child_pipeline(rows: int) -> dict:
         "rows": ingest.rows_valid,
         "accepted": accepted,
         "seconds": round(seconds, 3),
+        "ingest_seconds": round(ingested - started, 3),
+        "send_seconds": round(seconds - (ingested - started), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -358,7 +361,7 @@ def profiled(kind: str, size: int) -> dict:
     import yappi
 
     yappi.set_clock_type("cpu")
-    yappi.start(builtins=True)
+    yappi.start()
     try:
         result = CHILDREN[kind](size)
     finally:
@@ -373,6 +376,7 @@ def profiled(kind: str, size: int) -> dict:
     database = json.loads(os.environ.get("AIRFLOW_CONN_MESSAGING_WAREHOUSE", "{}")).get("conn_type", "sqlite")
     name = f"{kind}-{database}-{size}.txt"
     (Path(folder) / name).write_text("\n".join(lines) + "\n")
+    stats.save(str(Path(folder) / name.replace(".txt", ".pstat")), type="pstat")  # for pstats / snakeviz
     return result
 
 
@@ -415,6 +419,7 @@ def report(name: str, run: dict, baseline_rows_per_s: float | None, note: str, *
         "rows_per_s": round(rate, 1),
         "peak_rss_mb": run["peak_rss_mb"],
         "baseline_rows_per_s": round(baseline_rows_per_s, 1) if baseline_rows_per_s else None,
+        **{k: run[k] for k in ("ingest_seconds", "send_seconds") if k in run},
         **fields,
     }
     print(json.dumps(line), flush=True)

@@ -116,3 +116,34 @@ def test_a_warehouse_made_at_v1_upgrades_to_the_shape_of_a_fresh_one(warehouse, 
     with old.connect() as conn:
         assert conn.execute(sa.text("SELECT state FROM outbound_messages")).scalar_one() == "pending"
     old.dispose()
+
+
+def test_a_bulk_load_keeps_every_value_and_the_first_row_of_each_key(warehouse):
+    """``bulk_insert_new`` (COPY on PostgreSQL, executemany on SQLite): JSON, text with quotes, tabs,
+    newlines and backslashes, None, aware timestamps in any zone; keys already stored or repeated in
+    the load keep their first row; two loads in one transaction both land."""
+    T = schema.outbound_messages
+    when = pendulum.datetime(2026, 3, 2, 9, 30, 15, tz="America/Argentina/Buenos_Aires")
+    utc = dt.datetime(2026, 3, 2, 12, 30, 15, tzinfo=dt.UTC)
+    base = {"vendor": "wavy", "state": "staged", "created_at": when, "updated_at": when}
+    with warehouse.begin() as conn:
+        conn.execute(T.insert().values(message_key="k-old", phone="1", **base))
+    odd = 'tab\tnew\nline "quoted" back\\slash ñ \\N'
+    first = [
+        {"message_key": "k-old", "phone": "2", "params": None, "content": None, **base},
+        {"message_key": "k-1", "phone": "3", "params": ["a", odd, ""], "content": odd, **base},
+        {"message_key": "k-1", "phone": "4", "params": ["later"], "content": "later", **base},
+        {"message_key": "k-2", "phone": "5", "params": [], "content": "", **base},
+    ]
+    second = [{"message_key": "k-3", "phone": "6", "params": None, "content": "\\.", **base}]
+    with warehouse.begin() as conn:
+        warehouse.bulk_insert_new(conn, T, first, keys=["message_key"])
+        warehouse.bulk_insert_new(conn, T, second, keys=["message_key"])
+    query = sa.select(T.c.message_key, T.c.phone, T.c.params, T.c.content, T.c.created_at).order_by(T.c.message_key)
+    rows = [tuple(r.values()) for r in warehouse.rows(query)]
+    assert rows == [
+        ("k-1", "3", ["a", odd, ""], odd, utc),
+        ("k-2", "5", [], "", utc),
+        ("k-3", "6", None, "\\.", utc),
+        ("k-old", "1", None, None, utc),
+    ]

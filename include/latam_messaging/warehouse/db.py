@@ -138,8 +138,9 @@ class Warehouse:
     ) -> None:
         """:meth:`insert_new` for big loads of rows with the same columns, straight through the driver:
         values are converted once by the columns' own bind processors, then one prepared statement runs
-        ``executemany`` (SQLite; psycopg 3 pipelines it on PostgreSQL; psycopg2 gets ``execute_values``
-        pages), in ``conn``'s transaction. Skips SQLAlchemy's per-row parameter handling, the costly part of a bulk load."""
+        ``executemany`` on SQLite; on PostgreSQL psycopg 3 ``COPY``s the rows into a temporary table
+        (dropped at commit) and one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves them, psycopg2
+        gets ``execute_values`` pages; all in ``conn``'s transaction. Skips SQLAlchemy's per-row parameter handling, the costly part of a bulk load."""
         if not rows:
             return
         columns = list(rows[0])
@@ -162,7 +163,15 @@ class Warehouse:
 
                 sql = f"INSERT INTO {table.name} ({names}) VALUES %s {conflict}"
                 execute_values(cursor, sql, data, page_size=BULK_CHUNK)
-            else:  # sqlite3: one prepared statement; psycopg 3: pipelined
+            elif dialect.driver == "psycopg":  # COPY into a private temporary table, then one INSERT
+                load = f"bulk_load_{table.name}"
+                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {load} (LIKE {table.name}) ON COMMIT DROP")
+                with cursor.copy(f"COPY {load} ({names}) FROM STDIN") as copy:
+                    for values in data:
+                        copy.write_row(values)
+                cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} {conflict}")
+                cursor.execute(f"TRUNCATE {load}")  # the same transaction may load again
+            else:  # sqlite3: one prepared statement
                 cursor.executemany(sql, data)
         finally:
             cursor.close()
