@@ -447,3 +447,33 @@ def test_unknown_keys_of_a_large_backlog_written_in_reverse_come_in_key_order(wa
     keys = _written_in_reverse_key_order(warehouse, "unknown")
     pages = list(Ledger(warehouse, "wavy").unknown_keys(page=1000))
     assert pages == [keys[:1000], keys[1000:2000], keys[2000:]]
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_answers_are_found_by_their_key_however_the_table_was_analysed(warehouse):
+    """PostgreSQL: once statistics say ``claimed_by`` is nearly always NULL, an index on it looked like the
+    best way to find one run's rows, and every answer read all of that run's rows (a 100,000-row send took
+    over a minute). The answers' UPDATE must go by the primary key whatever the statistics."""
+    put(warehouse, *({"message_key": f"k-{i:05d}"} for i in range(3000)))
+    with warehouse.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE outbound_messages"))
+    ledger = Ledger(warehouse, "wavy")
+    assert len(ledger.claim("run", 3000)) == 3000
+    seen: list[tuple[str, dict]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            seen.append((statement, parameters[0] if executemany else parameters))
+
+    sa.event.listen(warehouse.engine, "before_cursor_execute", capture)
+    try:
+        ledger.record([Outcome("k-00007", MessageState.ACCEPTED, "v-7"), Outcome("k-00008", MessageState.PENDING)],
+                      NOW, "run")
+    finally:
+        sa.event.remove(warehouse.engine, "before_cursor_execute", capture)
+    assert len(seen) == 2
+    with warehouse.engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
+            assert "outbound_messages_pkey" in plan, plan
+    assert table(warehouse, "state")["k-00007"] == ("accepted",)

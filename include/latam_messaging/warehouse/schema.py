@@ -158,7 +158,6 @@ outbound_messages = sa.Table(
     sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
-    sa.Index("ix_outbound_claimed_by", "claimed_by"),  # migration 4
 )
 
 send_leases = sa.Table(  # migration 4
