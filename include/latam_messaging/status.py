@@ -11,7 +11,9 @@ our sends by every id they carry (Teleprom V1/V3 ``gs_id`` and ``id``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -87,10 +89,9 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
         ):
             known_keys[key] = vendor_id
     ids: dict[tuple[str, str], str] = {}
-    for start in range(0, len(by_id), KEY_CHUNK):
-        chunk = by_id[start : start + KEY_CHUNK]
+    for vendor, chunk in _by_vendor(by_id):
         query = sa.select(T.c.vendor, T.c.vendor_message_id, T.c.message_key).where(
-            sa.tuple_(T.c.vendor, T.c.vendor_message_id).in_(chunk)
+            T.c.vendor == vendor, T.c.vendor_message_id.in_(chunk)
         )
         for vendor, vendor_id, key in conn.execute(query):
             ids[(vendor, vendor_id)] = key
@@ -114,12 +115,22 @@ def _already_stored(conn: sa.Connection, events: Sequence[StatusEvent]) -> set[t
     E = schema.message_status_events
     pairs = sorted({(e.vendor, e.vendor_message_id) for e in events if e.vendor_message_id})
     seen: set[tuple[str, str, str, str]] = set()
-    for start in range(0, len(pairs), KEY_CHUNK):
+    for vendor, chunk in _by_vendor(pairs):
         query = sa.select(E.c.vendor, E.c.vendor_message_id, E.c.status, E.c.raw_status).where(
-            sa.tuple_(E.c.vendor, E.c.vendor_message_id).in_(pairs[start : start + KEY_CHUNK])
+            E.c.vendor == vendor, E.c.vendor_message_id.in_(chunk)
         )
         seen.update(tuple(r) for r in conn.execute(query))
     return seen
+
+
+def _by_vendor(pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """Sorted (vendor, id) pairs → (vendor, up to ``KEY_CHUNK`` ids). Queried as ``vendor = … AND id IN
+    (…)``, which both databases answer from the (vendor, id, …) index; PostgreSQL reads a row-value
+    ``(vendor, id) IN (…)`` list by scanning the whole table, which grows with every event stored."""
+    for vendor, group in itertools.groupby(pairs, key=operator.itemgetter(0)):
+        ids = [vendor_id for _, vendor_id in group]
+        for start in range(0, len(ids), KEY_CHUNK):
+            yield vendor, ids[start : start + KEY_CHUNK]
 
 
 def _not_before_acceptance(events: Sequence[StatusEvent], accepted: dict[str, object]) -> None:
@@ -175,7 +186,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
                 "raw_event_id": e.raw_event_id,
             }
         )
-    stored = warehouse.insert_new(conn, schema.message_status_events, rows, count=True)
+    stored = warehouse.bulk_insert_new(
+        conn, schema.message_status_events, rows, keys=["vendor", "vendor_message_id", "status", "event_at"]
+    )
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:

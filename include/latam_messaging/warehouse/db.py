@@ -135,14 +135,15 @@ class Warehouse:
 
     def bulk_insert_new(
         self, conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str]
-    ) -> None:
+    ) -> int:
         """:meth:`insert_new` for big loads of rows with the same columns, straight through the driver:
         values are converted once by the columns' own bind processors, then one prepared statement runs
         ``executemany`` on SQLite; on PostgreSQL psycopg 3 ``COPY``s the rows into a temporary table
         (dropped at commit) and one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves them, psycopg2
-        gets ``execute_values`` pages; all in ``conn``'s transaction. Skips SQLAlchemy's per-row parameter handling, the costly part of a bulk load."""
+        gets ``execute_values`` pages; all in ``conn``'s transaction. Skips SQLAlchemy's per-row parameter
+        handling, the costly part of a bulk load. Returns how many rows were new."""
         if not rows:
-            return
+            return 0
         columns = list(rows[0])
         dialect = conn.dialect
         processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
@@ -161,18 +162,23 @@ class Warehouse:
             if dialect.driver == "psycopg2":  # one statement per row otherwise: send pages of rows
                 from psycopg2.extras import execute_values
 
-                sql = f"INSERT INTO {table.name} ({names}) VALUES %s {conflict}"
-                execute_values(cursor, sql, data, page_size=BULK_CHUNK)
-            elif dialect.driver == "psycopg":  # COPY into a private temporary table, then one INSERT
+                sql = f"INSERT INTO {table.name} ({names}) VALUES %s {conflict} RETURNING 1"
+                return len(execute_values(cursor, sql, data, page_size=BULK_CHUNK, fetch=True))
+            if dialect.driver == "psycopg":  # COPY into a private temporary table, then one INSERT
                 load = f"bulk_load_{table.name}"
-                cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {load} (LIKE {table.name}) ON COMMIT DROP")
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {load} ON COMMIT DROP AS "
+                    f"SELECT {names} FROM {table.name} WITH NO DATA"
+                )
                 with cursor.copy(f"COPY {load} ({names}) FROM STDIN") as copy:
                     for values in data:
                         copy.write_row(values)
                 cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} {conflict}")
+                new = cursor.rowcount
                 cursor.execute(f"TRUNCATE {load}")  # the same transaction may load again
-            else:  # sqlite3: one prepared statement
-                cursor.executemany(sql, data)
+                return new
+            cursor.executemany(sql, data)  # sqlite3: one prepared statement
+            return cursor.rowcount
         finally:
             cursor.close()
 
