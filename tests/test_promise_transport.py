@@ -379,20 +379,27 @@ def test_a_request_repeated_after_a_401_is_the_same_request(scripted):
     assert [request.headers["X-Id"] for request in sent] == ["9", "9"]
 
 
-def test_a_send_repeated_after_a_401_stays_a_send(scripted):
-    """The repeat of a send that then breaks on TLS is ambiguous, as the first try would be."""
-    vendor, hook = scripted([401], hook_cls=RefreshingHook)
+def _first_try_then(hook, error: Exception) -> list[int]:
+    """The hook's session makes its first request for real (the scripted 401) and raises ``error`` on
+    every later one; returns the list that counts the tries."""
     session = hook.get_conn()
     real_request = session.request
-    tries = []
+    tries: list[int] = []
 
-    def first_401_then_tls_error(*args, **kwargs):
+    def first_then_error(*args, **kwargs):
         tries.append(1)
         if len(tries) == 1:
             return real_request(*args, **kwargs)
-        raise requests.exceptions.SSLError("stream cut")
+        raise error
 
-    session.request = first_401_then_tls_error
+    session.request = first_then_error
+    return tries
+
+
+def test_a_send_repeated_after_a_401_stays_a_send(scripted):
+    """The repeat of a send that then breaks on TLS is ambiguous, as the first try would be."""
+    vendor, hook = scripted([401], hook_cls=RefreshingHook)
+    tries = _first_try_then(hook, requests.exceptions.SSLError("stream cut"))
     with pytest.raises(errors.VendorAmbiguousError):
         hook.call("POST", "/send", idempotent=False)
     assert len(tries) == 2
@@ -511,17 +518,7 @@ def test_the_backoff_grows_but_never_past_its_maximum():
 def test_a_read_repeated_after_a_401_stays_a_read(scripted):
     """The repeat of a read that then breaks on TLS is transient (retryable), as the first try would be."""
     _, hook = scripted([401], hook_cls=RefreshingHook, max_retries=0)
-    session = hook.get_conn()
-    real_request = session.request
-    tries = []
-
-    def first_401_then_tls_error(*args, **kwargs):
-        tries.append(1)
-        if len(tries) == 1:
-            return real_request(*args, **kwargs)
-        raise requests.exceptions.SSLError("handshake")
-
-    session.request = first_401_then_tls_error
+    tries = _first_try_then(hook, requests.exceptions.SSLError("handshake"))
     with pytest.raises(errors.VendorTransientError) as raised:
         hook.call("GET", "/x")
     assert type(raised.value) is hook.errors.transient and len(tries) == 2

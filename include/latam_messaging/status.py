@@ -186,9 +186,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
                 "raw_event_id": e.raw_event_id,
             }
         )
-    stored = warehouse.bulk_insert_new(
-        conn, schema.message_status_events, rows, keys=["vendor", "vendor_message_id", "status", "event_at"]
-    )
+    stored = warehouse.bulk_insert_new(conn, schema.message_status_events, rows, keys=schema.STATUS_EVENT_KEY)
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:

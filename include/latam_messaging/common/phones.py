@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 
 import phonenumbers
@@ -49,23 +48,18 @@ def _international_fast(digits: str) -> str | None:
     national = digits[length:]
     if not 2 <= len(national) <= 17 or national[0] == "0":
         return None
-    region = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code][0]
+    region = phonenumbers.region_code_for_country_code(country_code)
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     if metadata is None:
         return None
     prefix = metadata.national_prefix_for_parsing
     if prefix:
-        match = _compiled(prefix).match(national)
+        match = re.match(prefix, national)  # re caches the compiled pattern
         if match is not None and (match.end() or any(group is not None for group in match.groups())):
             return None
     if not phonenumbers.is_valid_number(PhoneNumber(country_code=country_code, national_number=int(national))):
         return None
     return f"{country_code}{national}"
-
-
-@functools.cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def _normalise_parsed(text: str, default_region: str) -> str:

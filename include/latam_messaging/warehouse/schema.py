@@ -169,6 +169,9 @@ send_leases = sa.Table(  # migration 4
     sa.Column("lease_until", Ts, nullable=False),
 )
 
+#: What makes a status event the same event (its unique constraint; new events are inserted on it).
+STATUS_EVENT_KEY = ("vendor", "vendor_message_id", "status", "event_at")
+
 message_status_events = sa.Table(
     "message_status_events",
     metadata,
@@ -185,7 +188,7 @@ message_status_events = sa.Table(
     sa.Column("raw_text", sa.Text),  # the vendor's status text in full (raw_status holds 128 characters)
     sa.Column("vendor_ids", sa.JSON),  # every id the event carried (e.g. Teleprom V1 gs_id and id)
     sa.Column("note", sa.Text),  # e.g. a placeholder timestamp replaced by the receive time
-    sa.UniqueConstraint("vendor", "vendor_message_id", "status", "event_at", name="uq_status_event"),
+    sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
 )
 
