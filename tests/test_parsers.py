@@ -156,8 +156,11 @@ def test_fast_path_declines_what_the_parser_rewrites():
     # Italian fixed lines keep their leading zero.
     assert _international_fast("390236618300") is None
     assert normalise_phone("+39 02 3661 8300") == "390236618300"
-    # No country code 0, 28 or 999.
+    # No country code 0, 28 or 999; a leading 0 is never dropped to find one ("+031…" is not +31).
     assert _international_fast("0111") is None
+    assert _international_fast("031100000001") is None
+    with pytest.raises(InvalidPhoneError):
+        normalise_phone("+03110000000 1")
     assert _international_fast("2812345678") is None
 
 

@@ -39,8 +39,10 @@ def _international_fast(digits: str) -> str | None:
     leading zeros, an unknown country code) returns ``None`` and takes the full parser, so the result
     is always the parser's (``tests/test_parsers.py`` checks the two agree).
     """
+    if not digits or digits[0] == "0":  # no country code starts with 0 ("+031…" is not +31)
+        return None
     for length in (1, 2, 3):
-        country_code = int(digits[:length] or 0)
+        country_code = int(digits[:length])
         if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
             break
     else:
