@@ -18,8 +18,8 @@ from latam_messaging.sending.ledger import (
     SEND_COLUMNS,
     Ledger,
     MessageState,
-    Outcome,
     SendLease,
+    SendOutcome,
     SendRow,
     new_owner,
 )
@@ -55,15 +55,16 @@ def put_lease(warehouse, owner: str, vendor: str, until: pendulum.DateTime) -> N
 # ---- leases -----------------------------------------------------------------------------------------
 def test_an_owner_names_the_vendor_host_and_process_and_is_unique():
     first, second = new_owner("itd"), new_owner("itd")
-    vendor, host, pid, suffix = first.split(":")
-    assert (vendor, host, pid) == ("itd", socket.gethostname()[:40], str(os.getpid()))
+    vendor, rest = first.split("-", 1)
+    host, pid, suffix = rest.rsplit("-", 2)
+    assert (vendor, host, pid) == ("itd", socket.gethostname()[:32], str(os.getpid()))
     assert len(suffix) == 12 and first != second
 
 
 def test_a_lease_is_held_renewed_while_alive_and_released(warehouse):
     before = pendulum.now("UTC")
     with SendLease(warehouse, "wavy", lease_s=0.4) as lease:
-        assert lease.owner.startswith("wavy:")
+        assert lease.owner.startswith("wavy-")
         [(vendor, until)] = leases(warehouse).values()
         assert vendor == "wavy" and before.add(seconds=0.3) < pendulum.instance(until) <= pendulum.now("UTC").add(
             seconds=0.4
@@ -232,12 +233,12 @@ def test_answers_are_recorded_only_for_the_owners_rows(warehouse):
     assert len(ledger.claim("run-a", 5)) == 5
     put(warehouse, {"message_key": "k-6"}, {"message_key": "k-9", "state": "sending", "claimed_by": "run-b"})
     outcomes = [
-        Outcome("k-1", MessageState.ACCEPTED, vendor_message_id="V-1", vendor_answer="ok"),
-        Outcome("k-2", MessageState.REJECTED, error="bad number", vendor_answer="400"),
-        Outcome("k-3", MessageState.UNKNOWN, error="504"),
-        Outcome("k-4", MessageState.PENDING),  # never sent after all: back to pending, unclaimed
-        Outcome("k-6", MessageState.ACCEPTED, vendor_message_id="V-6"),  # not claimed by run-a
-        Outcome("k-9", MessageState.ACCEPTED, vendor_message_id="V-9"),  # another run's row
+        SendOutcome("k-1", MessageState.ACCEPTED, vendor_message_id="V-1", vendor_answer="ok"),
+        SendOutcome("k-2", MessageState.REJECTED, error="bad number", vendor_answer="400"),
+        SendOutcome("k-3", MessageState.UNKNOWN, error="504"),
+        SendOutcome("k-4", MessageState.PENDING),  # never sent after all: back to pending, unclaimed
+        SendOutcome("k-6", MessageState.ACCEPTED, vendor_message_id="V-6"),  # not claimed by run-a
+        SendOutcome("k-9", MessageState.ACCEPTED, vendor_message_id="V-9"),  # another run's row
     ]
     ledger.record(outcomes, NOW, "run-a")
     assert table(warehouse, "state", "vendor_message_id", "error", "vendor_answer", "claimed_by") == {
@@ -261,7 +262,7 @@ def test_a_late_answer_for_an_owners_unknown_row_is_recorded(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "unknown", "claimed_by": "run-a"},
         {"message_key": "k-2", "state": "unknown", "claimed_by": "run-a"})
     Ledger(warehouse, "wavy").record(
-        [Outcome("k-1", MessageState.ACCEPTED, vendor_message_id="V-1"), Outcome("k-2", MessageState.PENDING)],
+        [SendOutcome("k-1", MessageState.ACCEPTED, vendor_message_id="V-1"), SendOutcome("k-2", MessageState.PENDING)],
         NOW, "run-a",
     )
     assert table(warehouse, "state", "vendor_message_id") == {"k-1": ("accepted", "V-1"), "k-2": ("unknown", None)}
@@ -357,7 +358,7 @@ def test_every_state_change_stamps_updated_at_with_its_time(warehouse):
         {"message_key": "resolve", "state": "unknown"},
     )
     ledger = Ledger(warehouse, "wavy")
-    ledger.record([Outcome("back", MessageState.PENDING)], LATER, "run")
+    ledger.record([SendOutcome("back", MessageState.PENDING)], LATER, "run")
     ledger.promote_due(LATER)
     with warehouse.begin() as conn:
         ledger.promote_file(conn, "A", LATER, window_open=True)
@@ -389,9 +390,9 @@ def test_unknown_keys_include_keys_of_any_spelling(warehouse):
     assert list(Ledger(warehouse, "wavy").unknown_keys()) == [["0-1", "A-1", "Z-1", "a-1"]]
 
 
-def test_an_owner_keeps_40_characters_of_a_long_host_name(monkeypatch):
+def test_an_owner_keeps_32_characters_of_a_long_host_name(monkeypatch):
     monkeypatch.setattr(socket, "gethostname", lambda: "h" * 50)
-    assert new_owner("wavy").split(":")[1] == "h" * 40
+    assert new_owner("wavy").split("-")[1] == "h" * 32
 
 
 def test_the_lease_heartbeat_is_named_for_its_vendor_and_stops_with_the_lease(warehouse):
@@ -416,13 +417,13 @@ def test_a_lease_that_cannot_be_renewed_says_so(warehouse, caplog):
 
 def test_an_answer_never_rewrites_a_row_that_left_sending_or_unknown(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "accepted", "claimed_by": "run", "vendor_message_id": "V-1"})
-    Ledger(warehouse, "wavy").record([Outcome("k-1", MessageState.FAILED, error="late")], LATER, "run")
+    Ledger(warehouse, "wavy").record([SendOutcome("k-1", MessageState.FAILED, error="late")], LATER, "run")
     assert table(warehouse, "state", "vendor_message_id", "error") == {"k-1": ("accepted", "V-1", None)}
 
 
 def test_a_row_is_returned_to_pending_only_by_its_owner(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "other"})
-    Ledger(warehouse, "wavy").record([Outcome("k-1", MessageState.PENDING)], LATER, "run")
+    Ledger(warehouse, "wavy").record([SendOutcome("k-1", MessageState.PENDING)], LATER, "run")
     assert table(warehouse, "state", "claimed_by") == {"k-1": ("sending", "other")}
 
 
@@ -467,7 +468,7 @@ def test_answers_are_found_by_their_key_however_the_table_was_analysed(warehouse
 
     sa.event.listen(warehouse.engine, "before_cursor_execute", capture)
     try:
-        ledger.record([Outcome("k-00007", MessageState.ACCEPTED, "v-7"), Outcome("k-00008", MessageState.PENDING)],
+        ledger.record([SendOutcome("k-00007", MessageState.ACCEPTED, "v-7"), SendOutcome("k-00008", MessageState.PENDING)],
                       NOW, "run")
     finally:
         sa.event.remove(warehouse.engine, "before_cursor_execute", capture)

@@ -23,12 +23,12 @@ from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.webhooks.ingest import raw_event_row
 
 log = logging.getLogger(__name__)
-W = schema.poll_watermarks
+WATERMARKS = schema.poll_watermarks
 
 
 def watermarks(warehouse: Warehouse, source: str) -> dict[str, str]:
     with warehouse.engine.connect() as conn:
-        return dict(conn.execute(sa.select(W.c.item, W.c.value).where(W.c.source == source)).all())
+        return dict(conn.execute(sa.select(WATERMARKS.c.item, WATERMARKS.c.value).where(WATERMARKS.c.source == source)).all())
 
 
 def store_raw_page(warehouse: Warehouse, vendor: str, channel: str, page: dict[str, Any]) -> None:

@@ -1,11 +1,12 @@
-"""One status vocabulary for the three vendors (vendor-apis.md §4) and its application to the ledger.
+"""Status events applied to the ledger (the vocabulary itself is ``latam_messaging.lifecycle``'s).
 
-``accepted`` < ``enqueued`` < ``sent`` < ``delivered`` < ``read``; ``failed`` is terminal; ``unknown``
-is a status text the vocabulary does not know: stored with the vendor's text, it never moves a message.
-An event is stored once: the same status text of the same message seen again (a vendor retry, or the
+``accepted`` < ``enqueued`` < ``sent`` < ``delivered`` < ``read``; ``failed`` is terminal; a status text
+the vocabulary does not know is *unrecognised* (stored as ``unknown`` with the vendor's text): it never
+moves a message. An event is stored once: the same status text of the same message seen again (a vendor retry, or the
 webhook and the poll of one ITD status with different time precision) is the same event. The message's
 current status only moves forward, so late, duplicate and out-of-order events change nothing. An event
-for a send in state ``unknown`` proves the vendor has it: the row becomes ``accepted``. Events link to
+for a send in doubt (state ``unknown``) proves the vendor has it: the row becomes ``accepted`` through
+``lifecycle.resolve_in_doubt``, the same move a status search or the ledger makes. Events link to
 our sends by every id they carry (Teleprom V1/V3 ``gs_id`` and ``id``).
 """
 
@@ -15,46 +16,20 @@ import itertools
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.lifecycle import RANK, DeliveryStatus, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
-
-class DeliveryStatus(StrEnum):
-    """The normalised status vocabulary (vendor-apis.md §4), plus ``unknown`` for texts it lacks."""
-
-    ACCEPTED = "accepted"
-    ENQUEUED = "enqueued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-RANK = {"accepted": 0, "enqueued": 1, "sent": 2, "delivered": 3, "read": 4}
 FAILED = DeliveryStatus.FAILED
-UNKNOWN = DeliveryStatus.UNKNOWN
+UNRECOGNISED = DeliveryStatus.UNRECOGNISED
 RAW_STATUS_CHARS = 128
-T = schema.outbound_messages
+OUTBOUND = schema.outbound_messages
+EVENTS = schema.message_status_events
 KEY_CHUNK = 500
-
-
-def advances(current: str | None, new: str) -> bool:
-    """Whether ``new`` may replace ``current`` as a message's status (``unknown`` never does)."""
-    if new == UNKNOWN:
-        return False
-    if current is None:
-        return True
-    if current == FAILED:
-        return False
-    if new == FAILED:
-        return True
-    return RANK.get(new, -1) > RANK.get(current, -1)
 
 
 @dataclass
@@ -85,13 +60,13 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
     for start in range(0, len(by_key), KEY_CHUNK):
         chunk = by_key[start : start + KEY_CHUNK]
         for key, vendor_id in conn.execute(
-            sa.select(T.c.message_key, T.c.vendor_message_id).where(T.c.message_key.in_(chunk))
+            sa.select(OUTBOUND.c.message_key, OUTBOUND.c.vendor_message_id).where(OUTBOUND.c.message_key.in_(chunk))
         ):
             known_keys[key] = vendor_id
     ids: dict[tuple[str, str], str] = {}
     for vendor, chunk in _by_vendor(by_id):
-        query = sa.select(T.c.vendor, T.c.vendor_message_id, T.c.message_key).where(
-            T.c.vendor == vendor, T.c.vendor_message_id.in_(chunk)
+        query = sa.select(OUTBOUND.c.vendor, OUTBOUND.c.vendor_message_id, OUTBOUND.c.message_key).where(
+            OUTBOUND.c.vendor == vendor, OUTBOUND.c.vendor_message_id.in_(chunk)
         )
         for vendor, vendor_id, key in conn.execute(query):
             ids[(vendor, vendor_id)] = key
@@ -112,12 +87,11 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
 
 def _already_stored(conn: sa.Connection, events: Sequence[StatusEvent]) -> set[tuple[str, str, str, str]]:
     """(vendor, vendor_message_id, status, raw_status) of the events already in the table."""
-    E = schema.message_status_events
     pairs = sorted({(e.vendor, e.vendor_message_id) for e in events if e.vendor_message_id})
     seen: set[tuple[str, str, str, str]] = set()
     for vendor, chunk in _by_vendor(pairs):
-        query = sa.select(E.c.vendor, E.c.vendor_message_id, E.c.status, E.c.raw_status).where(
-            E.c.vendor == vendor, E.c.vendor_message_id.in_(chunk)
+        query = sa.select(EVENTS.c.vendor, EVENTS.c.vendor_message_id, EVENTS.c.status, EVENTS.c.raw_status).where(
+            EVENTS.c.vendor == vendor, EVENTS.c.vendor_message_id.in_(chunk)
         )
         seen.update(tuple(r) for r in conn.execute(query))
     return seen
@@ -155,8 +129,12 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
     accepted: dict[str, object] = {}
     for start in range(0, len(keys), KEY_CHUNK):
         query = sa.select(
-            T.c.message_key, T.c.state, T.c.delivery_status, T.c.vendor_message_id, T.c.accepted_at
-        ).where(T.c.message_key.in_(keys[start : start + KEY_CHUNK]))
+            OUTBOUND.c.message_key,
+            OUTBOUND.c.state,
+            OUTBOUND.c.delivery_status,
+            OUTBOUND.c.vendor_message_id,
+            OUTBOUND.c.accepted_at,
+        ).where(OUTBOUND.c.message_key.in_(keys[start : start + KEY_CHUNK]))
         for key, state, status, vendor_id, accepted_at in conn.execute(query):
             current[key] = (state, status, vendor_id)
             accepted[key] = accepted_at
@@ -190,9 +168,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:
-        if event.message_key and event.status != UNKNOWN:  # an unrecognised text never moves the ledger
+        if event.message_key and event.status != UNRECOGNISED:  # an unrecognised text never moves the ledger
             linked.setdefault(event.message_key, []).append(event)
-    updates = []
+    updates, in_doubt = [], {}
     for key, key_events in linked.items():
         if key not in current:
             continue
@@ -201,28 +179,20 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
         for event in sorted(key_events, key=lambda e: (e.event_at, RANK.get(e.status, 9))):
             if advances(new_status, event.status):
                 new_status, status_at = event.status, event.event_at
-        resolved = state == "unknown"
-        if status_at is None and not resolved:
+        vendor_id = vendor_id or next((e.vendor_message_id for e in key_events if e.vendor_message_id), None)
+        if state == MessageState.UNKNOWN:
+            in_doubt[key] = vendor_id
+        if status_at is None:
             continue
-        updates.append(
-            {
-                "k": key,
-                "state": "accepted" if resolved else state,
-                "status": str(new_status) if new_status is not None else None,
-                "status_at": status_at,
-                "vid": vendor_id or next((e.vendor_message_id for e in key_events if e.vendor_message_id), None),
-            }
-        )
+        updates.append({"k": key, "status": str(new_status), "status_at": status_at, "vid": vendor_id})
+    resolve_in_doubt(conn, in_doubt, now)
     if updates:
         statement = (
-            sa.update(T)
-            .where(T.c.message_key == sa.bindparam("k"))
+            sa.update(OUTBOUND)
+            .where(OUTBOUND.c.message_key == sa.bindparam("k"))
             .values(
-                state=sa.bindparam("state"),
                 delivery_status=sa.bindparam("status"),
-                delivery_status_at=sa.func.coalesce(
-                    sa.bindparam("status_at", type_=schema.UtcDateTime()), T.c.delivery_status_at
-                ),
+                delivery_status_at=sa.bindparam("status_at", type_=schema.UtcDateTime()),
                 vendor_message_id=sa.bindparam("vid"),
                 updated_at=now,
             )

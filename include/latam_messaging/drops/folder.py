@@ -19,10 +19,7 @@ import hashlib
 import io
 import logging
 import os
-import re
-import socket
 import stat
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pendulum
+
+from latam_messaging.common.lease import Heartbeat, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,6 @@ class Fingerprint:
     sha256: str
     size_bytes: int
     encoding: str  # utf-8-sig or cp1252
-
-
-def new_owner() -> str:
-    """A name for one run's claims, unique across hosts and processes, safe as a file name."""
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:32]
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def open_regular(path: Path) -> io.BufferedReader:
@@ -102,24 +95,16 @@ class DropFolder:
 
     @contextlib.contextmanager
     def leased(self) -> Iterator[DropFolder]:
-        """Hold this run's lease (a heartbeat thread) while the body runs; release it after."""
+        """Hold this run's lease (a heartbeat renewing the lease file) while the body runs; release it after."""
         self.ensure()
         self.mine.mkdir(exist_ok=True)
         self._renew()
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(max(self.lease_s / 4, 0.05)):
-                with contextlib.suppress(OSError):
-                    self._renew()
-
-        thread = threading.Thread(target=beat, name=f"lease-{self.name}", daemon=True)
-        thread.start()
         try:
-            yield self
+            with Heartbeat(
+                self._renew, self.lease_s, name=f"lease-{self.name}", logger=log, what=f"drop lease {self.owner}"
+            ):
+                yield self
         finally:
-            stop.set()
-            thread.join()
             with contextlib.suppress(OSError):
                 self.mine.rmdir()  # only when empty: a file left here is taken over after the lease
             with contextlib.suppress(OSError):
@@ -176,8 +161,11 @@ class DropFolder:
                     with contextlib.suppress(OSError):
                         moved = self.finish(candidate, FAILED)
                         self.not_regular += 1
-                        log.error("%s is not a regular file (symlink, folder or pipe): moved unread to %s",
-                                  candidate.name, moved)
+                        log.error(
+                            "%s is not a regular file (symlink, folder or pipe): moved unread to %s",
+                            candidate.name,
+                            moved,
+                        )
                 continue
             claimed = self._take(candidate)
             if claimed is not None:

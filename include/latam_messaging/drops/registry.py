@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
-F = schema.drop_files
-R = schema.drop_rejects
+DROP_FILES = schema.drop_files
+DROP_REJECTS = schema.drop_rejects
 
 
 class FileState(StrEnum):
@@ -28,7 +28,7 @@ class DropRegistry:
         self.vendor = vendor  # the drops' owner: a vendor, or a non-send folder such as number_checks
 
     def known_file(self, sha256: str) -> dict[str, Any] | None:
-        rows = self.warehouse.rows(sa.select(F).where(F.c.file_sha256 == sha256))
+        rows = self.warehouse.rows(sa.select(DROP_FILES).where(DROP_FILES.c.file_sha256 == sha256))
         return rows[0] if rows else None
 
     def start_file(self, sha256: str, folder: str, path: str, size: int, now: pendulum.DateTime) -> None:
@@ -45,10 +45,10 @@ class DropRegistry:
             "claimed_at": now,
         }
         with self.warehouse.begin() as conn:
-            self.warehouse.insert_new(conn, F, [row], keys=["file_sha256"])
+            self.warehouse.insert_new(conn, DROP_FILES, [row], keys=["file_sha256"])
 
     def add_rejects(self, conn: sa.Connection, rejects: Sequence[dict[str, Any]]) -> None:
-        self.warehouse.bulk_insert_new(conn, R, list(rejects), keys=["file_sha256", "row_number"])
+        self.warehouse.bulk_insert_new(conn, DROP_REJECTS, list(rejects), keys=["file_sha256", "row_number"])
 
     def finish_file(
         self,
@@ -64,10 +64,10 @@ class DropRegistry:
         """Close a file's record in the caller's transaction. A failed file keeps no rejects (none of
         its rows counts); a loaded one counts them from ``drop_rejects``, so a re-run agrees."""
         if state == FileState.FAILED:
-            conn.execute(sa.delete(R).where(R.c.file_sha256 == sha256))
+            conn.execute(sa.delete(DROP_REJECTS).where(DROP_REJECTS.c.file_sha256 == sha256))
             rejected = 0
         else:
-            rejected = conn.execute(sa.select(sa.func.count()).select_from(R).where(R.c.file_sha256 == sha256)).scalar()
+            rejected = conn.execute(sa.select(sa.func.count()).select_from(DROP_REJECTS).where(DROP_REJECTS.c.file_sha256 == sha256)).scalar()
         values = {
             "state": state,
             "error": error,
@@ -79,8 +79,8 @@ class DropRegistry:
         }
         if path:
             values["path"] = path
-        conn.execute(sa.update(F).where(F.c.file_sha256 == sha256).values(**values))
+        conn.execute(sa.update(DROP_FILES).where(DROP_FILES.c.file_sha256 == sha256).values(**values))
 
     def set_path(self, sha256: str, path: str) -> None:
         with self.warehouse.begin() as conn:
-            conn.execute(sa.update(F).where(F.c.file_sha256 == sha256).values(path=path))
+            conn.execute(sa.update(DROP_FILES).where(DROP_FILES.c.file_sha256 == sha256).values(path=path))

@@ -8,7 +8,8 @@ import pendulum
 
 from latam_messaging.common.timeparse import parse_day_month_year_minutes
 from latam_messaging.itd import contract
-from latam_messaging.status import DeliveryStatus, StatusEvent
+from latam_messaging.lifecycle import DeliveryStatus
+from latam_messaging.status import StatusEvent
 from latam_messaging.webhooks.parsers import (
     Parsed,
     UnparseableEvent,
@@ -23,7 +24,7 @@ from latam_messaging.webhooks.parsers import (
 
 def status_of(raw: Any) -> DeliveryStatus:
     """ITD's status text (documented as an int, printed as a string) → the vocabulary."""
-    return DeliveryStatus(contract.STATUS_MAP.get(str(raw).strip().upper(), DeliveryStatus.UNKNOWN))
+    return DeliveryStatus(contract.STATUS_MAP.get(str(raw).strip().upper(), DeliveryStatus.UNRECOGNISED))
 
 
 def _direction(value: Any) -> int | None:

@@ -9,6 +9,7 @@ import pendulum
 
 from latam_messaging.common.timeparse import from_epoch_ms, parse_vendor_local
 from latam_messaging.itd.contract import STATUS_MAP, VENDOR_TIMEZONE
+from latam_messaging.lifecycle import DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def _local(value: Any) -> pendulum.DateTime:
 class ItdStatus:
     key: str
     raw_status: str
-    status: str | None  # normalised (vendor-apis.md §4); "unknown" for a text it lacks; None when empty
+    status: str | None  # normalised (vendor-apis.md §4); unrecognised ("unknown") for a text it lacks; None when empty
     sent_at: pendulum.DateTime | None
     delivered_at: pendulum.DateTime | None
     credit_usage: int | None
@@ -53,7 +54,7 @@ class ItdStatus:
         return cls(
             key=key,
             raw_status=raw,
-            status=(STATUS_MAP.get(raw.strip().upper(), "unknown") if raw.strip() else None),
+            status=(STATUS_MAP.get(raw.strip().upper(), DeliveryStatus.UNRECOGNISED) if raw.strip() else None),
             sent_at=_tolerant(_local, data.get("sent_at")),
             delivered_at=_tolerant(_local, data.get("delivered_at")),
             credit_usage=_tolerant(int, data.get("credit_usage")),

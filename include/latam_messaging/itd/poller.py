@@ -17,6 +17,7 @@ from latam_messaging.itd.callbacks import inbound_message
 from latam_messaging.itd.contract import VENDOR_TIMEZONE as ITD_TZ
 from latam_messaging.itd.hook import ItdHook, ItdNotFoundError
 from latam_messaging.itd.models import ItdStatus
+from latam_messaging.lifecycle import DeliveryStatus, MessageState
 from latam_messaging.polling import watermarks
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
@@ -25,8 +26,8 @@ from latam_messaging.webhooks.ingest import check_inbound, store_inbound
 from latam_messaging.webhooks.parsers import When
 
 log = logging.getLogger(__name__)
-T = schema.outbound_messages
-W = schema.poll_watermarks
+OUTBOUND = schema.outbound_messages
+WATERMARKS = schema.poll_watermarks
 
 
 
@@ -39,7 +40,7 @@ def snapshot_credits(warehouse: Warehouse, hook: ItdHook) -> int:
 
 def phones_of_interest(warehouse: Warehouse, lookback_days: int, extra: list[str]) -> list[str]:
     since = pendulum.now("UTC").subtract(days=lookback_days)
-    query = sa.select(T.c.phone).where(T.c.vendor == "itd", T.c.created_at >= since).distinct()
+    query = sa.select(OUTBOUND.c.phone).where(OUTBOUND.c.vendor == "itd", OUTBOUND.c.created_at >= since).distinct()
     with warehouse.engine.connect() as conn:
         phones = set(conn.execute(query).scalars())
     return sorted(phones | set(extra))
@@ -99,7 +100,7 @@ def poll_itd_received(
                     "value": max(completed, days[0]).isoformat(),
                     "updated_at": pendulum.now("UTC"),
                 }
-                warehouse.upsert(conn, W, [mark], keys=["source", "item"])
+                warehouse.upsert(conn, WATERMARKS, [mark], keys=["source", "item"])
     return stats
 
 
@@ -137,15 +138,15 @@ def poll_itd_statuses(
     """Status of ITD sends not yet final (read or failed), newest first, bounded per run."""
     since = pendulum.now("UTC").subtract(days=max_age_days)
     query = (
-        sa.select(T.c.vendor_message_id, T.c.accepted_at)
+        sa.select(OUTBOUND.c.vendor_message_id, OUTBOUND.c.accepted_at)
         .where(
-            T.c.vendor == "itd",
-            T.c.state == "accepted",
-            T.c.vendor_message_id.is_not(None),
-            T.c.accepted_at >= since,
-            sa.or_(T.c.delivery_status.is_(None), T.c.delivery_status.not_in(["read", "failed"])),
+            OUTBOUND.c.vendor == "itd",
+            OUTBOUND.c.state == MessageState.ACCEPTED,
+            OUTBOUND.c.vendor_message_id.is_not(None),
+            OUTBOUND.c.accepted_at >= since,
+            sa.or_(OUTBOUND.c.delivery_status.is_(None), OUTBOUND.c.delivery_status.not_in([DeliveryStatus.READ, DeliveryStatus.FAILED])),
         )
-        .order_by(T.c.accepted_at.desc())
+        .order_by(OUTBOUND.c.accepted_at.desc())
         .limit(limit)
     )
     open_sends = warehouse.rows(query)

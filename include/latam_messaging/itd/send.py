@@ -10,8 +10,9 @@ from latam_messaging.drops.validation import RowRejected, RowValidator
 from latam_messaging.itd.contract import CONTENT_TYPES
 from latam_messaging.itd.hook import ItdHook
 from latam_messaging.itd.models import ItdMessage
+from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import Row, SendAdapter
-from latam_messaging.sending.ledger import MessageState, Outcome
+from latam_messaging.sending.ledger import SendOutcome
 
 
 class ItdRowValidator(RowValidator):
@@ -58,9 +59,9 @@ class ItdAdapter(SendAdapter):
     def make_hook(self, pool_size: int) -> ItdHook:
         return ItdHook(pool_size=pool_size)
 
-    def send_batch(self, hook: ItdHook, rows: Sequence[Row]) -> list[Outcome]:
+    def send_batch(self, hook: ItdHook, rows: Sequence[Row]) -> list[SendOutcome]:
         outcomes = []
         for row in rows:
             message = ItdMessage(row.content_type, row.content, row.phone, row.caption, row.description, row.url_thumb)
-            outcomes.append(Outcome(row.message_key, MessageState.ACCEPTED, hook.send(message)))
+            outcomes.append(SendOutcome(row.message_key, MessageState.ACCEPTED, hook.send(message)))
         return outcomes

@@ -4,7 +4,7 @@ rows are looked up at the vendor, if they can be.
 
 Everything else (drops, validation, ledger, claims, scheduling, concurrency, accounting) is shared
 in ``pipeline.py``. An adapter raises the vendor's typed errors for a whole-batch failure and
-returns one :class:`Outcome` per row otherwise.
+returns one :class:`SendOutcome` per row otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.drops.validation import RowValidator
-from latam_messaging.sending.ledger import Outcome, SendRow
+from latam_messaging.sending.ledger import SendOutcome, SendRow
 from latam_messaging.warehouse.db import Warehouse
 
 Row = SendRow
@@ -42,7 +42,7 @@ class SendAdapter:
         size = size or self.batch_size
         return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
 
-    def send_batch(self, hook: Any, rows: Sequence[Row]) -> list[Outcome]:
+    def send_batch(self, hook: Any, rows: Sequence[Row]) -> list[SendOutcome]:
         raise NotImplementedError
 
     def load_reference(self, warehouse: Warehouse) -> list[dict[str, Any]]:

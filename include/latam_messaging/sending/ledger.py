@@ -1,7 +1,7 @@
 """``outbound_messages``: the ledger that makes every send happen at most once.
 
-States (:class:`MessageState`): ``staged`` (its file is still being read) → ``scheduled`` (due later
-or outside the send window) → ``pending`` → ``sending`` → ``accepted`` / ``rejected`` / ``failed``.
+States and the moves between them belong to ``latam_messaging.lifecycle`` (``MessageState``,
+``move``); this module decides *when* rows move: claims, answers, leases, operators' decisions.
 
 **Claims.** A row leaves ``pending`` only through :meth:`Ledger.claim`: one statement that moves at
 most one request's worth of rows to ``sending`` for one owner and returns exactly those rows
@@ -20,37 +20,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.common.lease import Heartbeat, new_owner
+from latam_messaging.lifecycle import ANSWERS, OUTBOUND, MessageState, check_move, move, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
 log = logging.getLogger(__name__)
-T = schema.outbound_messages
-L = schema.send_leases
+LEASES = schema.send_leases
 KEY_CHUNK = 900
 DEFAULT_LEASE_S = 60.0
 
-
-class MessageState(StrEnum):
-    STAGED = "staged"
-    SCHEDULED = "scheduled"
-    PENDING = "pending"
-    SENDING = "sending"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
+__all__ = ["DEFAULT_LEASE_S", "Ledger", "MessageState", "SendLease", "SendOutcome", "SendRow", "new_owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +61,7 @@ SEND_COLUMNS = tuple(f.name for f in dataclasses.fields(SendRow))
 
 
 @dataclass
-class Outcome:
+class SendOutcome:
     """What became of one row after a send attempt."""
 
     message_key: str
@@ -91,11 +78,6 @@ def _chunks(items: Sequence[Any], size: int = KEY_CHUNK) -> Iterable[Sequence[An
         yield items[start : start + size]
 
 
-def new_owner(vendor: str) -> str:
-    host = socket.gethostname()[:40]
-    return f"{vendor}:{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
 class SendLease:
     """One dispatcher's lease: a ``send_leases`` row renewed by a heartbeat thread until released."""
 
@@ -104,44 +86,45 @@ class SendLease:
         self.vendor = vendor
         self.owner = new_owner(vendor)
         self.lease_s = lease_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._heartbeat = Heartbeat(
+            lambda: self.renew(),
+            lease_s,
+            name=f"lease-{vendor}",
+            errors=(sa.exc.SQLAlchemyError,),  # the warehouse is away: the lease may lapse
+            logger=log,
+            what=f"send lease {self.owner}",
+        )
+
+    @property
+    def _thread(self):
+        return self._heartbeat.thread
 
     def _until(self) -> pendulum.DateTime:
         return pendulum.now("UTC").add(seconds=self.lease_s)
 
     def renew(self) -> None:
         with self.warehouse.begin() as conn:
-            conn.execute(sa.update(L).where(L.c.owner == self.owner).values(lease_until=self._until()))
+            conn.execute(sa.update(LEASES).where(LEASES.c.owner == self.owner).values(lease_until=self._until()))
 
     def __enter__(self) -> SendLease:
         with self.warehouse.begin() as conn:
             conn.execute(
-                L.insert().values(
+                LEASES.insert().values(
                     owner=self.owner, vendor=self.vendor, started_at=pendulum.now("UTC"), lease_until=self._until()
                 )
             )
-
-        def beat() -> None:
-            while not self._stop.wait(max(self.lease_s / 4, 0.05)):
-                try:
-                    self.renew()
-                except sa.exc.SQLAlchemyError as exc:  # the warehouse is away: the lease may lapse
-                    log.warning("could not renew the send lease %s: %s", self.owner, type(exc).__name__)
-
-        self._thread = threading.Thread(target=beat, name=f"lease-{self.vendor}", daemon=True)
-        self._thread.start()
+        self._heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._heartbeat.__exit__(None, None, None)
         with contextlib.suppress(sa.exc.SQLAlchemyError), self.warehouse.begin() as conn:
-            conn.execute(sa.delete(L).where(L.c.owner == self.owner))
+            conn.execute(sa.delete(LEASES).where(LEASES.c.owner == self.owner))
 
 
 class Ledger:
+    """One vendor's rows of ``outbound_messages``; every state change is a :func:`lifecycle.move`."""
+
     def __init__(self, warehouse: Warehouse, vendor: str):
         self.warehouse = warehouse
         self.vendor = vendor
@@ -149,44 +132,39 @@ class Ledger:
     # ---- loading a file: staged rows, promoted all at once -------------------------------------
     def stage(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Rows of a file still being read: invisible to sending. Re-adding the same keys changes nothing."""
-        self.warehouse.bulk_insert_new(conn, T, rows, keys=["message_key"])
+        self.warehouse.bulk_insert_new(conn, OUTBOUND, rows, keys=["message_key"])
 
     def promote_file(self, conn: sa.Connection, sha256: str, now: pendulum.DateTime, *, window_open: bool) -> int:
         """A whole file's staged rows become ``pending`` (due) or ``scheduled``, in the caller's
         transaction; returns how many are ``scheduled``."""
-        staged = sa.and_(T.c.file_sha256 == sha256, T.c.state == MessageState.STAGED)
+        of_file = OUTBOUND.c.file_sha256 == sha256
         if window_open:
-            due = sa.or_(T.c.send_at.is_(None), T.c.send_at <= now)
-            conn.execute(sa.update(T).where(staged, due).values(state=MessageState.PENDING, updated_at=now))
-        return conn.execute(sa.update(T).where(staged).values(state=MessageState.SCHEDULED, updated_at=now)).rowcount
+            due = sa.or_(OUTBOUND.c.send_at.is_(None), OUTBOUND.c.send_at <= now)
+            conn.execute(move(MessageState.STAGED, MessageState.PENDING, of_file, due, updated_at=now))
+        return conn.execute(move(MessageState.STAGED, MessageState.SCHEDULED, of_file, updated_at=now)).rowcount
 
     def discard_file(self, conn: sa.Connection, sha256: str) -> int:
         """A failed file's staged rows are removed: nothing of it is ever sent."""
         return conn.execute(
-            sa.delete(T).where(T.c.file_sha256 == sha256, T.c.state == MessageState.STAGED)
+            sa.delete(OUTBOUND).where(OUTBOUND.c.file_sha256 == sha256, OUTBOUND.c.state == MessageState.STAGED)
         ).rowcount
 
     # ---- state changes -------------------------------------------------------------------------
     def mark_in_flight_unknown(self, now: pendulum.DateTime) -> int:
         """Rows left ``sending`` by a run whose lease expired: they may have gone out, so never
         re-send them. Rows of a live run (its lease current) are left alone."""
-        live = sa.select(L.c.owner).where(L.c.lease_until > now)
+        live = sa.select(LEASES.c.owner).where(LEASES.c.lease_until > now)
         with self.warehouse.begin() as conn:
-            conn.execute(sa.delete(L).where(L.c.vendor == self.vendor, L.c.lease_until <= now))
-            query = (
-                sa.update(T)
-                .where(
-                    T.c.vendor == self.vendor,
-                    T.c.state == MessageState.SENDING,
-                    sa.or_(T.c.claimed_by.is_(None), T.c.claimed_by.not_in(live)),
-                )
-                .values(
-                    state=MessageState.UNKNOWN,
-                    updated_at=now,
-                    error="in flight when a run stopped: not re-sent automatically",
-                )
+            conn.execute(sa.delete(LEASES).where(LEASES.c.vendor == self.vendor, LEASES.c.lease_until <= now))
+            statement = move(
+                MessageState.SENDING,
+                MessageState.UNKNOWN,
+                OUTBOUND.c.vendor == self.vendor,
+                sa.or_(OUTBOUND.c.claimed_by.is_(None), OUTBOUND.c.claimed_by.not_in(live)),
+                updated_at=now,
+                error="in flight when a run stopped: not re-sent automatically",
             )
-            return conn.execute(query).rowcount
+            return conn.execute(statement).rowcount
 
     def release_unknown(self, keys: Sequence[str], now: pendulum.DateTime) -> list[str]:
         """An operator's decision, after checking with the vendor, that these were not sent.
@@ -194,90 +172,79 @@ class Ledger:
         released: list[str] = []
         with self.warehouse.begin() as conn:
             for chunk in _chunks(list(dict.fromkeys(keys))):
-                query = (
-                    sa.update(T)
-                    .where(T.c.message_key.in_(chunk), T.c.vendor == self.vendor, T.c.state == MessageState.UNKNOWN)
-                    .values(state=MessageState.PENDING, updated_at=now, claimed_by=None, error="released by an operator")
-                    .returning(T.c.message_key)
-                )
-                released.extend(conn.execute(query).scalars())
+                statement = move(
+                    MessageState.UNKNOWN,
+                    MessageState.PENDING,
+                    OUTBOUND.c.message_key.in_(chunk),
+                    OUTBOUND.c.vendor == self.vendor,
+                    updated_at=now,
+                    claimed_by=None,
+                    error="released by an operator",
+                ).returning(OUTBOUND.c.message_key)
+                released.extend(conn.execute(statement).scalars())
         return released
 
     def promote_due(self, now: pendulum.DateTime) -> int:
         """``scheduled`` rows whose time has come become ``pending``."""
         with self.warehouse.begin() as conn:
-            query = (
-                sa.update(T)
-                .where(
-                    T.c.vendor == self.vendor,
-                    T.c.state == MessageState.SCHEDULED,
-                    sa.or_(T.c.send_at.is_(None), T.c.send_at <= now),
-                )
-                .values(state=MessageState.PENDING, updated_at=now)
+            statement = move(
+                MessageState.SCHEDULED,
+                MessageState.PENDING,
+                OUTBOUND.c.vendor == self.vendor,
+                sa.or_(OUTBOUND.c.send_at.is_(None), OUTBOUND.c.send_at <= now),
+                updated_at=now,
             )
-            return conn.execute(query).rowcount
+            return conn.execute(statement).rowcount
 
     def count_state(self, state: MessageState) -> int:
-        return self.warehouse.count(T, sa.and_(T.c.vendor == self.vendor, T.c.state == state))
+        return self.warehouse.count(OUTBOUND, sa.and_(OUTBOUND.c.vendor == self.vendor, OUTBOUND.c.state == state))
 
     def claim(self, owner: str, limit: int) -> list[SendRow]:
         """Atomically move up to ``limit`` pending rows to ``sending`` for ``owner`` and return them.
         Committed before any request for them leaves: the heart of 'never twice'."""
         now = pendulum.now("UTC")
         candidates = (
-            sa.select(T.c.message_key)
-            .where(T.c.vendor == self.vendor, T.c.state == MessageState.PENDING)
-            .order_by(T.c.message_key)
+            sa.select(OUTBOUND.c.message_key)
+            .where(OUTBOUND.c.vendor == self.vendor, OUTBOUND.c.state == MessageState.PENDING)
+            .order_by(OUTBOUND.c.message_key)
             .limit(limit)
         )
-        values = {"state": MessageState.SENDING, "claimed_by": owner, "request_started_at": now, "updated_at": now}
-        returned = [T.c[name] for name in SEND_COLUMNS]
+        values = {"claimed_by": owner, "request_started_at": now, "updated_at": now}
+        returned = [OUTBOUND.c[name] for name in SEND_COLUMNS]
         if self.warehouse.dialect == "postgresql":
             # A materialised CTE locks and picks the rows once; an ``IN (SELECT … LIMIT … SKIP LOCKED)``
             # subquery may be run again while the UPDATE goes, and then claim more than ``limit``.
             picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-            statement = (
-                sa.update(T)
-                .where(T.c.message_key == picked.c.message_key, T.c.state == MessageState.PENDING)
-                .values(**values)
-                .returning(*returned)
-            )
+            chosen = OUTBOUND.c.message_key == picked.c.message_key
         else:  # one UPDATE statement holds SQLite's write lock from before it reads until it commits
-            statement = (
-                sa.update(T)
-                .where(T.c.message_key.in_(candidates.scalar_subquery()), T.c.state == MessageState.PENDING)
-                .values(**values)
-                .returning(*returned)
-            )
+            chosen = OUTBOUND.c.message_key.in_(candidates.scalar_subquery())
+        statement = move(MessageState.PENDING, MessageState.SENDING, chosen, **values).returning(*returned)
         with self.warehouse.begin() as conn:
             rows = [SendRow(*r) for r in conn.execute(statement)]
         rows.sort(key=lambda r: r.message_key)
         return rows
 
-    def record(self, outcomes: Sequence[Outcome], now: pendulum.DateTime, owner: str) -> None:
+    def record(self, outcomes: Sequence[SendOutcome], now: pendulum.DateTime, owner: str) -> None:
         """The vendor's answers, in one transaction; only rows this owner claimed are written."""
         if not outcomes:
             return
-        answered = (
-            sa.update(T)
-            .where(
-                T.c.message_key == sa.bindparam("k"),
-                T.c.claimed_by == owner,
-                sa.or_(T.c.state == MessageState.SENDING, T.c.state == MessageState.UNKNOWN),
-            )
-            .values(
-                state=sa.bindparam("s"),
-                vendor_message_id=sa.bindparam("v"),
-                error=sa.bindparam("e"),
-                vendor_answer=sa.bindparam("a"),
-                accepted_at=sa.bindparam("t"),
-                updated_at=now,
-            )
+        for outcome in outcomes:
+            if outcome.state != MessageState.PENDING and outcome.state not in ANSWERS:
+                check_move((MessageState.SENDING,), outcome.state)  # raises: not an answer
+        mine = (OUTBOUND.c.message_key == sa.bindparam("k"), OUTBOUND.c.claimed_by == owner)
+        answered = move(
+            (MessageState.SENDING, MessageState.UNKNOWN),
+            sa.bindparam("s"),  # each one of ANSWERS, checked above
+            *mine,
+            vendor_message_id=sa.bindparam("v"),
+            error=sa.bindparam("e"),
+            vendor_answer=sa.bindparam("a"),
+            accepted_at=sa.bindparam("t"),
+            updated_at=now,
         )
-        returned = (  # claimed but never sent (the run stopped first): pending again, unclaimed
-            sa.update(T)
-            .where(T.c.message_key == sa.bindparam("k"), T.c.claimed_by == owner, T.c.state == MessageState.SENDING)
-            .values(state=MessageState.PENDING, claimed_by=None, request_started_at=None, updated_at=now)
+        # claimed but never sent (the run stopped first): pending again, unclaimed
+        returned = move(
+            MessageState.SENDING, MessageState.PENDING, *mine, claimed_by=None, request_started_at=None, updated_at=now
         )
         params = [
             {
@@ -303,9 +270,13 @@ class Ledger:
         after = ""
         while True:
             query = (
-                sa.select(T.c.message_key)
-                .where(T.c.vendor == self.vendor, T.c.state == MessageState.UNKNOWN, T.c.message_key > after)
-                .order_by(T.c.message_key)
+                sa.select(OUTBOUND.c.message_key)
+                .where(
+                    OUTBOUND.c.vendor == self.vendor,
+                    OUTBOUND.c.state == MessageState.UNKNOWN,
+                    OUTBOUND.c.message_key > after,
+                )
+                .order_by(OUTBOUND.c.message_key)
                 .limit(page)
             )
             with self.warehouse.engine.connect() as conn:
@@ -319,16 +290,5 @@ class Ledger:
         """Unknown rows the vendor turned out to have accepted: ``{message_key: vendor_message_id}``."""
         if not found:
             return 0
-        statement = (
-            sa.update(T)
-            .where(T.c.message_key == sa.bindparam("k"), T.c.state == MessageState.UNKNOWN)
-            .values(
-                state=MessageState.ACCEPTED,
-                vendor_message_id=sa.bindparam("v"),
-                error=None,
-                accepted_at=now,
-                updated_at=now,
-            )
-        )
         with self.warehouse.begin() as conn:
-            return conn.execute(statement, [{"k": k, "v": v} for k, v in found.items()]).rowcount
+            return resolve_in_doubt(conn, found, now)

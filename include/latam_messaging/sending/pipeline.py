@@ -28,8 +28,9 @@ from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import DropStats, process_drops
 from latam_messaging.drops.registry import DropRegistry
 from latam_messaging.drops.validation import RowValidator, ValidationContext
+from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import SendAdapter
-from latam_messaging.sending.ledger import DEFAULT_LEASE_S, Ledger, MessageState, Outcome, SendLease, SendRow
+from latam_messaging.sending.ledger import DEFAULT_LEASE_S, Ledger, SendLease, SendOutcome, SendRow
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -120,11 +121,11 @@ class _Stop:
 
 def _send_one_batch(
     adapter: SendAdapter, hook: Any, batch: list[SendRow], limiter: RateLimiter, stop: _Stop
-) -> list[Outcome]:
+) -> list[SendOutcome]:
     """Send one request's rows; never raises: every row gets an outcome."""
     keys = [r.message_key for r in batch]
     if stop.event.is_set():
-        return [Outcome(k, MessageState.PENDING) for k in keys]
+        return [SendOutcome(k, MessageState.PENDING) for k in keys]
     limiter.acquire()
     try:
         outcomes = adapter.send_batch(hook, batch)
@@ -134,16 +135,16 @@ def _send_one_batch(
         return outcomes
     except (errors.VendorNoCreditsError, errors.VendorAuthError) as exc:
         stop.set(exc)  # the vendor refused before sending: these rows stay pending
-        return [Outcome(k, MessageState.PENDING, error=str(exc)) for k in keys]
+        return [SendOutcome(k, MessageState.PENDING, error=str(exc)) for k in keys]
     except errors.VendorValidationError as exc:
-        return [Outcome(k, MessageState.REJECTED, error=str(exc)) for k in keys]
+        return [SendOutcome(k, MessageState.REJECTED, error=str(exc)) for k in keys]
     except errors.VendorAmbiguousError as exc:  # it may have reached the vendor: never sent again blindly
-        return [Outcome(k, MessageState.UNKNOWN, error=str(exc)) for k in keys]
+        return [SendOutcome(k, MessageState.UNKNOWN, error=str(exc)) for k in keys]
     except errors.VendorTransientError as exc:  # provably never reached the vendor, retries exhausted
-        return [Outcome(k, MessageState.FAILED, error=f"gave up after retries: {exc}") for k in keys]
+        return [SendOutcome(k, MessageState.FAILED, error=f"gave up after retries: {exc}") for k in keys]
     except Exception as exc:  # an answer we could not read: it may have been sent
         log.exception("unexpected error sending %d row(s)", len(keys))
-        return [Outcome(k, MessageState.UNKNOWN, error=f"{type(exc).__name__} reading the answer") for k in keys]
+        return [SendOutcome(k, MessageState.UNKNOWN, error=f"{type(exc).__name__} reading the answer") for k in keys]
 
 
 def dispatch(
@@ -186,7 +187,7 @@ def dispatch(
     limiter = RateLimiter(requests_per_s if requests_per_s is not None else adapter.requests_per_s)
     hook = hook or adapter.make_hook(pool_size=workers)
     stop = _Stop()
-    answers: queue.Queue[tuple[list[Outcome], threading.Event] | None] = queue.Queue()
+    answers: queue.Queue[tuple[list[SendOutcome], threading.Event] | None] = queue.Queue()
     lock = threading.Lock()
     last_progress = [started]
 
@@ -278,7 +279,7 @@ def unknown_report(warehouse: Warehouse, vendor: str) -> list[dict[str, Any]]:
     table = schema.outbound_messages
     query = (
         sa.select(table.c.message_key, table.c.phone, table.c.request_started_at, table.c.error)
-        .where(table.c.vendor == vendor, table.c.state == "unknown")
+        .where(table.c.vendor == vendor, table.c.state == MessageState.UNKNOWN)
         .order_by(table.c.message_key)
         .limit(100)
     )

@@ -9,7 +9,8 @@ from typing import Any
 import pendulum
 
 from latam_messaging.common.timeparse import parse_iso
-from latam_messaging.status import DeliveryStatus, StatusEvent
+from latam_messaging.lifecycle import DeliveryStatus
+from latam_messaging.status import StatusEvent
 from latam_messaging.teleprom import contract
 from latam_messaging.webhooks.parsers import (
     Parsed,
@@ -31,7 +32,7 @@ def teleprom_status(raw: Any) -> DeliveryStatus:
         return DeliveryStatus(text)
     if text.startswith("failed"):
         return DeliveryStatus.FAILED
-    return DeliveryStatus.UNKNOWN
+    return DeliveryStatus.UNRECOGNISED
 
 
 def _reply_id(item: dict[str, Any]) -> str:

@@ -8,8 +8,9 @@ from itertools import groupby
 from typing import Any
 
 from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
+from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import Row, SendAdapter
-from latam_messaging.sending.ledger import MessageState, Outcome
+from latam_messaging.sending.ledger import SendOutcome
 from latam_messaging.teleprom.contract import DEFAULT_BATCH_SIZE
 from latam_messaging.teleprom.hook import TelepromHook
 from latam_messaging.teleprom.models import HsmDestination, HsmMessage
@@ -101,7 +102,7 @@ class TelepromAdapter(SendAdapter):
 
         return [list(group) for _, group in groupby(sorted(rows, key=by_template), key=by_template)]
 
-    def send_batch(self, hook: TelepromHook, rows: Sequence[Row]) -> list[Outcome]:
+    def send_batch(self, hook: TelepromHook, rows: Sequence[Row]) -> list[SendOutcome]:
         message = HsmMessage(
             account_id=rows[0].account_id,
             template_id=rows[0].template_id,
@@ -109,8 +110,8 @@ class TelepromAdapter(SendAdapter):
         )
         answer = hook.send_hsm([message])
         return [
-            Outcome(row.message_key, MessageState.ACCEPTED, result.message_id, vendor_answer=result.status)
+            SendOutcome(row.message_key, MessageState.ACCEPTED, result.message_id, vendor_answer=result.status)
             if result.accepted
-            else Outcome(row.message_key, MessageState.REJECTED, error=f"Teleprom: {result.status}", vendor_answer=result.status)
+            else SendOutcome(row.message_key, MessageState.REJECTED, error=f"Teleprom: {result.status}", vendor_answer=result.status)
             for row, result in zip(rows, answer.results, strict=True)
         ]

@@ -6,7 +6,8 @@ from typing import Any
 
 import pendulum
 
-from latam_messaging.status import DeliveryStatus, StatusEvent
+from latam_messaging.lifecycle import DeliveryStatus
+from latam_messaging.status import StatusEvent
 from latam_messaging.wavy import contract
 from latam_messaging.wavy.models import SmsInbound, SmsStatus
 from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, inbound_row, items_of
@@ -30,7 +31,7 @@ def status_events(status: SmsStatus, source: str) -> list[StatusEvent]:
         if code is None or at is None:
             continue
         if code not in known:
-            normalised = DeliveryStatus.UNKNOWN
+            normalised = DeliveryStatus.UNRECOGNISED
         else:
             normalised = success if code in (contract.SENT_SUCCESS, contract.DELIVERED_SUCCESS) else DeliveryStatus.FAILED
         raw = text or str(code)

@@ -9,6 +9,7 @@ import logging
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.lifecycle import DeliveryStatus, MessageState
 from latam_messaging.polling import replay_spool, spool, spool_dir, store_raw_page, watermarks
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
@@ -17,8 +18,8 @@ from latam_messaging.wavy.callbacks import status_events
 from latam_messaging.wavy.hook import WavyHook
 
 log = logging.getLogger(__name__)
-T = schema.outbound_messages
-W = schema.poll_watermarks
+OUTBOUND = schema.outbound_messages
+WATERMARKS = schema.poll_watermarks
 
 
 
@@ -34,10 +35,10 @@ def _mo_window(warehouse: Warehouse) -> str | None:
 def _set_mo_window(warehouse: Warehouse, value: str | None) -> None:
     with warehouse.begin() as conn:
         if value is None:
-            conn.execute(sa.delete(W).where(W.c.source == MO_WINDOW[0], W.c.item == MO_WINDOW[1]))
+            conn.execute(sa.delete(WATERMARKS).where(WATERMARKS.c.source == MO_WINDOW[0], WATERMARKS.c.item == MO_WINDOW[1]))
         else:
             row = {"source": MO_WINDOW[0], "item": MO_WINDOW[1], "value": value, "updated_at": pendulum.now("UTC")}
-            warehouse.insert_new(conn, W, [row], keys=["source", "item"])  # the earliest open window stays
+            warehouse.insert_new(conn, WATERMARKS, [row], keys=["source", "item"])  # the earliest open window stays
 
 
 def reconcile_mo(warehouse: Warehouse, hook: WavyHook) -> int:
@@ -80,19 +81,19 @@ def search_open_wavy(warehouse: Warehouse, hook: WavyHook, *, open_after_minutes
     """Wavy sends still open after a while, and unknown ones: search by correlationId (our key)."""
     cutoff = pendulum.now("UTC").subtract(minutes=open_after_minutes)
     query = (
-        sa.select(T.c.message_key)
+        sa.select(OUTBOUND.c.message_key)
         .where(
-            T.c.vendor == "wavy",
+            OUTBOUND.c.vendor == "wavy",
             sa.or_(
-                T.c.state == "unknown",
+                OUTBOUND.c.state == MessageState.UNKNOWN,
                 sa.and_(
-                    T.c.state == "accepted",
-                    T.c.accepted_at <= cutoff,
-                    sa.or_(T.c.delivery_status.is_(None), T.c.delivery_status.not_in(["delivered", "failed"])),
+                    OUTBOUND.c.state == MessageState.ACCEPTED,
+                    OUTBOUND.c.accepted_at <= cutoff,
+                    sa.or_(OUTBOUND.c.delivery_status.is_(None), OUTBOUND.c.delivery_status.not_in([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED])),
                 ),
             ),
         )
-        .order_by(T.c.message_key)
+        .order_by(OUTBOUND.c.message_key)
         .limit(limit)
     )
     keys = [r["message_key"] for r in warehouse.rows(query)]

@@ -10,8 +10,9 @@ from typing import Any
 import pendulum
 
 from latam_messaging.drops.validation import RowRejected, RowValidator
+from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import Row, SendAdapter
-from latam_messaging.sending.ledger import Ledger, MessageState, Outcome
+from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.wavy.contract import MAX_BULK, MAX_TEXT
 from latam_messaging.wavy.hook import WavyHook
@@ -46,9 +47,9 @@ class WavyAdapter(SendAdapter):
     def make_hook(self, pool_size: int) -> WavyHook:
         return WavyHook(pool_size=pool_size)
 
-    def send_batch(self, hook: WavyHook, rows: Sequence[Row]) -> list[Outcome]:
+    def send_batch(self, hook: WavyHook, rows: Sequence[Row]) -> list[SendOutcome]:
         receipts = hook.send_bulk([SmsMessage(r.phone, r.content, correlation_id=r.message_key) for r in rows])
-        return [Outcome(row.message_key, MessageState.ACCEPTED, receipt.id) for row, receipt in zip(rows, receipts, strict=True)]
+        return [SendOutcome(row.message_key, MessageState.ACCEPTED, receipt.id) for row, receipt in zip(rows, receipts, strict=True)]
 
     reconciles_unknown = True
 

@@ -32,7 +32,7 @@ from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, VendorParser, parse_body
 
 log = logging.getLogger(__name__)
-R = schema.raw_webhook_events
+RAW_EVENTS = schema.raw_webhook_events
 BATCH = 1000
 BASE64_PREFIX = "base64:"
 REASON_CHARS = 1000
@@ -220,12 +220,12 @@ def _write(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: WebhookInge
         statuses = apply_status_events(warehouse, conn, [e for o in outcomes for e in o.statuses])
         inbound = store_inbound(warehouse, conn, [m for o in outcomes for m in o.inbound], "webhook")
         conn.execute(
-            sa.update(R)
-            .where(R.c.id == sa.bindparam("i"))
+            sa.update(RAW_EVENTS)
+            .where(RAW_EVENTS.c.id == sa.bindparam("i"))
             .values(
                 parse_state=sa.bindparam("s"),
                 parse_error=sa.bindparam("e"),
-                format_version=sa.func.coalesce(sa.bindparam("v"), R.c.format_version),
+                format_version=sa.func.coalesce(sa.bindparam("v"), RAW_EVENTS.c.format_version),
                 parsed_at=now,
             ),
             [o.update_row() for o in outcomes],
@@ -279,10 +279,10 @@ def ingest_pending(
         states += [ParseState.ERROR.value, ParseState.PARTIAL.value]
     last_id = 0
     while limit is None or stats.events < limit:
-        query = sa.select(R.c.id, R.c.vendor, R.c.channel, R.c.body, R.c.received_at).where(
-            R.c.parse_state.in_(states), R.c.id > last_id
+        query = sa.select(RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at).where(
+            RAW_EVENTS.c.parse_state.in_(states), RAW_EVENTS.c.id > last_id
         )
-        batch = warehouse.rows(query.order_by(R.c.id).limit(BATCH))
+        batch = warehouse.rows(query.order_by(RAW_EVENTS.c.id).limit(BATCH))
         if not batch:
             break
         last_id = batch[-1]["id"]

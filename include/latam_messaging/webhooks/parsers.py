@@ -22,7 +22,6 @@ import pendulum
 from latam_messaging.common.timeparse import from_epoch_ms
 from latam_messaging.status import StatusEvent
 
-TELEPROM_STATUSES = {"enqueued", "sent", "delivered", "read", "failed"}
 #: Larger bodies are refused before parsing (the receiver stores at most 1 MiB).
 MAX_BODY_CHARS = 1024 * 1024
 #: Deeper nesting is refused before ``json.loads`` (the vendors' bodies nest 8 levels at most).
