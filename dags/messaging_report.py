@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from latam_messaging import assets, schedules
-from latam_messaging.notify import dag_defaults
+from latam_messaging.dag_defaults import dag_defaults
 
 DOC = """
 ### messaging_report

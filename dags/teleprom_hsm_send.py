@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from latam_messaging import schedules
-from latam_messaging.notify import dag_defaults
+from latam_messaging.dag_defaults import dag_defaults
 from latam_messaging.sending.tasks import send_doc, send_params, send_pipeline
 
 

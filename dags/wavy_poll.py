@@ -7,7 +7,7 @@ from dataclasses import asdict
 from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import assets, schedules
-from latam_messaging.notify import dag_defaults
+from latam_messaging.dag_defaults import dag_defaults
 from latam_messaging.vendors import POOLS
 
 DOC = """

@@ -321,7 +321,8 @@ def child_webhook_ingest(bodies: int) -> dict:
     from latam_messaging.vendors import callback_parsers
     from latam_messaging.warehouse import schema
     from latam_messaging.warehouse.db import open_warehouse
-    from latam_messaging.webhooks.ingest import ingest_pending, raw_event_row
+    from latam_messaging.webhooks.ingest import ingest_pending
+    from latam_messaging.webhooks.raw import raw_event_row
 
     warehouse = open_warehouse()
     now = pendulum.now("UTC")

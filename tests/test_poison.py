@@ -16,7 +16,8 @@ from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks import ingest
 from latam_messaging.webhooks import receiver as receiver_module
-from latam_messaging.webhooks.ingest import body_bytes, ingest_pending
+from latam_messaging.webhooks.ingest import ingest_pending
+from latam_messaging.webhooks.raw import body_bytes, raw_event_row
 from tests.conftest import add_ledger_row, configure
 
 R, E, IN, T = (
@@ -169,7 +170,7 @@ def test_a_batch_write_failure_is_retried_body_by_body(receiver, warehouse, monk
 # ---- the receiver ----------------------------------------------------------------------------------
 def test_a_poison_row_in_a_group_commit_fails_alone(warehouse):
     store = receiver_module.GroupCommitStore(warehouse)
-    rows = [ingest.raw_event_row("itd", None, f"body-{n}".encode(), "application/json") for n in range(6)]
+    rows = [raw_event_row("itd", None, f"body-{n}".encode(), "application/json") for n in range(6)]
     rows[2]["body"] = None  # NOT NULL: the database refuses this row
 
     async def run():

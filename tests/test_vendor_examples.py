@@ -25,7 +25,7 @@ from latam_messaging.itd.hook import ItdAuthError, ItdHook, ItdNoCreditsError, I
 from latam_messaging.itd.models import ItdMessage
 from latam_messaging.teleprom.hook import TelepromHook, _Token
 from latam_messaging.warehouse import schema
-from latam_messaging.webhooks.ingest import body_bytes
+from latam_messaging.webhooks.raw import body_bytes
 from tests.conftest import add_ledger_row, set_connection
 
 DOCS = Path(__file__).parent / "fixtures" / "vendor_docs"

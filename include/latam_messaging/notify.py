@@ -1,21 +1,27 @@
 """Failure notifications, configured by an Airflow connection (``messaging_alerts`` by default).
 
-* an ``http`` connection: a chat webhook (Slack, Google Chat, Teams incoming webhooks take
-  ``{"text": ...}``): host = the webhook URL;
-* an ``smtp`` connection: e-mail to the addresses in its extra ``to`` (comma-separated).
+The connection's type picks the providers' own notifier, so delivery, retries and templates are theirs:
 
-Without the connection nothing is sent and the task log says so: alerts are opt-in.
+* ``http``: :class:`~airflow.providers.http.notifications.HttpNotifier` posts ``{"text": ...}`` to a
+  chat webhook (Slack, Google Chat, Teams incoming webhooks take that shape): host = the webhook URL;
+* ``smtp``: :class:`~airflow.providers.smtp.notifications.smtp.SmtpNotifier` e-mails the addresses in
+  the connection's extra ``to`` (comma-separated; ``from_email`` from the connection).
+
+What stays here is what neither provider does: choosing by the connection at failure time (a
+deployment switches channel without touching a DAG), masking the webhook URL (its path is its
+token) in every log line, and staying silent when no alert connection exists (alerts are opt-in).
 """
 
 from __future__ import annotations
 
 import logging
 
-import pendulum
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.log import mask_secret
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TEXT = "Airflow: {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ run_id }}). Log: {{ ti.log_url }}"
 
 
 class MessagingAlertNotifier(BaseNotifier):
@@ -24,7 +30,27 @@ class MessagingAlertNotifier(BaseNotifier):
     def __init__(self, conn_id: str | None = None, text: str | None = None):
         super().__init__()
         self.conn_id = conn_id  # None: the settings' alert connection, looked up when a task fails
-        self.text = text or "Airflow: {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ run_id }}). Log: {{ ti.log_url }}"
+        self.text = text or DEFAULT_TEXT
+
+    def channel(self, conn) -> BaseNotifier | None:
+        """The provider notifier for connection ``conn`` (None for a type neither provider serves)."""
+        if conn.conn_type in ("http", "https"):
+            from airflow.providers.http.notifications import HttpNotifier
+
+            return HttpNotifier(http_conn_id=self.conn_id, method="POST", json={"text": self.text})
+        if conn.conn_type == "smtp":
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            extra = conn.extra_dejson or {}
+            to = [a.strip() for a in str(extra.get("to", "")).split(",") if a.strip()]
+            return SmtpNotifier(
+                to=to,
+                from_email=extra.get("from_email"),
+                smtp_conn_id=self.conn_id,
+                subject=self.text[:120],
+                html_content=self.text,
+            )
+        return None
 
     def notify(self, context) -> None:
         if self.conn_id is None:
@@ -37,23 +63,16 @@ class MessagingAlertNotifier(BaseNotifier):
             log.info("no connection %r: failure alert not sent", self.conn_id)
             return
         mask_connection_secrets(conn)
-        if conn.conn_type in ("http", "https"):
-            from airflow.providers.http.hooks.http import HttpHook
-
-            try:
-                HttpHook(method="POST", http_conn_id=self.conn_id).run(json={"text": self.text})
-            except Exception as exc:  # the message may quote the webhook URL, whose path is its token
-                raise RuntimeError(
-                    f"failure alert via connection {self.conn_id!r} not delivered ({type(exc).__name__})"
-                ) from None
-        elif conn.conn_type == "smtp":
-            from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-            to = [a.strip() for a in str(conn.extra_dejson.get("to", "")).split(",") if a.strip()]
-            with SmtpHook(smtp_conn_id=self.conn_id) as smtp:
-                smtp.send_email_smtp(to=to, subject=self.text[:120], html_content=self.text)
-        else:
+        channel = self.channel(conn)
+        if channel is None:
             log.warning("connection %r has type %r: use http (chat webhook) or smtp", self.conn_id, conn.conn_type)
+            return
+        try:
+            channel.notify(context)
+        except Exception as exc:  # the message may quote the webhook URL, whose path is its token
+            raise RuntimeError(
+                f"failure alert via connection {self.conn_id!r} not delivered ({type(exc).__name__})"
+            ) from None
 
 
 def mask_connection_secrets(conn) -> None:
@@ -67,13 +86,3 @@ def mask_connection_secrets(conn) -> None:
             mask_secret(value)
     if conn.host and "/" in conn.host.split("://", 1)[-1]:
         mask_secret(conn.host.split("://", 1)[-1].split("/", 1)[1])
-
-
-def dag_defaults(retries: int = 2, retry_delay_minutes: float = 2) -> dict:
-    """``default_args`` every messaging DAG shares: retries with backoff, and the failure alert."""
-    return {
-        "retries": retries,
-        "retry_delay": pendulum.duration(minutes=retry_delay_minutes),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": [MessagingAlertNotifier()],
-    }

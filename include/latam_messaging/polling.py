@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
-from latam_messaging.webhooks.ingest import raw_event_row
+from latam_messaging.webhooks.raw import raw_event_row
 
 log = logging.getLogger(__name__)
 WATERMARKS = schema.poll_watermarks

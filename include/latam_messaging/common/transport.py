@@ -28,8 +28,8 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
 from latam_messaging.common import errors as base_errors
+from latam_messaging.common.connection_form import COMMON_FIELDS, form_widgets, ui_field_behaviour
 from latam_messaging.common.errors import VendorErrors
-from latam_messaging.connections import COMMON_FIELDS, form_widgets, ui_field_behaviour
 
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_MAX_RETRIES = 5

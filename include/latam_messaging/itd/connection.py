@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from latam_messaging.connections import COMMON_FIELDS
+from latam_messaging.common.connection_form import COMMON_FIELDS
 
 CONN_TYPE = "itd_chile"
 FORM: dict[str, Any] = {

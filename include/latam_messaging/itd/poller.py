@@ -22,7 +22,7 @@ from latam_messaging.polling import watermarks
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
-from latam_messaging.webhooks.ingest import check_inbound, store_inbound
+from latam_messaging.webhooks.inbound import check_inbound, store_inbound
 from latam_messaging.webhooks.parsers import When
 
 log = logging.getLogger(__name__)

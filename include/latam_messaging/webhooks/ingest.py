@@ -1,4 +1,7 @@
-"""Parse stored webhook bodies into status events and inbound messages (the ``webhook_ingest`` DAG).
+"""The parse loop: stored webhook bodies into status events and inbound messages (the ``webhook_ingest`` DAG).
+
+Storing bodies is ``webhooks/raw.py``'s job, storing inbound messages ``webhooks/inbound.py``'s,
+applying status events ``status.py``'s; this module reads, parses and writes in batches.
 
 Pending events are taken in id order, in batches; each batch's results and its events' new
 ``parse_state`` commit together, so a crash re-parses at most one batch, and re-parsing is
@@ -15,34 +18,23 @@ idempotent. Isolation, so that no single body or item ever stops ingestion:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.status import StatusEvent, apply_status_events
-from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.webhooks.inbound import check_inbound, store_inbound
 from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, VendorParser, parse_body
+from latam_messaging.webhooks.raw import RAW_EVENTS, ParseState, body_bytes
 
 log = logging.getLogger(__name__)
-RAW_EVENTS = schema.raw_webhook_events
 BATCH = 1000
-BASE64_PREFIX = "base64:"
 REASON_CHARS = 1000
-
-
-class ParseState(StrEnum):
-    PENDING = "pending"
-    PARSED = "parsed"
-    PARTIAL = "partial"  # some items of the body landed, the others are listed in parse_error
-    ERROR = "error"
 
 
 @dataclass
@@ -55,61 +47,7 @@ class WebhookIngestStats:
     inbound: int = 0
 
 
-# ---- lossless body storage ------------------------------------------------------------------------
-def body_text(raw: bytes) -> str:
-    """UTF-8 text as sent; anything a text column cannot hold exactly (bytes that are not UTF-8, a
-    NUL, which PostgreSQL text refuses, or text that itself starts with the prefix) as ``base64:``."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or "\x00" in text or text.startswith(BASE64_PREFIX):
-        return BASE64_PREFIX + base64.b64encode(raw).decode()
-    return text
-
-
-def body_bytes(stored: str) -> bytes:
-    """The exact bytes the vendor sent (inverse of :func:`body_text`)."""
-    if stored.startswith(BASE64_PREFIX):
-        return base64.b64decode(stored[len(BASE64_PREFIX) :])
-    return stored.encode("utf-8")
-
-
-def raw_event_row(
-    vendor: str, channel: str | None, raw: bytes, content_type: str | None, format_version: str | None = None
-) -> dict[str, Any]:
-    """A ``raw_webhook_events`` row, waiting to be parsed (webhooks and polled queue pages alike)."""
-    return {
-        "vendor": vendor,
-        "channel": channel,
-        "format_version": format_version,
-        "received_at": pendulum.now("UTC"),
-        "content_type": (content_type or "")[:200],
-        "body_sha256": hashlib.sha256(raw).hexdigest(),
-        "body": body_text(raw),
-        "parse_state": ParseState.PENDING.value,
-    }
-
-
 # ---- guards before writes -------------------------------------------------------------------------
-def row_problem(table: sa.Table, row: Mapping[str, Any]) -> str | None:
-    """Why ``row`` would not fit ``table`` on PostgreSQL (the same rule is applied on SQLite), or None."""
-    for name, value in row.items():
-        if not isinstance(value, str):
-            continue
-        if "\x00" in value:
-            return f"{name} contains a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{name} is not valid Unicode"
-        column = table.c.get(name)
-        length = getattr(column.type, "length", None) if column is not None else None
-        if length and len(value) > length:
-            return f"{name} has {len(value)} characters, over the column's {length}"
-    return None
-
-
 def _event_problem(event: StatusEvent) -> str | None:
     fields = {
         "vendor_message_id": event.vendor_message_id,
@@ -128,47 +66,9 @@ def _event_problem(event: StatusEvent) -> str | None:
     return None
 
 
-def check_inbound(messages: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Inbound rows that fit the table, and a reason for each one that does not."""
-    good, problems = [], []
-    for message in messages:
-        problem = row_problem(schema.inbound_messages, message)
-        if problem:
-            problems.append(f"message {str(message.get('vendor_message_id'))[:80]!r}: {problem}")
-        else:
-            good.append(message)
-    return good, problems
-
-
-def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[dict[str, Any]], source: str) -> int:
-    """Insert inbound messages once per (vendor, vendor_message_id); returns how many were new."""
-    if not messages:
-        return 0
-    now = pendulum.now("UTC")
-    rows = [
-        {
-            "from_phone": None,
-            "to_account": None,
-            "message_type": None,
-            "text": None,
-            "media_url": None,
-            "received_at": None,
-            "in_reply_to": None,
-            "raw": None,
-            "direction": None,
-            "note": None,
-            **m,
-            "recorded_at": now,
-            "source": source,
-        }
-        for m in messages
-    ]
-    return warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
-
-
 # ---- parsing ---------------------------------------------------------------------------------------
 @dataclass
-class Outcome:
+class ParseOutcome:
     raw_id: int
     state: ParseState
     reasons: list[str] = field(default_factory=list)
@@ -181,7 +81,7 @@ class Outcome:
         return {"i": self.raw_id, "s": self.state.value, "e": error, "v": self.format_version}
 
 
-def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Outcome:
+def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> ParseOutcome:
     """One stored body → what it carries; never raises (a body that cannot be used is an error)."""
     try:
         try:
@@ -190,9 +90,9 @@ def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Outc
             raise UnparseableEvent("body is not UTF-8 text") from exc
         parsed: Parsed = parse_body(parsers.get(item["vendor"]), item["channel"], text, item["received_at"])
     except UnparseableEvent as exc:
-        return Outcome(item["id"], ParseState.ERROR, [str(exc)[:REASON_CHARS]])
+        return ParseOutcome(item["id"], ParseState.ERROR, [str(exc)[:REASON_CHARS]])
     except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - one body must never stop ingestion
-        return Outcome(item["id"], ParseState.ERROR, [f"{type(exc).__name__} while parsing"])
+        return ParseOutcome(item["id"], ParseState.ERROR, [f"{type(exc).__name__} while parsing"])
     reasons = list(parsed.errors)
     statuses = []
     for event in parsed.statuses:
@@ -210,10 +110,10 @@ def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Outc
         state = ParseState.PARTIAL
     else:
         state = ParseState.ERROR
-    return Outcome(item["id"], state, reasons, parsed.format_version, statuses, inbound)
+    return ParseOutcome(item["id"], state, reasons, parsed.format_version, statuses, inbound)
 
 
-def _write(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: WebhookIngestStats) -> None:
+def _write(warehouse: Warehouse, outcomes: Sequence[ParseOutcome], stats: WebhookIngestStats) -> None:
     """Everything the outcomes carry and their new parse states, in one transaction."""
     now = pendulum.now("UTC")
     with warehouse.begin() as conn:
@@ -240,7 +140,7 @@ def _write_failure(exc: BaseException) -> str:
     return f"write failed: {type(orig).__name__}: {first_line}"[:300]
 
 
-def _write_isolated(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: WebhookIngestStats) -> None:
+def _write_isolated(warehouse: Warehouse, outcomes: Sequence[ParseOutcome], stats: WebhookIngestStats) -> None:
     """Write the batch; when that fails, body by body, marking a body whose own write fails ``error``."""
     try:
         _write(warehouse, outcomes, stats)
@@ -257,7 +157,7 @@ def _write_isolated(warehouse: Warehouse, outcomes: Sequence[Outcome], stats: We
         except sa.exc.OperationalError:
             raise
         except Exception as exc:  # noqa: BLE001
-            failed = Outcome(outcome.raw_id, ParseState.ERROR, [*outcome.reasons, _write_failure(exc)])
+            failed = ParseOutcome(outcome.raw_id, ParseState.ERROR, [*outcome.reasons, _write_failure(exc)])
             failed.format_version = outcome.format_version
             log.warning("raw webhook event %d could not be written: marked error", outcome.raw_id)
             _write(warehouse, [failed], stats)

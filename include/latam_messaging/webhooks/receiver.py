@@ -9,7 +9,7 @@ happens in the ``webhook_ingest`` DAG.
 
 Stores are group-committed: concurrent requests wait for one shared transaction, which keeps the
 "stored before acknowledged" promise at hundreds of requests per second on SQLite. Bodies are stored
-losslessly whatever their bytes (``ingest.body_text``: UTF-8 text, or ``base64:`` for bytes a text
+losslessly whatever their bytes (``raw.body_text``: UTF-8 text, or ``base64:`` for bytes a text
 column cannot hold exactly, NUL included). A group whose commit fails is written again row by row,
 so one row the warehouse refuses answers 503 alone. Memory stays bounded: at most ``MAX_QUEUE``
 bodies wait, and a request waits at most ``WAIT_LIMIT_S``; beyond either it answers 503 with
@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request, Response
 
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse, open_warehouse
-from latam_messaging.webhooks.ingest import raw_event_row
+from latam_messaging.webhooks.raw import raw_event_row
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
