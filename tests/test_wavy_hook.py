@@ -116,6 +116,19 @@ def test_inbound_list_once_and_search(wavy_hook, wavy_server):
         wavy_hook.inbound_search(now.subtract(days=6), now)
 
 
+def test_inbound_search_sends_wavy_wall_clock_time_whatever_the_zone_given(wavy_hook, wavy_server):
+    """The poller asks in UTC; Wavy reads start/end as São Paulo time (wavy/contract.py): a window of
+    the last minutes given in UTC (or any zone) finds what arrived in them."""
+    configure(wavy_server, reply_rate=1.0)
+    wavy_hook.send_bulk([SmsMessage(f"55119{i:08d}", "x", correlation_id=f"z-{i}") for i in range(1, 6)])
+    time.sleep(wavy_server.simulator.step * 5)
+    arrived = {m.id for m in WavyHook.parse_inbound(wavy_hook.inbound_queue_page())}
+    assert arrived
+    now = pendulum.now("UTC")
+    assert {m.id for m in wavy_hook.inbound_search(now.subtract(minutes=10), now.add(minutes=1))} == arrived
+    assert wavy_hook.inbound_search(now.in_tz("Asia/Tokyo").subtract(minutes=10), now.add(minutes=1)) != []
+
+
 def test_status_queries_are_paced_to_one_per_second(wavy_server, monkeypatch):
     configure(wavy_server, status_rate_limit=1)
     set_connection(

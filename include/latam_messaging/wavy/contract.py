@@ -20,8 +20,11 @@ MAX_EXTRA_INFO = 255  # [DOC]
 STATUS_QUERIES_PER_S = 1.0  # [DOC] status queries: 1 request/s
 SEND_REQUESTS_PER_S = 700.0  # [DOC] sends: 700 requests/s per IP
 STATUS_ENVELOPE = "smsStatuses"  # [CODE]
-#: ``receive/search`` takes ``start``/``end``; their format is not published [INFERRED]: ISO local time.
+#: ``receive/search`` takes ``start``/``end``; their format is not published [INFERRED]: ISO wall-clock
+#: time without an offset, read in Wavy's own time zone (a Brazilian platform: São Paulo). The hook
+#: converts whatever aware times it is given into this zone; the simulator reads them in it.
 SEARCH_TIME_FORMAT = "YYYY-MM-DDTHH:mm:ss"
+SEARCH_TIMEZONE = "America/Sao_Paulo"
 
 SENT_STATUSES = {  # [DOC]
     2: "SENT_SUCCESS",

@@ -112,7 +112,11 @@ class WavyHook(VendorHttpHook):
         return self.call(contract.RECEIVE_LIST.method, contract.RECEIVE_LIST.path) or {}
 
     def inbound_search(self, start: pendulum.DateTime, end: pendulum.DateTime) -> list[SmsInbound]:
-        params = {"start": start.format(contract.SEARCH_TIME_FORMAT), "end": end.format(contract.SEARCH_TIME_FORMAT)}
+        """MO received between two aware times (any zone: sent as Wavy's wall-clock time)."""
+        params = {
+            name: pendulum.instance(at).in_tz(contract.SEARCH_TIMEZONE).format(contract.SEARCH_TIME_FORMAT)
+            for name, at in (("start", start), ("end", end))
+        }
         self._status_pace.acquire()
         answer = self.call(contract.RECEIVE_SEARCH.method, contract.RECEIVE_SEARCH.path, params=params) or {}
         return [SmsInbound.from_api(item) for item in answer.get("messages", [])]

@@ -290,8 +290,8 @@ class WavySimulator(Simulator):
     def receive_search(self, request: SimRequest) -> SimResponse:
         self._authorise(request, "status")
         try:
-            start = pendulum.parse(request.query["start"], tz=TZ)
-            end = pendulum.parse(request.query["end"], tz=TZ)
+            start = pendulum.parse(request.query["start"], tz=contract.SEARCH_TIMEZONE)
+            end = pendulum.parse(request.query["end"], tz=contract.SEARCH_TIMEZONE)
         except (KeyError, ValueError) as exc:
             raise _error(400, "start and end are required (yyyy-MM-ddTHH:mm:ss)") from exc
         if end < start or (end - start).total_days() > MAX_SEARCH_DAYS:
