@@ -15,6 +15,11 @@ DEFAULT_AUTH_SCHEME = "Bearer"
 #: Naive times (``sent_at``, ``delivered_at``, webhook ``sent_at``) are Chilean local time [INFERRED].
 VENDOR_TIMEZONE = "America/Santiago"
 DEFAULT_PREFIX = "56"  # [SEED]
+#: ``recievedWhatsapp`` answers the newest ``top`` messages of one phone and one day [SEED: "Límite de
+#: últimos mensajes recibidos"]; a day is its narrowest window. A full page may hide older messages:
+#: the poller asks again with ``top`` doubled, up to a cap [INFERRED: no maximum is published].
+RECEIVED_TOP = 1000
+RECEIVED_TOP_MAX = 16000
 CONTENT_TYPES = ("TEXT", "IMAGE", "LINK", "FILE")  # [SEED]
 
 # Error bodies [SEED]: statusApi / message pairs the hook tells apart.

@@ -13,10 +13,11 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.common.timeparse import UTC
+from latam_messaging.itd import contract
 from latam_messaging.itd.callbacks import inbound_message
 from latam_messaging.itd.contract import VENDOR_TIMEZONE as ITD_TZ
 from latam_messaging.itd.hook import ItdHook, ItdNotFoundError
-from latam_messaging.itd.models import ItdStatus
+from latam_messaging.itd.models import ItdInbound, ItdStatus
 from latam_messaging.lifecycle import DeliveryStatus, MessageState
 from latam_messaging.polling import watermarks
 from latam_messaging.status import StatusEvent, apply_status_events
@@ -51,6 +52,39 @@ class ReceivedStats:
     phones: int = 0
     requests: int = 0
     new_messages: int = 0
+    #: answers that filled ``top`` (asked again with a larger one)
+    full_pages: int = 0
+    #: (phone, day) still full at ``contract.RECEIVED_TOP_MAX``: older messages may be missing; polled again next run
+    truncated_days: int = 0
+
+
+def received_day(hook: ItdHook, phone: str, day: pendulum.Date) -> tuple[list[ItdInbound], int, bool]:
+    """Every message of one phone on one day: a full page (``top`` answers) may hide older ones, so
+    ask again with ``top`` doubled until the answer is shorter than asked, or the cap is reached.
+    Returns the messages, the requests made, and whether the day is still possibly truncated."""
+    top, requests = contract.RECEIVED_TOP, 0
+    while True:
+        items = hook.received(phone, day, top=top)
+        requests += 1
+        if len(items) < top:
+            return items, requests, False
+        if top >= contract.RECEIVED_TOP_MAX:
+            log.warning(
+                "ITD received: %d messages (the cap) for phone …%s on %s: older ones may be missing; "
+                "the day is polled again next run",
+                len(items),
+                phone[-4:],
+                day.isoformat(),
+            )
+            return items, requests, True
+        log.warning(
+            "ITD received: a full page of %d for phone …%s on %s: asking again with top=%d",
+            len(items),
+            phone[-4:],
+            day.isoformat(),
+            min(top * 2, contract.RECEIVED_TOP_MAX),
+        )
+        top = min(top * 2, contract.RECEIVED_TOP_MAX)
 
 
 def poll_itd_received(
@@ -75,29 +109,37 @@ def poll_itd_received(
             plans.append((phone, days))
     stats = ReceivedStats(phones=len(plans))
 
-    def fetch(plan: tuple[str, list]) -> tuple[str, list, list]:
+    def fetch(plan: tuple[str, list]) -> tuple[str, list, list, int, list]:
         phone, days = plan
-        messages = []
+        messages, requests, truncated = [], 0, []
         for day in days:
-            for item in hook.received(phone, day, top=1000):  # every direction: nothing dropped by value
+            items, asked, cut = received_day(hook, phone, day)
+            requests += asked
+            if cut:
+                truncated.append(day)
+            for item in items:  # every direction: nothing dropped by value
                 at = item.sent_at or item.created_at
                 when = When(at) if at else When(pendulum.now("UTC"), "no vendor time: poll time used")
                 messages.append(inbound_message(item.raw, when))
-        return phone, days, messages
+        return phone, days, messages, requests, truncated
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for phone, days, messages in pool.map(fetch, plans):
-            stats.requests += len(days)
+        for phone, days, messages, requests, truncated in pool.map(fetch, plans):
+            stats.requests += requests
+            stats.full_pages += requests - len(days)
+            stats.truncated_days += len(truncated)
             messages, problems = check_inbound(messages)
             if problems:  # reasons name fields and ids only, never content
                 log.warning("ITD received messages of one phone not stored: %s", "; ".join(problems)[:500])
             with warehouse.begin() as conn:
                 stats.new_messages += store_inbound(warehouse, conn, messages, "poll")
-                completed = days[-1].subtract(days=1) if days[-1] == today else days[-1]
+                completed = max(days[-1].subtract(days=1) if days[-1] == today else days[-1], days[0])
+                if truncated:  # a day that may miss messages is polled again until it does not
+                    completed = min(completed, truncated[0])
                 mark = {
                     "source": "itd_received",
                     "item": phone,
-                    "value": max(completed, days[0]).isoformat(),
+                    "value": completed.isoformat(),
                     "updated_at": pendulum.now("UTC"),
                 }
                 warehouse.upsert(conn, WATERMARKS, [mark], keys=["source", "item"])
