@@ -221,7 +221,21 @@ def test_shortener_and_click_export(teleprom_hook):
     short = teleprom_hook.shorten("https://example.com/promo")
     assert short.startswith("https://tpm.li/")
     assert teleprom_hook.shorten("https://example.com/promo") == short
-    assert [link["shortUrl"] for link in teleprom_hook.click_export()] == [short]
+    [link] = teleprom_hook.click_export()
+    assert (link.short_url, link.long_url, link.link_id) == (short, "https://example.com/promo", "1")
+    assert link.clicks >= 0 and (link.last_click_at is None) == (link.clicks == 0)
+    # the simulator answers with the field names a real client reads
+    assert set(link.raw) == {"idTemp", "longUrl", "shortUrl", "qtyClicks", "lastDatetimeClick"}
+
+
+def test_click_export_items_parse_as_a_public_client_reads_them():
+    from latam_messaging.teleprom.models import LinkClicks
+
+    item = {"idTemp": 7, "longUrl": "https://x.y/a", "shortUrl": "https://tpm.li/Ab", "qtyClicks": "12",
+            "lastDatetimeClick": "2026-03-02T10:15:00"}
+    link = LinkClicks.from_api(item)
+    assert (link.link_id, link.clicks) == ("7", 12)
+    assert link.last_click_at == pendulum.datetime(2026, 3, 2, 13, 15, tz="UTC")  # Buenos Aires local time
 
 
 # ---- secrets and PII -----------------------------------------------------------------------------

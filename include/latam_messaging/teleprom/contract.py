@@ -7,6 +7,8 @@ INFERRED item, correct it here; the hook and the simulator both read this module
 
 from __future__ import annotations
 
+from typing import Any
+
 from latam_messaging.common.endpoint import Endpoint
 
 AUTH = Endpoint("POST", "Auth", "SEED")
@@ -52,3 +54,19 @@ def shorten_body(url: str) -> dict:
 
 def short_url(answer: dict) -> str:
     return answer["shortUrl"]
+
+
+#: ``ExportDataClicks`` items, as a public Teleprom client reads them [CODE: field names; the body's
+#: envelope is unpublished, so a bare list or ``{"links": [...]}`` is accepted]: ``idTemp`` (the link's
+#: id), ``longUrl``, ``shortUrl``, ``qtyClicks`` and ``lastDatetimeClick`` (local time, no offset).
+CLICK_ID, CLICK_LONG_URL, CLICK_SHORT_URL, CLICK_COUNT, CLICK_LAST_AT = (
+    "idTemp",
+    "longUrl",
+    "shortUrl",
+    "qtyClicks",
+    "lastDatetimeClick",
+)
+
+
+def click_export_items(answer: Any) -> list[dict]:
+    return answer if isinstance(answer, list) else (answer or {}).get("links", [])

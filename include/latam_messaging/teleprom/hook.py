@@ -31,6 +31,7 @@ from latam_messaging.teleprom.models import (
     Account,
     FreeFormDestination,
     HsmMessage,
+    LinkClicks,
     NumberLookupResult,
     SendBatchResult,
     SendResult,
@@ -214,9 +215,16 @@ class TelepromHook(VendorHttpHook):
         answer = self.call(contract.SHORTEN.method, contract.SHORTEN.path, json=contract.shorten_body(url))
         return contract.short_url(answer)
 
-    def click_export(self) -> list[dict[str, Any]]:
+    def click_export(self) -> list[LinkClicks]:
+        """Every short link with its clicks so far; an item without a ``shortUrl`` is skipped (logged)."""
         answer = self.call(contract.CLICK_EXPORT.method, contract.CLICK_EXPORT.path)
-        return answer if isinstance(answer, list) else (answer or {}).get("links", [])
+        links = []
+        for item in contract.click_export_items(answer):
+            try:
+                links.append(LinkClicks.from_api(item))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                self.log.warning("Teleprom click export item without a usable shortUrl/qtyClicks skipped")
+        return links
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in and list the accounts: proves host, credentials and token use."""

@@ -9,6 +9,7 @@ from typing import Any
 import pendulum
 
 from latam_messaging.common.timeparse import parse_iso, parse_vendor_local
+from latam_messaging.teleprom import contract
 from latam_messaging.teleprom.contract import ACCEPTED_SEND_STATUSES, LINE_BREAK_STATUS, VENDOR_TIMEZONE
 
 
@@ -181,5 +182,30 @@ class SimSwapResult:
             number=str(item.get("number", "")),
             changed=bool(item.get("changed")),
             last_change_at=parse_iso(last, VENDOR_TIMEZONE) if last else None,
+            raw=item,
+        )
+
+
+@dataclass(frozen=True)
+class LinkClicks:
+    """One short link of ``ExportDataClicks`` and its clicks so far."""
+
+    link_id: str | None
+    long_url: str | None
+    short_url: str
+    clicks: int
+    last_click_at: pendulum.DateTime | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> LinkClicks:
+        last = item.get(contract.CLICK_LAST_AT)
+        link_id = item.get(contract.CLICK_ID)
+        return cls(
+            link_id=None if link_id in (None, "") else str(link_id),
+            long_url=item.get(contract.CLICK_LONG_URL),
+            short_url=str(item[contract.CLICK_SHORT_URL]),
+            clicks=int(item.get(contract.CLICK_COUNT) or 0),
+            last_click_at=parse_iso(last, VENDOR_TIMEZONE) if last else None,
             raw=item,
         )

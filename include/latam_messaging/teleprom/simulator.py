@@ -449,9 +449,18 @@ class TelepromSimulator(Simulator):
             raise HttpError(400, {"message": "url must be an absolute http(s) URL"})
         code = base64.urlsafe_b64encode(hashlib.sha256(url.encode()).digest())[:6].decode()
         short = f"https://tpm.li/{code}"
+        clicks = int(self.fraction("clicks", url) * 50)
+        last = pendulum.now(contract.VENDOR_TIMEZONE).format("YYYY-MM-DDTHH:mm:ss") if clicks else None
         with self.lock:
             self.short_links.setdefault(
-                short, {"shortUrl": short, "url": url, "clicks": int(self.fraction("clicks", url) * 50)}
+                short,
+                {
+                    contract.CLICK_ID: len(self.short_links) + 1,
+                    contract.CLICK_LONG_URL: url,
+                    contract.CLICK_SHORT_URL: short,
+                    contract.CLICK_COUNT: clicks,
+                    contract.CLICK_LAST_AT: last,
+                },
             )
         return SimResponse(200, {"shortUrl": short})
 
