@@ -116,7 +116,7 @@ def test_dashboard_empty_warehouse(warehouse, tmp_path):
 
 def test_read_only_refuses_writes(warehouse):
     with pytest.raises(sa.exc.DBAPIError):
-        with dashboard.read_only(warehouse) as conn:
+        with warehouse.read_only() as conn:
             conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=NOW, credits=1))
     # and the pooled connection is writable again for everybody else
     with warehouse.begin() as conn:

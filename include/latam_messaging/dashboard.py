@@ -1,6 +1,6 @@
 """The Messaging page of the Airflow UI: what the warehouse says, read-only.
 
-Query functions take a connection opened by :func:`read_only` (a read-only transaction: PostgreSQL
+Query functions take a connection opened by ``Warehouse.read_only()`` (a read-only transaction: PostgreSQL
 ``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``), so the page can never write. The same
 SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.ui``
 renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` mounts on the API server.
@@ -8,8 +8,6 @@ renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +21,6 @@ from latam_messaging.warehouse.db import Warehouse
 DEFAULT_DAYS = 14
 #: Sends in state ``unknown`` listed at most.
 UNKNOWN_LIMIT = 200
-
-
-@contextmanager
-def read_only(warehouse: Warehouse) -> Iterator[sa.Connection]:
-    """A connection whose transaction refuses writes; rolled back at the end."""
-    with warehouse.engine.connect() as conn:
-        sqlite = warehouse.dialect == "sqlite"
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA query_only = ON")
-        else:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the (auto-begun) transaction
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            if sqlite:  # the pooled connection goes back writable for its next user
-                conn.exec_driver_sql("PRAGMA query_only = OFF")
-                conn.rollback()
 
 
 def mask_phone(phone: str | None) -> str:
@@ -158,7 +138,7 @@ def rejects_by_file(
 def latest_itd_credits(warehouse: Warehouse) -> int | None:
     """The balance of the newest ITD credits snapshot (None before the first)."""
     t = schema.itd_credit_snapshots
-    with read_only(warehouse) as conn:
+    with warehouse.read_only() as conn:
         return conn.execute(sa.select(t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).scalar()
 
 
@@ -215,7 +195,7 @@ def snapshot(
 ) -> dict:
     """Every section of the page, read in one read-only transaction."""
     now = now or pendulum.now("UTC")
-    with read_only(warehouse) as conn:
+    with warehouse.read_only() as conn:
         data = {
             "generated_at": now.to_iso8601_string(),
             "warehouse": warehouse.dialect,
