@@ -55,9 +55,9 @@ DOC = """
 def itd_poll():
     @task(outlets=[assets.changes(assets.ITD_CREDIT_SNAPSHOTS)], pool=POOLS["itd"])
     def credits_snapshot() -> int:
-        from latam_messaging.dashboard import latest_itd_credits
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.itd.poller import snapshot_credits
+        from latam_messaging.page.queries import latest_itd_credits
         from latam_messaging.warehouse.db import open_warehouse
 
         warehouse = open_warehouse()

@@ -7,7 +7,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from latam_messaging import dashboard
+from latam_messaging.page import queries
 from latam_messaging.warehouse import schema
 from tests.conftest import ROOT, add_ledger_row
 
@@ -73,7 +73,7 @@ def test_dashboard_sections(warehouse, tmp_path):
     seed(warehouse)
     (tmp_path / "2026-01-02").mkdir()
     (tmp_path / "2026-01-02" / "index.html").write_text("<html>report</html>")
-    data = dashboard.snapshot(warehouse, report_dir=tmp_path, now=NOW)
+    data = queries.snapshot(warehouse, report_dir=tmp_path, now=NOW)
 
     by_vendor = {row["vendor"]: row for row in data["funnel"]}
     assert by_vendor["teleprom"] | {"day": None} == {
@@ -109,7 +109,7 @@ def test_dashboard_sections(warehouse, tmp_path):
 
 
 def test_dashboard_empty_warehouse(warehouse, tmp_path):
-    data = dashboard.snapshot(warehouse, report_dir=tmp_path)
+    data = queries.snapshot(warehouse, report_dir=tmp_path)
     assert data["funnel"] == data["unknown"] == data["rejects"] == data["inbound"] == []
     assert data["itd_credits"]["credits"] is None and data["report"] is None
 
@@ -125,9 +125,9 @@ def test_read_only_refuses_writes(warehouse):
 
 
 def test_mask_phone():
-    assert dashboard.mask_phone("5493515238015") == "5493•••••••15"
-    assert dashboard.mask_phone("12345") == "•••••"
-    assert dashboard.mask_phone(None) == ""
+    assert queries.mask_phone("5493515238015") == "5493•••••••15"
+    assert queries.mask_phone("12345") == "•••••"
+    assert queries.mask_phone(None) == ""
 
 
 # ---- the plugin on Airflow's API app -----------------------------------------------------------------

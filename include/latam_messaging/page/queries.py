@@ -2,7 +2,7 @@
 
 Query functions take a connection opened by ``Warehouse.read_only()`` (a read-only transaction: PostgreSQL
 ``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``), so the page can never write. The same
-SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.ui``
+SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.page.app``
 renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` mounts on the API server.
 """
 

@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging import dashboard
+from latam_messaging.page import queries
 from latam_messaging.warehouse.db import Warehouse
 
 #: The resource name auth managers see for this page (``is_authorized_custom_view``).
@@ -80,7 +80,7 @@ def create_app(
 
     def read(days: int) -> dict:
         try:
-            return dashboard.snapshot(holder.get(), days=days, report_dir=report_dir)
+            return queries.snapshot(holder.get(), days=days, report_dir=report_dir)
         except Exception as error:  # the warehouse is down, unmigrated or misconfigured: say so on the page
             holder.reset()
             raise HTTPException(
@@ -88,11 +88,11 @@ def create_app(
             ) from error
 
     @app.get("/api/summary")
-    def summary(days: int = Query(dashboard.DEFAULT_DAYS, ge=1, le=366)) -> JSONResponse:
+    def summary(days: int = Query(queries.DEFAULT_DAYS, ge=1, le=366)) -> JSONResponse:
         return JSONResponse(read(days))
 
     @app.get("/", response_class=HTMLResponse)
-    def page(request: Request, days: int = Query(dashboard.DEFAULT_DAYS, ge=1, le=366)) -> HTMLResponse:
+    def page(request: Request, days: int = Query(queries.DEFAULT_DAYS, ge=1, le=366)) -> HTMLResponse:
         try:
             data = read(days)
         except HTTPException as error:
@@ -118,7 +118,7 @@ def _base(request: Request) -> str:
 def _latest_report_file(name: str, report_dir: str | Path | None) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+\.(html|png|svg|csv)", name) or name.startswith("."):
         raise HTTPException(status_code=404, detail="not found")
-    report = dashboard.latest_report(report_dir)
+    report = queries.latest_report(report_dir)
     path = report.parent / name if report else None
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail="no rendered report yet: run the messaging_report DAG")
