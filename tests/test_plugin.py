@@ -7,6 +7,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.page import app as page_app
 from latam_messaging.page import queries
 from latam_messaging.warehouse import schema
 from tests.conftest import ROOT, add_ledger_row
@@ -73,7 +74,7 @@ def test_dashboard_sections(warehouse, tmp_path):
     seed(warehouse)
     (tmp_path / "2026-01-02").mkdir()
     (tmp_path / "2026-01-02" / "index.html").write_text("<html>report</html>")
-    data = queries.snapshot(warehouse, report_dir=tmp_path, now=NOW)
+    data = page_app.snapshot(warehouse, report_dir=tmp_path, now=NOW)
 
     by_vendor = {row["vendor"]: row for row in data["funnel"]}
     assert by_vendor["teleprom"] | {"day": None} == {
@@ -109,7 +110,7 @@ def test_dashboard_sections(warehouse, tmp_path):
 
 
 def test_dashboard_empty_warehouse(warehouse, tmp_path):
-    data = queries.snapshot(warehouse, report_dir=tmp_path)
+    data = page_app.snapshot(warehouse, report_dir=tmp_path)
     assert data["funnel"] == data["unknown"] == data["rejects"] == data["inbound"] == []
     assert data["itd_credits"]["credits"] is None and data["report"] is None
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from latam_messaging.page import queries
+from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 
 #: The resource name auth managers see for this page (``is_authorized_custom_view``).
@@ -41,6 +42,18 @@ async def require_airflow_user(request: Request) -> Any:
     if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user):
         raise HTTPException(status_code=403, detail="Forbidden: no access to the Messaging page")
     return user
+
+
+def registry_panels() -> list[PanelFunction]:
+    """Every vendor's page panels, from the registry (this app is a top: it may read it)."""
+    from latam_messaging.vendors import page_panels
+
+    return page_panels()
+
+
+def snapshot(warehouse: Warehouse, **kwargs: Any) -> dict:
+    """:func:`queries.snapshot` with the registry's page panels: what ``/api/summary`` answers."""
+    return queries.snapshot(warehouse, panels=registry_panels(), **kwargs)
 
 
 class _WarehouseHolder:
@@ -65,9 +78,12 @@ class _WarehouseHolder:
 def create_app(
     warehouse_factory: Callable[[], Warehouse] | None = None,
     report_dir: str | Path | None = None,
+    panels: Sequence[PanelFunction] | None = None,
 ) -> FastAPI:
-    """``warehouse_factory`` defaults to the ``messaging_warehouse`` connection."""
+    """``warehouse_factory`` defaults to the ``messaging_warehouse`` connection, ``panels`` to the
+    vendors' page panels of the registry."""
     holder = _WarehouseHolder(warehouse_factory or Warehouse.from_connection)
+    panels = registry_panels() if panels is None else list(panels)
     app = FastAPI(
         title="Messaging",
         description="Delivery funnel, unknown sends, rejects, ITD credits and inbound volume (read-only).",
@@ -80,7 +96,7 @@ def create_app(
 
     def read(days: int) -> dict:
         try:
-            return queries.snapshot(holder.get(), days=days, report_dir=report_dir)
+            return queries.snapshot(holder.get(), panels=panels, days=days, report_dir=report_dir)
         except Exception as error:  # the warehouse is down, unmigrated or misconfigured: say so on the page
             holder.reset()
             raise HTTPException(

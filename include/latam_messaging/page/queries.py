@@ -8,12 +8,14 @@ renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
@@ -135,36 +137,6 @@ def rejects_by_file(
     return sorted(grouped.values(), key=lambda e: (e["claimed_at"], e["file"], -e["rows"]), reverse=True)
 
 
-def latest_itd_credits(warehouse: Warehouse) -> int | None:
-    """The balance of the newest ITD credits snapshot (None before the first)."""
-    t = schema.itd_credit_snapshots
-    with warehouse.read_only() as conn:
-        return conn.execute(sa.select(t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).scalar()
-
-
-def itd_credits(conn: sa.Connection) -> dict:
-    """The latest ITD balance, the burn per day over the last 8 days of snapshots and the days left
-    at that pace (the same arithmetic as the rendered report)."""
-    t = schema.itd_credit_snapshots
-    latest = conn.execute(sa.select(t.c.taken_at, t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).first()
-    if latest is None:
-        return {"credits": None, "taken_at": None, "burn_per_day": None, "days_left": None}
-    daily = conn.execute(
-        sa.text("SELECT day, max_credits, min_credits FROM report_itd_credits_daily ORDER BY day DESC LIMIT 8")
-    ).all()[::-1]
-    burn = days_left = None
-    if len(daily) >= 2:
-        used = float(daily[0][1] - daily[-1][2])
-        burn = round(max(used / (len(daily) - 1), 0.0), 1)
-        days_left = round(float(latest.credits) / burn, 1) if burn else None
-    return {
-        "credits": int(latest.credits),
-        "taken_at": _day(latest.taken_at)[:19],
-        "burn_per_day": burn,
-        "days_left": days_left,
-    }
-
-
 def inbound_volume(
     conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
 ) -> list[dict]:
@@ -189,11 +161,13 @@ def latest_report(report_dir: str | Path | None = None) -> Path | None:
 def snapshot(
     warehouse: Warehouse,
     *,
+    panels: Sequence[PanelFunction] = (),
     days: int = DEFAULT_DAYS,
     report_dir: str | Path | None = None,
     now: pendulum.DateTime | None = None,
 ) -> dict:
-    """Every section of the page, read in one read-only transaction."""
+    """Every section of the page, read in one read-only transaction. ``panels``: the vendors' page
+    panels (the app passes the registry's); each one's data goes under its own key."""
     now = now or pendulum.now("UTC")
     with warehouse.read_only() as conn:
         data = {
@@ -203,9 +177,10 @@ def snapshot(
             "funnel": funnel(conn, days=days, now=now),
             "unknown": unknown_sends(conn, now=now),
             "rejects": rejects_by_file(conn, days=days, now=now),
-            "itd_credits": itd_credits(conn),
             "inbound": inbound_volume(conn, days=days, now=now),
         }
+        for panel in (make(conn) for make in panels):
+            data[panel.key] = dict(panel.data)
     report = latest_report(report_dir)
     data["report"] = {"path": str(report), "date": report.parent.name} if report else None
     return data
