@@ -8,6 +8,7 @@ renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.page.panels import PanelFunction
+from latam_messaging.page.panels import Card, PanelFunction
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
@@ -167,7 +168,8 @@ def snapshot(
     now: pendulum.DateTime | None = None,
 ) -> dict:
     """Every section of the page, read in one read-only transaction. ``panels``: the vendors' page
-    panels (the app passes the registry's); each one's data goes under its own key."""
+    panels (the app passes the registry's); each one's data goes under its own key, its cards join
+    the header ``cards`` (what the page shows at the top, in order)."""
     now = now or pendulum.now("UTC")
     with warehouse.read_only() as conn:
         data = {
@@ -179,8 +181,17 @@ def snapshot(
             "rejects": rejects_by_file(conn, days=days, now=now),
             "inbound": inbound_volume(conn, days=days, now=now),
         }
+        totals = {k: sum(row[k] for row in data["funnel"]) for k in ("messages", "delivered", "failed")}
+        cards = [
+            Card("messages", totals["messages"], "total-messages"),
+            Card("delivered", totals["delivered"], "total-delivered"),
+            Card("failed", totals["failed"], "total-failed"),
+            Card("unknown, waiting for a decision", len(data["unknown"]), "total-unknown"),
+        ]
         for panel in (make(conn) for make in panels):
             data[panel.key] = dict(panel.data)
+            cards.extend(panel.cards)
+    data["cards"] = [dataclasses.asdict(card) for card in cards]
     report = latest_report(report_dir)
     data["report"] = {"path": str(report), "date": report.parent.name} if report else None
     return data
