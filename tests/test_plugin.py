@@ -131,6 +131,57 @@ def test_mask_phone():
     assert queries.mask_phone(None) == ""
 
 
+def test_header_cards_are_the_sql_counts_beyond_the_unknown_list(warehouse, tmp_path):
+    """More unknown sends than the page lists (UNKNOWN_LIMIT): each header card, on the page and in
+    ``/api/summary``, is the SQL count it stands for, not the length of a capped list."""
+    from fastapi.testclient import TestClient
+
+    now = pendulum.now("UTC")
+    states = [("unknown", None)] * (queries.UNKNOWN_LIMIT + 50)
+    states += [("accepted", "delivered")] * 3 + [("accepted", "read")] + [("accepted", "failed")] * 2
+    states += [("accepted", None), ("rejected", None)]
+    rows = [
+        {
+            "message_key": f"k-{n}",
+            "vendor": ("teleprom", "wavy")[n % 2],
+            "phone": "5493515238015",
+            "state": state,
+            "delivery_status": status,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n, (state, status) in enumerate(states)
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), rows)
+
+    def count(where: str) -> int:
+        with warehouse.begin() as conn:
+            return conn.execute(sa.text(f"SELECT COUNT(*) FROM outbound_messages WHERE {where}")).scalar_one()
+
+    expected = {
+        "total-messages": count("1 = 1"),
+        "total-delivered": count("delivery_status IN ('delivered', 'read')"),  # the funnel view's 'delivered'
+        "total-failed": count("delivery_status = 'failed'"),
+        "total-unknown": count("state = 'unknown'"),
+    }
+    assert expected == {"total-messages": 258, "total-delivered": 4, "total-failed": 2, "total-unknown": 250}
+
+    app = page_app.create_app(warehouse_factory=lambda: warehouse, report_dir=tmp_path)
+    app.dependency_overrides[page_app.require_airflow_user] = lambda: "tester"
+    with TestClient(app) as client:
+        summary = client.get("/api/summary").json()
+        page = client.get("/").text
+
+    assert len(summary["unknown"]) == queries.UNKNOWN_LIMIT  # the list stays capped
+    assert summary["unknown_total"] == expected["total-unknown"]
+    funnel = {k: sum(row[k] for row in summary["funnel"]) for k in ("messages", "delivered", "failed")}
+    assert funnel == {k: expected[f"total-{k}"] for k in funnel}
+    assert {card["id"]: card["value"] for card in summary["cards"] if card["id"] in expected} == expected
+    for element_id, value in expected.items():
+        assert f'id="{element_id}">{value}<' in page
+
+
 # ---- the plugin on Airflow's API app -----------------------------------------------------------------
 @pytest.fixture
 def api_client(airflow_db, monkeypatch):

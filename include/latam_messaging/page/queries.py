@@ -92,6 +92,13 @@ def unknown_sends(
     return result
 
 
+def count_unknown(conn: sa.Connection) -> int:
+    """How many sends are in state ``unknown`` (all of them: :func:`unknown_sends` lists at most
+    :data:`UNKNOWN_LIMIT`)."""
+    t = schema.outbound_messages
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.state == "unknown")).scalar_one())
+
+
 #: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.
 _REJECT_CATEGORIES = [
     (lambda r: r.startswith("phone"), "invalid or missing phone"),
@@ -178,6 +185,7 @@ def snapshot(
             "days": days,
             "funnel": funnel(conn, days=days, now=now),
             "unknown": unknown_sends(conn, now=now),
+            "unknown_total": count_unknown(conn),
             "rejects": rejects_by_file(conn, days=days, now=now),
             "inbound": inbound_volume(conn, days=days, now=now),
         }
@@ -186,7 +194,7 @@ def snapshot(
             Card("messages", totals["messages"], "total-messages"),
             Card("delivered", totals["delivered"], "total-delivered"),
             Card("failed", totals["failed"], "total-failed"),
-            Card("unknown, waiting for a decision", len(data["unknown"]), "total-unknown"),
+            Card("unknown, waiting for a decision", data["unknown_total"], "total-unknown"),
         ]
         for panel in (make(conn) for make in panels):
             data[panel.key] = dict(panel.data)
