@@ -233,6 +233,42 @@ def test_plugin_refuses_requests_without_airflow_auth(api_client, path):
     assert api_client.get(path, cookies={"_token": "forged"}).status_code == 403
 
 
+def every_route() -> list[tuple[str, str]]:
+    """(method, path under the mount prefix) of every route the page's app has, path parameters
+    filled with a harmless value."""
+    import re
+
+    from fastapi.routing import APIRoute
+
+    app = page_app.create_app()
+    others = [route for route in app.routes if not isinstance(route, APIRoute)]
+    assert others == [], "a route outside FastAPI's dependencies would skip Airflow's authentication"
+    return sorted(
+        (method, page_app.URL_PREFIX + re.sub(r"\{[^}]+\}", "harmless.html", route.path))
+        for route in app.routes
+        for method in route.methods
+    )
+
+
+def test_every_route_of_the_page_refuses_requests_without_airflow_auth(api_client):
+    """Each route of ``create_app().routes`` (not a hand-written list), every method, on Airflow's API app."""
+    routes = every_route()
+    assert {path for _, path in routes} >= {
+        "/messaging/",
+        "/messaging/api/summary",
+        "/messaging/report/",
+        "/messaging/report/harmless.html",
+    }
+    answers = {
+        (method, path): (
+            api_client.request(method, path).status_code,
+            api_client.request(method, path, headers={"Authorization": "Bearer not-a-jwt"}).status_code,
+        )
+        for method, path in routes
+    }
+    assert answers == {route: (401, 403) for route in routes}
+
+
 def test_plugin_refuses_users_without_a_role(api_client):
     response = api_client.get("/messaging/api/summary", headers={"Authorization": f"Bearer {_token(None)}"})
     assert response.status_code == 403
