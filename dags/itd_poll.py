@@ -55,13 +55,13 @@ DOC = """
 def itd_poll():
     @task(outlets=[assets.changes(assets.ITD_CREDIT_SNAPSHOTS)], pool=POOLS["itd"])
     def credits_snapshot() -> int:
-        from latam_messaging.dashboard import latest_itd_credits
+        from latam_messaging.itd.credits import latest_balance
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.itd.poller import snapshot_credits
         from latam_messaging.warehouse.db import open_warehouse
 
         warehouse = open_warehouse()
-        before = latest_itd_credits(warehouse)
+        before = latest_balance(warehouse)
         credits = snapshot_credits(warehouse, ItdHook())
         print(f"ITD credits: {credits} (previous snapshot: {before})")
         assets.emit_changes({assets.ITD_CREDIT_SNAPSHOTS: int(credits != before)})  # the balance moved

@@ -2,14 +2,14 @@
 
 A FastAPI app mounted on the API server at ``/messaging`` (logged-in Airflow users only; the warehouse
 is read in read-only transactions) and an entry in the UI's navigation that shows it. The work is in
-``latam_messaging.ui`` and ``latam_messaging.dashboard``; this file only registers them.
+the ``latam_messaging.page`` package; this file only registers it.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from latam_messaging.ui import URL_PREFIX, create_app
+from latam_messaging.page.app import URL_PREFIX, create_app
 
 
 class MessagingPlugin(AirflowPlugin):

@@ -11,12 +11,15 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "include" / "latam_messaging"
 VENDOR_FOLDERS = {"teleprom", "itd", "wavy"}
-#: The top: the only modules that may read the registry (DAG task code, the receiver's app factory, CLIs).
+#: The top: the only modules that may read the registry (DAG task code, the receiver's and the page's
+#: app factories, the rendered report, CLIs).
 TOP = {
     "latam_messaging",  # get_provider_info
     "latam_messaging.vendors",
     "latam_messaging.sending.tasks",
     "latam_messaging.webhooks.receiver",
+    "latam_messaging.page.app",  # the vendors' page panels
+    "latam_messaging.reporting",  # the same panels' measures in the report
     "latam_messaging.doctor",
     "latam_messaging.__main__",
     "latam_messaging.simulators.__main__",

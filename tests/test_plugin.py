@@ -7,7 +7,8 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from latam_messaging import dashboard
+from latam_messaging.page import app as page_app
+from latam_messaging.page import queries
 from latam_messaging.warehouse import schema
 from tests.conftest import ROOT, add_ledger_row
 
@@ -73,7 +74,7 @@ def test_dashboard_sections(warehouse, tmp_path):
     seed(warehouse)
     (tmp_path / "2026-01-02").mkdir()
     (tmp_path / "2026-01-02" / "index.html").write_text("<html>report</html>")
-    data = dashboard.snapshot(warehouse, report_dir=tmp_path, now=NOW)
+    data = page_app.snapshot(warehouse, report_dir=tmp_path, now=NOW)
 
     by_vendor = {row["vendor"]: row for row in data["funnel"]}
     assert by_vendor["teleprom"] | {"day": None} == {
@@ -109,14 +110,14 @@ def test_dashboard_sections(warehouse, tmp_path):
 
 
 def test_dashboard_empty_warehouse(warehouse, tmp_path):
-    data = dashboard.snapshot(warehouse, report_dir=tmp_path)
+    data = page_app.snapshot(warehouse, report_dir=tmp_path)
     assert data["funnel"] == data["unknown"] == data["rejects"] == data["inbound"] == []
     assert data["itd_credits"]["credits"] is None and data["report"] is None
 
 
 def test_read_only_refuses_writes(warehouse):
     with pytest.raises(sa.exc.DBAPIError):
-        with dashboard.read_only(warehouse) as conn:
+        with warehouse.read_only() as conn:
             conn.execute(schema.itd_credit_snapshots.insert().values(taken_at=NOW, credits=1))
     # and the pooled connection is writable again for everybody else
     with warehouse.begin() as conn:
@@ -125,9 +126,60 @@ def test_read_only_refuses_writes(warehouse):
 
 
 def test_mask_phone():
-    assert dashboard.mask_phone("5493515238015") == "5493•••••••15"
-    assert dashboard.mask_phone("12345") == "•••••"
-    assert dashboard.mask_phone(None) == ""
+    assert queries.mask_phone("5493515238015") == "5493•••••••15"
+    assert queries.mask_phone("12345") == "•••••"
+    assert queries.mask_phone(None) == ""
+
+
+def test_header_cards_are_the_sql_counts_beyond_the_unknown_list(warehouse, tmp_path):
+    """More unknown sends than the page lists (UNKNOWN_LIMIT): each header card, on the page and in
+    ``/api/summary``, is the SQL count it stands for, not the length of a capped list."""
+    from fastapi.testclient import TestClient
+
+    now = pendulum.now("UTC")
+    states = [("unknown", None)] * (queries.UNKNOWN_LIMIT + 50)
+    states += [("accepted", "delivered")] * 3 + [("accepted", "read")] + [("accepted", "failed")] * 2
+    states += [("accepted", None), ("rejected", None)]
+    rows = [
+        {
+            "message_key": f"k-{n}",
+            "vendor": ("teleprom", "wavy")[n % 2],
+            "phone": "5493515238015",
+            "state": state,
+            "delivery_status": status,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n, (state, status) in enumerate(states)
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), rows)
+
+    def count(where: str) -> int:
+        with warehouse.begin() as conn:
+            return conn.execute(sa.text(f"SELECT COUNT(*) FROM outbound_messages WHERE {where}")).scalar_one()
+
+    expected = {
+        "total-messages": count("1 = 1"),
+        "total-delivered": count("delivery_status IN ('delivered', 'read')"),  # the funnel view's 'delivered'
+        "total-failed": count("delivery_status = 'failed'"),
+        "total-unknown": count("state = 'unknown'"),
+    }
+    assert expected == {"total-messages": 258, "total-delivered": 4, "total-failed": 2, "total-unknown": 250}
+
+    app = page_app.create_app(warehouse_factory=lambda: warehouse, report_dir=tmp_path)
+    app.dependency_overrides[page_app.require_airflow_user] = lambda: "tester"
+    with TestClient(app) as client:
+        summary = client.get("/api/summary").json()
+        page = client.get("/").text
+
+    assert len(summary["unknown"]) == queries.UNKNOWN_LIMIT  # the list stays capped
+    assert summary["unknown_total"] == expected["total-unknown"]
+    funnel = {k: sum(row[k] for row in summary["funnel"]) for k in ("messages", "delivered", "failed")}
+    assert funnel == {k: expected[f"total-{k}"] for k in funnel}
+    assert {card["id"]: card["value"] for card in summary["cards"] if card["id"] in expected} == expected
+    for element_id, value in expected.items():
+        assert f'id="{element_id}">{value}<' in page
 
 
 # ---- the plugin on Airflow's API app -----------------------------------------------------------------
@@ -179,6 +231,42 @@ def test_plugin_refuses_requests_without_airflow_auth(api_client, path):
     assert api_client.get(path).status_code == 401
     assert api_client.get(path, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403
     assert api_client.get(path, cookies={"_token": "forged"}).status_code == 403
+
+
+def every_route() -> list[tuple[str, str]]:
+    """(method, path under the mount prefix) of every route the page's app has, path parameters
+    filled with a harmless value."""
+    import re
+
+    from fastapi.routing import APIRoute
+
+    app = page_app.create_app()
+    others = [route for route in app.routes if not isinstance(route, APIRoute)]
+    assert others == [], "a route outside FastAPI's dependencies would skip Airflow's authentication"
+    return sorted(
+        (method, page_app.URL_PREFIX + re.sub(r"\{[^}]+\}", "harmless.html", route.path))
+        for route in app.routes
+        for method in route.methods
+    )
+
+
+def test_every_route_of_the_page_refuses_requests_without_airflow_auth(api_client):
+    """Each route of ``create_app().routes`` (not a hand-written list), every method, on Airflow's API app."""
+    routes = every_route()
+    assert {path for _, path in routes} >= {
+        "/messaging/",
+        "/messaging/api/summary",
+        "/messaging/report/",
+        "/messaging/report/harmless.html",
+    }
+    answers = {
+        (method, path): (
+            api_client.request(method, path).status_code,
+            api_client.request(method, path, headers={"Authorization": "Bearer not-a-jwt"}).status_code,
+        )
+        for method, path in routes
+    }
+    assert answers == {route: (401, 403) for route in routes}
 
 
 def test_plugin_refuses_users_without_a_role(api_client):

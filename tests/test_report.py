@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pendulum
+import pytest
 import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
@@ -204,3 +205,59 @@ def test_itd_minute_times_webhook_and_poll_make_one_event_and_no_negative_latenc
     assert "$x^{$ is not a phone" in page
     assert "None" not in page and "n/a" in page  # credits unknown: n/a
     assert "<th></th>" not in page and "<th>vendor</th>" in page  # no unnamed pandas index column
+
+
+# ITD credit snapshots as (days ago, hours after that day's noon UTC, balance) and the numbers every
+# reader must show: (balance, burn per day, days left).
+CREDIT_CASES = {
+    "falling 100 a day": ([(2, 0, 1000), (1, 0, 900), (0, 0, 800)], (800, 100.0, 8.0)),
+    # the report used to show the newest day's minimum (800) and 8.0 days: the balance is the newest snapshot
+    "top-up on the newest day": ([(2, 0, 1000), (1, 0, 900), (0, 0, 800), (0, 1, 5800)], (5800, 100.0, 58.0)),
+    # the report used to show an unrounded burn (66.666…)
+    "uneven burn": ([(3, 0, 1000), (2, 0, 900), (1, 0, 850), (0, 0, 800)], (800, 66.7, 12.0)),
+    "the last 8 days of 10": ([(d, 0, 1500 - 50 * (9 - d)) for d in range(9, -1, -1)], (1050, 50.0, 21.0)),
+    "only top-ups": ([(1, 0, 100), (0, 0, 500)], (500, 0.0, None)),
+    "one day": ([(0, 0, 800), (0, 1, 700)], (700, None, None)),
+    "no snapshot": ([], (None, None, None)),
+}
+
+
+@pytest.mark.parametrize("case", list(CREDIT_CASES))
+def test_page_and_report_show_the_same_itd_credits(warehouse, tmp_path, case):
+    """One arithmetic (``latam_messaging.itd.credits``): the page's JSON summary, its card and the
+    report's summary and burn line agree on the balance, the burn per day and the days left."""
+    from fastapi.testclient import TestClient
+
+    from latam_messaging.page.app import create_app, require_airflow_user
+    from latam_messaging.reporting import render_report
+
+    snapshots, (balance, burn, days_left) = CREDIT_CASES[case]
+    noon = pendulum.now("UTC").start_of("day").add(hours=12)
+    if snapshots:
+        with warehouse.begin() as conn:
+            conn.execute(
+                schema.itd_credit_snapshots.insert(),
+                [{"taken_at": noon.subtract(days=d).add(hours=h), "credits": c} for d, h, c in snapshots],
+            )
+
+    app = create_app(warehouse_factory=lambda: warehouse, report_dir=tmp_path / "none")
+    app.dependency_overrides[require_airflow_user] = lambda: "tester"
+    with TestClient(app) as client:
+        page = client.get("/api/summary").json()["itd_credits"]
+        html = client.get("/").text
+    report = render_report(warehouse, tmp_path / "report")
+
+    shown = "n/a"
+    assert (page["credits"], page["burn_per_day"], page["days_left"]) == (balance, burn, days_left)
+    assert (
+        report.summary["itd_credits"],
+        report.summary["itd_credit_burn_per_day"],
+        report.summary["itd_days_of_credit_left"],
+    ) == (balance, burn, days_left)
+    assert f'id="credits">{shown if balance is None else balance}<' in html
+    assert f'id="credits-days-left">{shown if days_left is None else days_left}<' in html
+    burn_line = (
+        f"Burn: {shown if burn is None else burn} credits/day; "
+        f"days of credit left: {shown if days_left is None else days_left}."
+    )
+    assert burn_line in report.html.read_text()

@@ -147,3 +147,29 @@ def test_a_bulk_load_keeps_every_value_and_the_first_row_of_each_key(warehouse):
         ("k-3", "6", None, "\\.", utc),
         ("k-old", "1", None, None, utc),
     ]
+
+
+def test_read_only_refuses_writes_and_hands_the_connection_back_writable(warehouse):
+    """``Warehouse.read_only()``: the database itself refuses a write in it, and the pooled connection
+    it used is writable for its next user (a one-connection pool: the next user gets that very one)."""
+    from latam_messaging.warehouse.db import Warehouse
+
+    one = Warehouse(sa.create_engine(warehouse.engine.url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0))
+    t = schema.itd_credit_snapshots
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match=r"(?i)read-?only"):
+            with one.read_only() as conn:
+                used = conn.connection.dbapi_connection
+                assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 0  # reads work
+                conn.execute(t.insert().values(taken_at=pendulum.now("UTC"), credits=1))
+        with one.begin() as conn:
+            assert conn.connection.dbapi_connection is used
+            conn.execute(t.insert().values(taken_at=pendulum.now("UTC"), credits=2))
+        with one.read_only() as conn:  # a read-only block that ends normally hands it back writable too
+            assert conn.execute(sa.select(t.c.credits)).scalars().all() == [2]
+        with one.begin() as conn:
+            assert conn.connection.dbapi_connection is used
+            conn.execute(t.insert().values(taken_at=pendulum.now("UTC"), credits=3))
+        assert one.count(t) == 2
+    finally:
+        one.engine.dispose()

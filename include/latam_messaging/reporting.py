@@ -1,8 +1,9 @@
 """Reporting views (created by migration 3) and the rendered report under ``reports/<date>/``.
 
 The views are plain SQL over the ledger and event tables, the same on SQLite and PostgreSQL except
-for date arithmetic (see ``warehouse/views.py``). Percentiles and credit burn are computed here
-with pandas, since SQLite has no percentile functions.
+for date arithmetic (see ``warehouse/views.py``). Percentiles are computed here with pandas, since
+SQLite has no percentile functions. Vendor measures (the ITD credit balance, burn and days left)
+come from the vendors' page panels (``Vendor.page_panels``): the same numbers as the Messaging page.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.page.panels import Panel
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.warehouse.views import VIEW_NAMES
 
@@ -59,6 +61,15 @@ def _draw(plt, frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path
     return path
 
 
+def _panels(warehouse: Warehouse) -> list[Panel]:
+    """The vendors' page panels (from the registry: the report is a top), read in one read-only
+    transaction: their measures join the summary, their notes follow the vendor sections."""
+    from latam_messaging.vendors import page_panels
+
+    with warehouse.read_only() as conn:
+        return [make(conn) for make in page_panels()]
+
+
 def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | None = None) -> ReportResult:
     """Write ``index.html`` and PNG charts under ``out_root/<day>/``; returns where and a summary."""
     day = day or pendulum.now("UTC").date()
@@ -86,13 +97,7 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
         if not deliver.empty
         else pd.DataFrame()
     )
-    burn, days_left = None, None
-    if len(credits) >= 2:
-        recent = credits.sort_values("day").tail(8)
-        used = float(recent["max_credits"].iloc[0] - recent["min_credits"].iloc[-1])
-        burn = max(used / max(len(recent) - 1, 1), 0.0)
-        days_left = round(float(recent["min_credits"].iloc[-1]) / burn, 1) if burn else None
-    latest_credits = int(credits.sort_values("day")["min_credits"].iloc[-1]) if not credits.empty else None
+    panels = _panels(warehouse)
 
     figures = [
         _bar(by_vendor, directory / "funnel.png", "Delivery funnel per vendor", "messages"),
@@ -114,9 +119,7 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
         "failed": int(by_vendor["failed"].sum()) if not by_vendor.empty else 0,
         "rows_rejected": int(reject_totals.sum()) if not reject_totals.empty else 0,
         "inbound": int(inbound["messages"].sum()) if not inbound.empty else 0,
-        "itd_credits": latest_credits,
-        "itd_credit_burn_per_day": burn,
-        "itd_days_of_credit_left": days_left,
+        **{name: value for panel in panels for name, value in panel.report_summary.items()},
         "risky_share_percent": risky_share,
         "unrecognised_status_events": int(unrecognised["events"].sum()) if not unrecognised.empty else 0,
     }
@@ -144,7 +147,7 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
 <h2>Rejected CSV rows by reason</h2><img src="rejects.png" alt="rejects">{table(rejects)}
 <h2>Inbound volume</h2><img src="inbound.png" alt="inbound">{table(inbound)}
 <h2>ITD credits</h2>{table(credits)}
-<p>Burn: {burn if burn is not None else "n/a"} credits/day; days of credit left: {days_left if days_left is not None else "n/a"}.</p>
+{"".join(f"<p>{html.escape(note)}</p>" for panel in panels for note in panel.report_notes)}
 <h2>Risky numbers</h2>{table(risky)}
 </body></html>"""
     index = directory / "index.html"

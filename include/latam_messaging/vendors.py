@@ -3,9 +3,10 @@
 A fourth vendor is one new folder (hook, contract, models, exceptions, ``send.py`` with its row
 validator and send adapter, ``callbacks.py``, ``poller.py``, ``simulator.py``) plus one entry here.
 
-Only the top reads this registry — the DAG files and their tasks, the receiver's app factory, the
-CLIs (simulators, doctor, demo, bench) — and hands what an engine needs to it as an argument: the
-shared engines (drops, ledger, dispatch, ingest, polling, simulator framework) never name a vendor.
+Only the top reads this registry — the DAG files and their tasks, the receiver's and the Messaging
+page's app factories, the rendered report, the CLIs (simulators, doctor, demo, bench) — and hands
+what an engine needs to it as an argument: the shared engines (drops, ledger, dispatch, ingest,
+polling, simulator framework, the page's queries) never name a vendor.
 Entries name their classes by import path, so reading the registry at DAG parse time stays cheap;
 ``load()`` imports a class when a task needs it.
 """
@@ -36,6 +37,9 @@ class Vendor:
     connection: str  # the connection form (plain data, read by ``get_provider_info``)
     #: Webhook channels under ``/webhooks/<vendor>/<secret>/<channel>``; empty: the bare path only.
     webhook_channels: tuple[str, ...] = field(default=())
+    #: The vendor's panels of the Messaging page and the rendered report: functions taking the
+    #: read-only connection and returning a ``latam_messaging.page.panels.Panel``.
+    page_panels: tuple[str, ...] = field(default=())
 
     def hook_class(self) -> type:
         return load(self.hook)
@@ -74,6 +78,7 @@ VENDORS: dict[str, Vendor] = {
             callbacks="latam_messaging.itd.callbacks:parse_callback",
             connection="latam_messaging.itd.connection:FORM",
             simulator="latam_messaging.itd.simulator:ItdSimulator",
+            page_panels=("latam_messaging.itd.credits:page_panel",),
         ),
         Vendor(
             name="wavy",
@@ -97,6 +102,11 @@ POOLS = {name: vendor.pool for name, vendor in VENDORS.items()}
 def callback_parsers() -> dict[str, Any]:
     """Each vendor's webhook body parser, for ``webhooks.ingest.ingest_pending``."""
     return {name: vendor.parse_callback() for name, vendor in VENDORS.items()}
+
+
+def page_panels() -> list[Any]:
+    """Every vendor's page panel functions (``Vendor.page_panels``), loaded, in registry order."""
+    return [load(path) for vendor in VENDORS.values() for path in vendor.page_panels]
 
 
 def adapter(name: str):

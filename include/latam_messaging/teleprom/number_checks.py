@@ -8,9 +8,7 @@ the batch; auth errors stop the run (nothing would succeed).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,27 +97,10 @@ def check_read_only(sql: str) -> str:
     return str(statement).strip().rstrip(";")
 
 
-@contextlib.contextmanager
-def read_only(warehouse: Warehouse) -> Iterator[sa.Connection]:
-    """A connection in which the database itself refuses every write (and the transaction is
-    rolled back whatever happens)."""
-    with warehouse.engine.connect() as conn:
-        if warehouse.dialect == "postgresql":
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        else:
-            conn.exec_driver_sql("PRAGMA query_only = ON")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            if warehouse.dialect != "postgresql":
-                conn.exec_driver_sql("PRAGMA query_only = OFF")
-
-
 def queue_from_query(warehouse: Warehouse, sql: str, *, default_max_age_hours: int, stats: CheckStats) -> None:
     """Phones from one read-only SELECT over the warehouse that returns a ``phone`` column."""
     select = check_read_only(sql)
-    with read_only(warehouse) as conn:
+    with warehouse.read_only() as conn:
         result = conn.execute(sa.text(select))
         if "phone" not in result.keys():
             raise ValueError("the phones query must return a column named phone")

@@ -1,7 +1,8 @@
 """The warehouse connection: an SQLAlchemy engine from the Airflow connection ``messaging_warehouse``.
 
 The same code serves SQLite (embedded default) and PostgreSQL: dialect differences are confined to
-:meth:`Warehouse.insert` (``ON CONFLICT`` comes from the dialect's own ``insert``).
+:meth:`Warehouse.insert` (``ON CONFLICT`` comes from the dialect's own ``insert``) and
+:meth:`Warehouse.read_only` (how each database is told to refuse writes).
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ class Warehouse:
         """One transaction: everything in it lands together or not at all."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read_only(self) -> Iterator[sa.Connection]:
+        """One read-only transaction: the database itself refuses every write in it (PostgreSQL
+        ``SET TRANSACTION READ ONLY`` as its first statement, SQLite ``PRAGMA query_only = ON``).
+        Always rolled back at the end; on SQLite the pooled connection goes back writable for its
+        next user (``PRAGMA query_only = OFF``, then rolled back too)."""
+        sqlite = self.dialect == "sqlite"
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA query_only = OFF")
+                    conn.rollback()
 
     # ---- writes --------------------------------------------------------------------------------
     def insert(self, table: sa.Table):

@@ -1,21 +1,22 @@
 """The Messaging page of the Airflow UI: what the warehouse says, read-only.
 
-Query functions take a connection opened by :func:`read_only` (a read-only transaction: PostgreSQL
+Query functions take a connection opened by ``Warehouse.read_only()`` (a read-only transaction: PostgreSQL
 ``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``), so the page can never write. The same
-SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.ui``
+SQL serves SQLite and PostgreSQL. :func:`snapshot` gathers every section; ``latam_messaging.page.app``
 renders it as an authenticated FastAPI app that ``plugins/messaging_plugin.py`` mounts on the API server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.page.panels import Card, PanelFunction
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
@@ -23,24 +24,6 @@ from latam_messaging.warehouse.db import Warehouse
 DEFAULT_DAYS = 14
 #: Sends in state ``unknown`` listed at most.
 UNKNOWN_LIMIT = 200
-
-
-@contextmanager
-def read_only(warehouse: Warehouse) -> Iterator[sa.Connection]:
-    """A connection whose transaction refuses writes; rolled back at the end."""
-    with warehouse.engine.connect() as conn:
-        sqlite = warehouse.dialect == "sqlite"
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA query_only = ON")
-        else:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the (auto-begun) transaction
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            if sqlite:  # the pooled connection goes back writable for its next user
-                conn.exec_driver_sql("PRAGMA query_only = OFF")
-                conn.rollback()
 
 
 def mask_phone(phone: str | None) -> str:
@@ -109,6 +92,13 @@ def unknown_sends(
     return result
 
 
+def count_unknown(conn: sa.Connection) -> int:
+    """How many sends are in state ``unknown`` (all of them: :func:`unknown_sends` lists at most
+    :data:`UNKNOWN_LIMIT`)."""
+    t = schema.outbound_messages
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.state == "unknown")).scalar_one())
+
+
 #: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.
 _REJECT_CATEGORIES = [
     (lambda r: r.startswith("phone"), "invalid or missing phone"),
@@ -155,36 +145,6 @@ def rejects_by_file(
     return sorted(grouped.values(), key=lambda e: (e["claimed_at"], e["file"], -e["rows"]), reverse=True)
 
 
-def latest_itd_credits(warehouse: Warehouse) -> int | None:
-    """The balance of the newest ITD credits snapshot (None before the first)."""
-    t = schema.itd_credit_snapshots
-    with read_only(warehouse) as conn:
-        return conn.execute(sa.select(t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).scalar()
-
-
-def itd_credits(conn: sa.Connection) -> dict:
-    """The latest ITD balance, the burn per day over the last 8 days of snapshots and the days left
-    at that pace (the same arithmetic as the rendered report)."""
-    t = schema.itd_credit_snapshots
-    latest = conn.execute(sa.select(t.c.taken_at, t.c.credits).order_by(t.c.taken_at.desc()).limit(1)).first()
-    if latest is None:
-        return {"credits": None, "taken_at": None, "burn_per_day": None, "days_left": None}
-    daily = conn.execute(
-        sa.text("SELECT day, max_credits, min_credits FROM report_itd_credits_daily ORDER BY day DESC LIMIT 8")
-    ).all()[::-1]
-    burn = days_left = None
-    if len(daily) >= 2:
-        used = float(daily[0][1] - daily[-1][2])
-        burn = round(max(used / (len(daily) - 1), 0.0), 1)
-        days_left = round(float(latest.credits) / burn, 1) if burn else None
-    return {
-        "credits": int(latest.credits),
-        "taken_at": _day(latest.taken_at)[:19],
-        "burn_per_day": burn,
-        "days_left": days_left,
-    }
-
-
 def inbound_volume(
     conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
 ) -> list[dict]:
@@ -209,23 +169,37 @@ def latest_report(report_dir: str | Path | None = None) -> Path | None:
 def snapshot(
     warehouse: Warehouse,
     *,
+    panels: Sequence[PanelFunction] = (),
     days: int = DEFAULT_DAYS,
     report_dir: str | Path | None = None,
     now: pendulum.DateTime | None = None,
 ) -> dict:
-    """Every section of the page, read in one read-only transaction."""
+    """Every section of the page, read in one read-only transaction. ``panels``: the vendors' page
+    panels (the app passes the registry's); each one's data goes under its own key, its cards join
+    the header ``cards`` (what the page shows at the top, in order)."""
     now = now or pendulum.now("UTC")
-    with read_only(warehouse) as conn:
+    with warehouse.read_only() as conn:
         data = {
             "generated_at": now.to_iso8601_string(),
             "warehouse": warehouse.dialect,
             "days": days,
             "funnel": funnel(conn, days=days, now=now),
             "unknown": unknown_sends(conn, now=now),
+            "unknown_total": count_unknown(conn),
             "rejects": rejects_by_file(conn, days=days, now=now),
-            "itd_credits": itd_credits(conn),
             "inbound": inbound_volume(conn, days=days, now=now),
         }
+        totals = {k: sum(row[k] for row in data["funnel"]) for k in ("messages", "delivered", "failed")}
+        cards = [
+            Card("messages", totals["messages"], "total-messages"),
+            Card("delivered", totals["delivered"], "total-delivered"),
+            Card("failed", totals["failed"], "total-failed"),
+            Card("unknown, waiting for a decision", data["unknown_total"], "total-unknown"),
+        ]
+        for panel in (make(conn) for make in panels):
+            data[panel.key] = dict(panel.data)
+            cards.extend(panel.cards)
+    data["cards"] = [dataclasses.asdict(card) for card in cards]
     report = latest_report(report_dir)
     data["report"] = {"path": str(report), "date": report.parent.name} if report else None
     return data
