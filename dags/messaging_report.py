@@ -43,9 +43,10 @@ def messaging_report():
     def render() -> dict:
         from latam_messaging.reporting import render_report
         from latam_messaging.settings import current
+        from latam_messaging.vendors import page_panels
         from latam_messaging.warehouse.db import open_warehouse
 
-        result = render_report(open_warehouse(), current().report_dir)
+        result = render_report(open_warehouse(), current().report_dir, panels=page_panels())
         print(f"report written to {result.html.resolve()}: {result.summary}")
         return {"html": str(result.html.resolve()), **result.summary}
 

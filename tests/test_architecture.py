@@ -19,7 +19,6 @@ TOP = {
     "latam_messaging.sending.tasks",
     "latam_messaging.webhooks.receiver",
     "latam_messaging.page.app",  # the vendors' page panels
-    "latam_messaging.reporting",  # the same panels' measures in the report
     "latam_messaging.doctor",
     "latam_messaging.__main__",
     "latam_messaging.simulators.__main__",

@@ -139,8 +139,9 @@ def test_report_views_and_rendered_report(run_dag, warehouse, tmp_path, monkeypa
     seconds = sorted(r["seconds_to_deliver"] for r in warehouse.rows(sa.text("SELECT * FROM report_time_to_deliver")))
     assert [round(s) for s in seconds] == [10, 30]
     from latam_messaging.reporting import render_report
+    from latam_messaging.vendors import page_panels
 
-    result = render_report(warehouse, tmp_path / "again")
+    result = render_report(warehouse, tmp_path / "again", panels=page_panels())
     assert result.summary["itd_credits"] == 800 and result.summary["itd_credit_burn_per_day"] == 100.0
     assert result.summary["itd_days_of_credit_left"] == 8.0 and result.summary["rows_rejected"] == 2
 
@@ -159,6 +160,7 @@ def test_itd_minute_times_webhook_and_poll_make_one_event_and_no_negative_latenc
     16:07:30 and the poll later reports the same status with seconds."""
     from latam_messaging.reporting import render_report
     from latam_messaging.status import StatusEvent, apply_status_events
+    from latam_messaging.vendors import page_panels
 
     accepted = pendulum.datetime(2026, 3, 2, 19, 7, 30, tz="UTC")
     with warehouse.begin() as conn:
@@ -200,7 +202,7 @@ def test_itd_minute_times_webhook_and_poll_make_one_event_and_no_negative_latenc
                 file_sha256="f" * 64, row_number=1, reason="$x^{$ is not a phone", raw_row="{}", rejected_at=now
             )
         )
-    result = render_report(warehouse, tmp_path / "report")
+    result = render_report(warehouse, tmp_path / "report", panels=page_panels())
     page = result.html.read_text()
     assert "$x^{$ is not a phone" in page
     assert "None" not in page and "n/a" in page  # credits unknown: n/a
@@ -230,6 +232,7 @@ def test_page_and_report_show_the_same_itd_credits(warehouse, tmp_path, case):
 
     from latam_messaging.page.app import create_app, require_airflow_user
     from latam_messaging.reporting import render_report
+    from latam_messaging.vendors import page_panels
 
     snapshots, (balance, burn, days_left) = CREDIT_CASES[case]
     noon = pendulum.now("UTC").start_of("day").add(hours=12)
@@ -245,7 +248,7 @@ def test_page_and_report_show_the_same_itd_credits(warehouse, tmp_path, case):
     with TestClient(app) as client:
         page = client.get("/api/summary").json()["itd_credits"]
         html = client.get("/").text
-    report = render_report(warehouse, tmp_path / "report")
+    report = render_report(warehouse, tmp_path / "report", panels=page_panels())
 
     shown = "n/a"
     assert (page["credits"], page["burn_per_day"], page["days_left"]) == (balance, burn, days_left)

@@ -3,12 +3,14 @@
 The views are plain SQL over the ledger and event tables, the same on SQLite and PostgreSQL except
 for date arithmetic (see ``warehouse/views.py``). Percentiles are computed here with pandas, since
 SQLite has no percentile functions. Vendor measures (the ITD credit balance, burn and days left)
-come from the vendors' page panels (``Vendor.page_panels``): the same numbers as the Messaging page.
+come from the vendors' page panels (``Vendor.page_panels``, handed in by the caller): the same numbers
+as the Messaging page.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pandas as pd
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.page.panels import Panel
+from latam_messaging.page.panels import Panel, PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.warehouse.views import VIEW_NAMES
 
@@ -61,17 +63,23 @@ def _draw(plt, frame: pd.DataFrame, path: Path, title: str, xlabel: str) -> Path
     return path
 
 
-def _panels(warehouse: Warehouse) -> list[Panel]:
-    """The vendors' page panels (from the registry: the report is a top), read in one read-only
-    transaction: their measures join the summary, their notes follow the vendor sections."""
-    from latam_messaging.vendors import page_panels
-
+def _panels(warehouse: Warehouse, makers: Sequence[PanelFunction]) -> list[Panel]:
+    """The vendors' page panels, read in one read-only transaction: their measures join the summary,
+    their notes follow the vendor sections."""
     with warehouse.read_only() as conn:
-        return [make(conn) for make in page_panels()]
+        return [make(conn) for make in makers]
 
 
-def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | None = None) -> ReportResult:
-    """Write ``index.html`` and PNG charts under ``out_root/<day>/``; returns where and a summary."""
+def render_report(
+    warehouse: Warehouse,
+    out_root: Path,
+    day: pendulum.Date | None = None,
+    *,
+    panels: Sequence[PanelFunction] = (),
+) -> ReportResult:
+    """Write ``index.html`` and PNG charts under ``out_root/<day>/``; returns where and a summary.
+    ``panels``: the vendors' page panels (the caller reads them from the registry), so the report
+    shows the same vendor measures as the Messaging page."""
     day = day or pendulum.now("UTC").date()
     directory = Path(out_root) / day.isoformat()
     directory.mkdir(parents=True, exist_ok=True)
@@ -97,7 +105,7 @@ def render_report(warehouse: Warehouse, out_root: Path, day: pendulum.Date | Non
         if not deliver.empty
         else pd.DataFrame()
     )
-    panels = _panels(warehouse)
+    panels = _panels(warehouse, panels)
 
     figures = [
         _bar(by_vendor, directory / "funnel.png", "Delivery funnel per vendor", "messages"),
