@@ -219,6 +219,16 @@ def summary(env: dict[str, str]) -> None:
             f"  {row[0]:<10}"
             + "".join(f"{int(v or 0):>{w}}" for v, w in zip(row[1:], (9, 9, 7, 7, 6, 7, 8), strict=True))
         )
+    reasons = sa.text(
+        "SELECT vendor, stage, reason, messages FROM report_failure_reasons ORDER BY messages DESC, vendor, reason"
+    )
+    with warehouse.engine.connect() as conn:
+        failures = conn.execute(reasons).all()
+    print("\nFailures by reason (report_failure_reasons):")
+    for vendor, stage, reason, messages in failures[:12]:
+        print(f"  {vendor:<10}{stage:<10}{int(messages):>5}  {str(reason)[:90]}")
+    if not failures:
+        print("  none")
     reports = sorted(Path(env["MESSAGING_REPORT_DIR"]).glob("*/index.html"))
     if reports:
         print(f"\nReport: {reports[-1]}")

@@ -261,9 +261,25 @@ def test_the_documented_itd_status_with_its_trailing_comma():
     assert (parsed.format_version, parsed.errors) == ("status", [])
     [event] = parsed.statuses
     assert (event.vendor, event.vendor_message_id, event.status, event.raw_status, event.precision_s) == (
-        "itd", "f927f0fb-649f-45eb-92bf-15cb975f1bac", "read", "READ", 60,
+        "itd", "f927f0fb-649f-45eb-92bf-15cb975f1bac", "read", "READ", 0,
     )
-    assert event.event_at == pendulum.datetime(2019, 12, 26, 16, 7, tz="America/Santiago").in_tz("UTC")
+    # sent_at is "Fecha de envío", the send date: kept as such; the READ is placed when we learned it
+    assert event.message_sent_at == pendulum.datetime(2019, 12, 26, 16, 7, tz="America/Santiago").in_tz("UTC")
+    assert event.event_at == RECEIVED and event.note is None
+
+
+def test_an_itd_sent_status_is_placed_at_its_sent_at_to_the_minute():
+    body = {"sent_at": "26/12/2019 16:07", "status": "SENT", "uuid": "u-1"}
+    [event] = parse("itd", body).statuses
+    sent = pendulum.datetime(2019, 12, 26, 16, 7, tz="America/Santiago").in_tz("UTC")
+    assert (event.status, event.event_at, event.message_sent_at, event.precision_s) == ("sent", sent, sent, 60)
+
+
+def test_an_itd_status_without_a_usable_sent_at_is_placed_at_the_receive_time():
+    for sent_at in (None, "TIMESTAMP"):
+        [event] = parse("itd", {"sent_at": sent_at, "status": "SENT", "uuid": "u-1"}).statuses
+        assert (event.event_at, event.message_sent_at, event.precision_s) == (RECEIVED, None, 0)
+        assert (event.note is None) == (sent_at is None)
 
 
 @pytest.mark.parametrize(
@@ -356,9 +372,12 @@ def test_a_wavy_dlr_is_a_sent_event_then_a_delivery_event(sent, delivered, statu
     )
 
 
-def test_a_wavy_status_without_code_and_time_is_refused():
-    with pytest.raises(UnparseableEvent, match="^Wavy status without a status code and time$"):
-        parse("wavy", {"id": "W1", "sentStatusCode": 2}, "callback")
+def test_a_wavy_status_without_a_code_is_refused_and_one_without_a_time_lands_at_the_receive_time():
+    with pytest.raises(UnparseableEvent, match="^Wavy status without a status code$"):
+        parse("wavy", {"id": "W1", "sentAt": SENT_AT}, "callback")
+    [event] = parse("wavy", {"id": "W1", "sentStatusCode": 2}, "callback").statuses
+    assert (event.status, event.event_at) == ("sent", RECEIVED)
+    assert event.note == "no vendor time for this stage: receive time used"
     with pytest.raises(UnparseableEvent, match="^Wavy webhooks are JSON objects with an id$"):
         parse("wavy", {"sentStatusCode": 2}, "callback")
 
@@ -396,10 +415,13 @@ def test_a_wavy_dlr_without_a_usable_sent_stage_still_gives_its_delivery_event(s
             "deliveredAt": DELIVERED_AT}
     parsed = parse("wavy", body, "dlr")
     assert parsed.format_version == "dlr"
+    sent_stage = [("W1", "sent", "SENT_SUCCESS")] if sent else []  # a code without a time: at the receive time
     assert [(e.vendor_message_id, e.status, e.raw_status) for e in parsed.statuses] == [
+        *sent_stage,
         ("W1", "delivered", "DELIVERED_SUCCESS"),
     ]
-    assert parsed.statuses[0].event_at == pendulum.datetime(2026, 3, 2, 15, 1, tz="UTC")
+    assert parsed.statuses[-1].event_at == pendulum.datetime(2026, 3, 2, 15, 1, tz="UTC")
+    assert [e.event_at for e in parsed.statuses[:-1]] == [RECEIVED] * len(sent_stage)
 
 
 def test_polled_wavy_pages_keep_good_items_beside_bad_ones():

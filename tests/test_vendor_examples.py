@@ -316,7 +316,9 @@ def test_every_documented_callback_lands_through_the_receiver_and_webhook_ingest
     assert v1["event_at"] == raw[2]["received_at"] and "'TIMESTAMP'" in v1["note"]  # placeholder: receive time
     itd = events[("itd", "f927f0fb-649f-45eb-92bf-15cb975f1bac")]
     assert (itd["status"], itd["raw_status"], itd["message_key"]) == ("read", "READ", "m-itd")
-    assert itd["event_at"] == pendulum.datetime(2019, 12, 26, 16, 7, tz=SANTIAGO)
+    # sent_at is the message's send date ("Fecha de envío"); the READ is placed when the webhook came
+    assert itd["message_sent_at"] == pendulum.datetime(2019, 12, 26, 16, 7, tz=SANTIAGO)
+    assert itd["event_at"] == raw[CALLBACKS.index("itd/webhook_status.json")]["received_at"]
 
     ledger = {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)}
     assert ledger == {"42": "enqueued", "m-v1": "enqueued", "m-itd": "read"}

@@ -60,10 +60,14 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    #: The recipient deleted the message (Meta's ``deleted``): recorded, never moves a message.
+    DELETED = "deleted"
     #: A status text the vocabulary does not know (stored with the vendor's text); never moves a message.
     UNRECOGNISED = "unknown"
 
 
+#: Statuses that are stored as events but never change a message's current status.
+NOT_PROGRESS = frozenset({DeliveryStatus.UNRECOGNISED, DeliveryStatus.DELETED})
 #: Order of the delivery statuses that follow one another (``failed`` is terminal, outside the order).
 RANK = {
     DeliveryStatus.ACCEPTED: 0,
@@ -75,8 +79,8 @@ RANK = {
 
 
 def advances(current: str | None, new: str) -> bool:
-    """Whether delivery status ``new`` may replace ``current`` (an unrecognised text never does)."""
-    if new == DeliveryStatus.UNRECOGNISED:
+    """Whether delivery status ``new`` may replace ``current`` (an unrecognised text or a deletion never does)."""
+    if new in NOT_PROGRESS:
         return False
     if current is None:
         return True

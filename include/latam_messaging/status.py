@@ -12,6 +12,7 @@ our sends by every id they carry (Teleprom V1/V3 ``gs_id`` and ``id``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.lifecycle import RANK, DeliveryStatus, MessageState, advances, resolve_in_doubt
+from latam_messaging.lifecycle import NOT_PROGRESS, RANK, DeliveryStatus, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
@@ -30,6 +31,25 @@ RAW_STATUS_CHARS = 128
 OUTBOUND = schema.outbound_messages
 EVENTS = schema.message_status_events
 KEY_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class EventCost:
+    """Meta's ``pricing`` and ``conversation`` objects of a status event (the cost data)."""
+
+    billable: bool | None = None
+    pricing_category: str | None = None
+    pricing_model: str | None = None
+    conversation_id: str | None = None
+    conversation_origin: str | None = None
+    conversation_expires_at: pendulum.DateTime | None = None
+
+    def columns(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+#: The cost columns of ``message_status_events``, empty.
+NO_COST = EventCost().columns()
 
 
 @dataclass
@@ -46,6 +66,12 @@ class StatusEvent:
     note: str | None = None
     #: the vendor time is truncated to this many seconds (ITD webhooks: minutes); 0 = exact
     precision_s: int = 0
+    #: why it failed, as the vendor's first error ``<code>: <title>`` (Meta ``errors[]``); None otherwise
+    reason: str | None = None
+    #: what the vendor will charge (Meta ``pricing`` / ``conversation``), when it says
+    cost: EventCost | None = None
+    #: the message's send time as the vendor reports it with this event (ITD's ``sent_at``), not the event's
+    message_sent_at: pendulum.DateTime | None = None
 
 
 def _candidates(event: StatusEvent) -> list[str]:
@@ -158,6 +184,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
                 "raw_text": e.raw_status if len(e.raw_status) > RAW_STATUS_CHARS else None,
                 "vendor_ids": e.vendor_ids or None,
                 "note": e.note,
+                "reason": e.reason,
+                "message_sent_at": e.message_sent_at,
+                **(e.cost.columns() if e.cost else NO_COST),
                 "event_at": e.event_at,
                 "recorded_at": now,
                 "source": e.source,
@@ -168,7 +197,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:
-        if event.message_key and event.status != UNRECOGNISED:  # an unrecognised text never moves the ledger
+        if event.message_key and event.status not in NOT_PROGRESS:  # an unrecognised text never moves the ledger
             linked.setdefault(event.message_key, []).append(event)
     updates, in_doubt = [], {}
     for key, key_events in linked.items():

@@ -35,7 +35,11 @@ def _direction(value: Any) -> int | None:
 
 
 def parse_callback(body: Any, channel: str | None, received_at: pendulum.DateTime) -> Parsed:
-    """An ITD webhook body: a status change or a received message."""
+    """An ITD webhook body: a status change or a received message.
+
+    ITD's document defines the status webhook's ``sent_at`` as "Fecha de envío", the message's send date
+    (to the minute): it is kept as ``message_sent_at``, and it is the event's time only for the SENT
+    status; any other status (DELIVERED, READ, ...) is placed at the receive time, when we learned it."""
     if not isinstance(body, dict):
         raise UnparseableEvent("ITD webhooks are JSON objects")
     if "status" in body and "uuid" in body:
@@ -45,19 +49,27 @@ def parse_callback(body: Any, channel: str | None, received_at: pendulum.DateTim
             if item["uuid"] in (None, ""):
                 raise UnparseableEvent("status without uuid")
             raw = text_or_none(item["status"]) or ""
-            when = vendor_time(
+            status = status_of(raw)
+            sent = vendor_time(
                 item.get("sent_at"), received_at, lambda v: parse_day_month_year_minutes(v, contract.VENDOR_TIMEZONE)
             )
+            sent_at = sent.at if sent.note is None else None
+            if status == DeliveryStatus.SENT and sent_at is not None:
+                at, precision, note = sent_at, 60, None  # the send time is this status's own time (to the minute)
+            else:  # ITD documents sent_at as the send date: a later status is placed when we learned it
+                at, precision = received_at, 0
+                note = None if sent.note is None or item.get("sent_at") in (None, "") else sent.note
             parsed.statuses.append(
                 StatusEvent(
                     "itd",
                     str(item["uuid"]),
-                    status_of(raw),
+                    status,
                     raw,
-                    when.at,
+                    at,
                     "webhook",
-                    note=when.note,
-                    precision_s=60 if when.note is None else 0,  # dd/MM/yyyy HH:mm
+                    note=note,
+                    precision_s=precision,  # dd/MM/yyyy HH:mm
+                    message_sent_at=sent_at,
                 )
             )
 

@@ -146,23 +146,16 @@ def poll_itd_received(
     return stats
 
 
-def _itd_event(status: ItdStatus, accepted_at: Any) -> StatusEvent | None:
-    """A polled ITD status with a time that does not change from poll to poll (so repeats dedupe).
-    A status text the vocabulary does not know is an ``unknown`` event with the text kept."""
+def _itd_event(status: ItdStatus, polled_at: pendulum.DateTime) -> StatusEvent | None:
+    """A polled ITD status. Its time is the vendor's time for that status where ITD gives one
+    (``sent_at`` for SENT, ``delivered_at`` for DELIVERED), else when we learned it (the poll); the send
+    time is kept as ``message_sent_at``. The same status polled again, or also seen by webhook, is one
+    event (stored once whatever its time). A status text the vocabulary does not know is an
+    unrecognised event with the text kept."""
     if status.status is None:  # no status text at all
         return None
-    at = (
-        {
-            "enqueued": accepted_at,
-            "sent": status.sent_at,
-            "delivered": status.delivered_at,
-            "read": status.delivered_at or status.sent_at,
-            "failed": status.sent_at or accepted_at,
-        }.get(status.status)
-        or status.delivered_at
-        or status.sent_at
-        or accepted_at
-    )
+    own = {DeliveryStatus.SENT: status.sent_at, DeliveryStatus.DELIVERED: status.delivered_at}.get(status.status)
+    at, precision = (own, 1) if own is not None else (polled_at, 0)  # "2020-04-16 10:26:13.0"
     return StatusEvent(
         "itd",
         status.key,
@@ -170,7 +163,8 @@ def _itd_event(status: ItdStatus, accepted_at: Any) -> StatusEvent | None:
         status.raw_status,
         pendulum.instance(at).in_tz(UTC),
         "poll",
-        precision_s=1,  # "2020-04-16 10:26:13.0"
+        precision_s=precision,
+        message_sent_at=pendulum.instance(status.sent_at).in_tz(UTC) if status.sent_at else None,
     )
 
 
@@ -195,7 +189,8 @@ def poll_itd_statuses(
 
     def fetch(row: dict[str, Any]) -> StatusEvent | None:
         try:
-            return _itd_event(hook.status(row["vendor_message_id"]), row["accepted_at"])
+            answer = hook.status(row["vendor_message_id"])
+            return _itd_event(answer, pendulum.now("UTC"))
         except ItdNotFoundError:
             log.warning("ITD does not know message %s", row["vendor_message_id"])
             return None

@@ -1,4 +1,11 @@
-"""Teleprom's webhooks: V0 status/received arrays (or a single object), V1 STATUS and V3 INCOMING envelopes."""
+"""Teleprom's webhooks: V0 status/received arrays (or a single object), V1 STATUS and V3 INCOMING envelopes.
+
+The envelopes' payload is Meta's WhatsApp Cloud API webhook as Gupshup relays it (references in
+``teleprom/contract.py``): a failed status's ``errors[]`` become the event's reason (``code: title``),
+``pricing``/``conversation`` its cost columns; times are epoch seconds or milliseconds, strings or
+numbers; every inbound message type lands with its text (or caption, reply title, place, contact,
+emoji), its media id and type, and the sender's profile name.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +17,21 @@ import pendulum
 
 from latam_messaging.common.timeparse import parse_iso
 from latam_messaging.lifecycle import DeliveryStatus
-from latam_messaging.status import StatusEvent
+from latam_messaging.status import EventCost, StatusEvent
 from latam_messaging.teleprom import contract
 from latam_messaging.webhooks.parsers import (
     Parsed,
     UnparseableEvent,
-    epoch_s,
+    epoch_s_or_ms,
     inbound_row,
     items_of,
     text_or_none,
     vendor_time,
 )
 
-STATUSES = {"enqueued", "sent", "delivered", "read", "failed"}
+STATUSES = contract.META_STATUSES
+#: Longest reason kept in the event's ``reason`` column (the full errors[] stay in the raw body).
+REASON_CHARS = 300
 
 
 def teleprom_status(raw: Any) -> DeliveryStatus:
@@ -100,63 +109,162 @@ def _ids(*values: Any) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _short(value: Any, chars: int) -> str | None:
+    text = text_or_none(value)
+    return text[:chars] if text is not None else None
+
+
+def failure_reason(status: dict[str, Any]) -> str | None:
+    """Meta's first error as ``<code>: <title>`` (``title`` or else ``message``; details after a dash
+    when they say more), e.g. ``131047: Re-engagement message``."""
+    errors = [e for e in status.get("errors") or [] if isinstance(e, dict)]
+    if not errors:
+        return None
+    error = errors[0]
+    code, title = text_or_none(error.get("code")), text_or_none(error.get("title") or error.get("message"))
+    details = text_or_none(_object(error.get("error_data")).get("details"))
+    reason = ": ".join(part for part in (code, title) if part) or "error without code or title"
+    if details and details != title:
+        reason = f"{reason} — {details}"
+    return reason[:REASON_CHARS]
+
+
+def event_cost(status: dict[str, Any], received_at: pendulum.DateTime) -> EventCost | None:
+    """Meta's ``pricing`` and ``conversation`` objects (absent: None)."""
+    pricing, conversation = _object(status.get("pricing")), _object(status.get("conversation"))
+    if not pricing and not conversation:
+        return None
+    billable = pricing.get("billable")
+    expires = conversation.get("expiration_timestamp")
+    horizon = pendulum.instance(received_at).add(days=2)  # a conversation expires within a day of its message
+    expires_at = vendor_time(expires, horizon, epoch_s_or_ms) if expires not in (None, "") else None
+    return EventCost(
+        billable=billable if isinstance(billable, bool) else None,
+        pricing_category=_short(pricing.get("category"), 40),
+        pricing_model=_short(pricing.get("pricing_model"), 40),
+        conversation_id=_short(conversation.get("id"), 128),
+        conversation_origin=_short(_object(conversation.get("origin")).get("type"), 40),
+        conversation_expires_at=expires_at.at if expires_at and expires_at.note is None else None,
+    )
+
+
+def _status_event(status: Any, received_at: pendulum.DateTime) -> StatusEvent:
+    ids = _ids(status.get("gs_id"), status.get("id"), status.get("meta_msg_id"))
+    if not ids:
+        raise UnparseableEvent("status without gs_id or id")
+    raw = text_or_none(status.get("status")) or ""
+    when = vendor_time(status.get("timestamp"), received_at, epoch_s_or_ms)
+    return StatusEvent(
+        "teleprom",
+        ids[0],
+        teleprom_status(raw),
+        raw,
+        when.at,
+        "webhook",
+        vendor_ids=ids,
+        note=when.note,
+        reason=failure_reason(status),
+        cost=event_cost(status, received_at),
+    )
+
+
+def _place(location: dict[str, Any]) -> str | None:
+    where = ", ".join(t for t in (text_or_none(location.get("name")), text_or_none(location.get("address"))) if t)
+    lat, lon = location.get("latitude"), location.get("longitude")
+    point = f"({lat}, {lon})" if lat is not None and lon is not None else ""
+    return " ".join(t for t in (where, point) if t) or None
+
+
+def _contacts(cards: Any) -> str | None:
+    shown = []
+    for card in cards if isinstance(cards, list) else []:
+        card = _object(card)
+        name = text_or_none(_object(card.get("name")).get("formatted_name"))
+        phones = [text_or_none(_object(p).get("phone")) for p in card.get("phones") or []]
+        shown.append(" ".join(t for t in (name, *phones) if t))
+    return "; ".join(t for t in shown if t) or None
+
+
+def message_content(message: dict[str, Any]) -> dict[str, Any]:
+    """The columns an inbound Meta message fills beyond its ids: text (the body, a caption, a reply's
+    title, a place, contact cards or a reaction's emoji), reply id, media id/type/caption/url."""
+    kind = message.get("type")
+    body = _object(message.get(kind)) if isinstance(kind, str) else {}
+    fields: dict[str, Any] = {}
+    if kind == "text":
+        fields["text"] = text_or_none(body.get("body"))
+    elif kind == "button":
+        fields["text"] = text_or_none(body.get("text")) or text_or_none(body.get("payload"))
+        fields["reply_id"] = text_or_none(body.get("payload"))
+    elif kind == "interactive":
+        reply = next((_object(body[k]) for k in contract.META_INTERACTIVE_REPLIES if k in body), {})
+        fields["text"] = text_or_none(reply.get("title")) or text_or_none(reply.get("body"))
+        fields["reply_id"] = text_or_none(reply.get("id"))
+    elif kind in contract.META_MEDIA_TYPES:
+        fields["media_id"] = text_or_none(body.get("id"))
+        fields["media_mime_type"] = text_or_none(body.get("mime_type"))
+        fields["caption"] = text_or_none(body.get("caption"))
+        fields["media_url"] = text_or_none(body.get("url") or body.get("link"))
+        fields["text"] = fields["caption"] or text_or_none(body.get("filename"))
+    elif kind == "location":
+        fields["text"] = _place(body)
+    elif kind == "contacts":
+        fields["text"] = _contacts(message.get("contacts"))
+    elif kind == "reaction":
+        fields["text"] = text_or_none(body.get("emoji"))
+        fields["in_reply_to"] = text_or_none(body.get("message_id"))
+    return fields
+
+
+def _profile_names(value: dict[str, Any]) -> dict[str, str]:
+    names = {}
+    for contact in value.get("contacts") or []:
+        contact = _object(contact)
+        name = text_or_none(_object(contact.get("profile")).get("name"))
+        if name and contact.get("wa_id") not in (None, ""):
+            names[str(contact["wa_id"])] = name
+    return names
+
+
 def _teleprom_envelope(body: dict[str, Any], received_at: pendulum.DateTime) -> Parsed:
     version, kind = str(body.get("Version")), str(body.get("Type", "")).upper()
     payload = body.get("Payload")
     if not isinstance(payload, dict):
         raise UnparseableEvent("envelope without a Payload object")
     parsed = Parsed(f"V{version}"[:16])
-    values = _changes(payload)
+    values = [v for v in _changes(payload) if isinstance(v, dict)]
     if kind == "STATUS":
-
-        def status_item(status: Any) -> None:
-            ids = _ids(status.get("gs_id"), status.get("id"))
-            if not ids:
-                raise UnparseableEvent("status without gs_id or id")
-            raw = text_or_none(status.get("status")) or ""
-            when = vendor_time(status.get("timestamp"), received_at, epoch_s)
-            parsed.statuses.append(
-                StatusEvent(
-                    "teleprom",
-                    ids[0],
-                    teleprom_status(raw),
-                    raw,
-                    when.at,
-                    "webhook",
-                    vendor_ids=ids,
-                    note=when.note,
-                )
-            )
-
-        return items_of(parsed, [s for v in values for s in (v.get("statuses") or [])], status_item)
+        statuses = [s for v in values for s in (v.get("statuses") or [])]
+        return items_of(parsed, statuses, lambda status: parsed.statuses.append(_status_event(status, received_at)))
     if kind == "INCOMING":
 
-        def message_item(pair: tuple[Any, dict[str, Any]]) -> None:
-            account, message = pair
-            kind_of = message.get("type")
-            text = (message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
-            media = (message.get(kind_of) or {}) if kind_of in ("image", "video", "document", "audio") else {}
-            context = message.get("context") or {}
-            when = vendor_time(message.get("timestamp"), received_at, epoch_s)
-            parsed.inbound.append(
-                inbound_row(
-                    "teleprom",
-                    message.get("id"),
-                    from_phone=text_or_none(message.get("from")),
-                    to_account=text_or_none(account),
-                    message_type=text_or_none(kind_of),
-                    text=text_or_none(text),
-                    media_url=text_or_none(media.get("url") or media.get("link")),
-                    received_at=when.at,
-                    in_reply_to=text_or_none(context.get("gs_id") or context.get("id")),
-                    raw=message,
-                    note=when.note,
-                )
-            )
+        def message_item(item: tuple[dict[str, Any], dict[str, Any]]) -> None:
+            value, message = item
+            account = _object(value.get("metadata")).get("display_phone_number")
+            names = _profile_names(value)
+            sender = text_or_none(message.get("from"))
+            context = _object(message.get("context"))
+            when = vendor_time(message.get("timestamp"), received_at, epoch_s_or_ms)
+            row = {
+                "from_phone": sender,
+                "to_account": text_or_none(account),
+                "message_type": text_or_none(message.get("type")),
+                "text": None,
+                "media_url": None,
+                "received_at": when.at,
+                "in_reply_to": text_or_none(context.get("gs_id") or context.get("id")),
+                "profile_name": names.get(sender or "") or (next(iter(names.values())) if len(names) == 1 else None),
+                "raw": message,
+                "note": when.note,
+                **message_content(message),
+            }
+            parsed.inbound.append(inbound_row("teleprom", message.get("id"), **row))
 
-        pairs = [
-            ((v.get("metadata") or {}).get("display_phone_number"), m) for v in values for m in v.get("messages") or []
-        ]
+        pairs = [(v, m) for v in values for m in v.get("messages") or []]
         return items_of(parsed, pairs, message_item)
     raise UnparseableEvent(f"envelope Type {kind[:40]!r} is not STATUS or INCOMING")
 

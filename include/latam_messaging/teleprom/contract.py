@@ -30,6 +30,29 @@ LINE_BREAK_STATUS = "OK, with line break"
 DEFAULT_BATCH_SIZE = 500
 
 
+# ---- what the V1/V3 envelopes carry: Meta's WhatsApp Cloud API webhooks, relayed by Gupshup -------
+# Teleprom's document [SEED] shows only the envelope and a thin status/incoming example; the payload is
+# Meta's webhook as Gupshup relays it. The fields below are read from the public references [DOC]:
+# * Meta, "Status messages webhook reference" (statuses[]: id, status, timestamp, recipient_id,
+#   errors[] {code, title, message, error_data.details}, conversation {id, expiration_timestamp,
+#   origin.type}, pricing {billable, pricing_model, category}):
+#   https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status/
+# * Meta, "Messages webhook reference" (contacts[] {profile.name, wa_id}; messages[] of type text,
+#   button {payload, text}, interactive {button_reply|list_reply {id, title, description}}, image,
+#   document, audio, video, sticker {id, mime_type, caption, filename}, location {latitude, longitude,
+#   name, address}, contacts[], reaction {message_id, emoji}; context {id}):
+#   https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/
+# * Gupshup, "Events" (V3 relay: statuses carry gs_id beside Meta's id; the ``enqueued`` event's
+#   timestamp is an integer in MILLISECONDS, Meta's are strings in seconds):
+#   https://partner-docs.gupshup.io/docs/events
+#: Status texts of the envelopes (Gupshup adds ``enqueued``; Meta sends ``deleted`` when the user deletes).
+META_STATUSES = frozenset({"enqueued", "sent", "delivered", "read", "failed", "deleted"})
+#: Inbound message types whose object is a media item (id, mime_type, caption, url/link when relayed).
+META_MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker", "voice"})
+#: Interactive reply kinds (``interactive.type``) and the object each is under.
+META_INTERACTIVE_REPLIES = ("button_reply", "list_reply", "nfm_reply")
+
+
 # ---- shapes of INFERRED endpoints: request builders and answer readers -----------------------
 def free_form_body(source_id: int, destinations: list[dict]) -> dict:
     """``destinations``: dicts with trackingNumber, dstNumber, text, mediaUrl."""

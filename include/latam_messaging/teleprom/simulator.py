@@ -19,6 +19,13 @@ from latam_messaging.teleprom import contract
 
 TOKEN_LIFETIME_S = 24 * 3600
 VENDOR_TZ = contract.VENDOR_TIMEZONE
+#: Meta errors a failed V1/V3 status carries (code, title, details), as in Meta's error-code reference.
+META_ERRORS = (
+    (131047, "Re-engagement message", "Message failed to send because more than 24 hours have passed since the customer last replied to this number."),
+    (131026, "Message Undeliverable", "Unable to deliver message. The recipient may not be a WhatsApp user or has not accepted the terms."),
+    (131049, "This message was not delivered to maintain healthy ecosystem engagement.", "Meta chose not to deliver this marketing message."),
+    (131050, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.", None),
+)
 
 USERS = {
     "demo": ("demo-pass", "Ok"),
@@ -325,15 +332,7 @@ class TelepromSimulator(Simulator):
             else:  # the V1 example's shape: gs_id is the id MessageWpp answered, id WhatsApp's own
                 value = {
                     "messaging_product": "whatsapp",
-                    "statuses": [
-                        {
-                            "id": wamid,
-                            "gs_id": message_id,
-                            "status": status,
-                            "timestamp": str(int(due)),
-                            "recipient_id": phone,
-                        }
-                    ],
+                    "statuses": [self._meta_status(wamid, message_id, status, due, phone, tracking, source_id)],
                 }
                 event = self._envelope(version, "STATUS", value)
             self.webhooks.schedule(due, version, event)
@@ -350,24 +349,64 @@ class TelepromSimulator(Simulator):
                     "origen": "WSP",
                     "mensaje": "Gracias, recibido",
                 }
-            else:  # the V3 example's shape: a button reply whose context names our message
+            else:  # the V3 example's shape: a reply (button, text, list row, photo, place or reaction)
                 value = {
                     "contacts": [{"profile": {"name": "Cliente"}, "wa_id": phone}],
-                    "messages": [
-                        {
-                            "button": {"payload": "Gracias, recibido", "text": "Gracias, recibido"},
-                            "context": {"from": account.get("source", ""), "gs_id": message_id, "id": wamid},
-                            "from": phone,
-                            "id": "wamid." + self.new_uuid(),
-                            "timestamp": str(int(due)),
-                            "type": "button",
-                        }
-                    ],
+                    "messages": [self._meta_reply(message_id, wamid, phone, tracking, account, due)],
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": account.get("source", ""), "phone_number_id": str(source_id)},
                 }
                 event = self._envelope(version, "INCOMING", value)
             self.webhooks.schedule(due, version, event)
+
+    def _meta_status(
+        self, wamid: str, message_id: str, status: str, due: float, phone: str, tracking: str, source_id: int
+    ) -> dict[str, Any]:
+        """One status as Meta sends it through Gupshup: ``enqueued`` (Gupshup's) with an integer timestamp
+        in milliseconds, the others in seconds as strings; ``sent`` with its conversation and pricing,
+        ``failed`` with an ``errors[]`` entry."""
+        item: dict[str, Any] = {"id": wamid, "gs_id": message_id, "status": status, "recipient_id": phone}
+        item["timestamp"] = int(due * 1000) if status == "enqueued" else str(int(due))
+        if status == "sent":
+            day = pendulum.from_timestamp(due, tz="UTC").format("YYYYMMDD")
+            category = "marketing" if self.fraction("category", tracking) < 0.7 else "utility"
+            item["conversation"] = {
+                "id": hashlib.sha256(f"{source_id}:{phone}:{day}".encode()).hexdigest()[:32],
+                "expiration_timestamp": str(int(due) + 24 * 3600),
+                "origin": {"type": category},
+            }
+            item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": category}
+        if status == "failed":
+            code, title, details = META_ERRORS[int(self.fraction("error", tracking) * len(META_ERRORS))]
+            error: dict[str, Any] = {"code": code, "title": title, "message": title}
+            if details:
+                error["error_data"] = {"details": details}
+            item["errors"] = [error]
+        return item
+
+    def _meta_reply(
+        self, message_id: str, wamid: str, phone: str, tracking: str, account: dict[str, Any], due: float
+    ) -> dict[str, Any]:
+        """A customer's answer in one of Meta's inbound message types, fixed by the tracking number."""
+        reply: dict[str, Any] = {
+            "context": {"from": account.get("source", ""), "gs_id": message_id, "id": wamid},
+            "from": phone,
+            "id": "wamid." + self.new_uuid(),
+            "timestamp": str(int(due)),
+        }
+        kinds = (
+            ("button", {"payload": "Gracias, recibido", "text": "Gracias, recibido"}),
+            ("text", {"body": "Hola, ¿cuándo abren?"}),
+            ("interactive", {"type": "list_reply", "list_reply": {"id": "turno-2", "title": "Martes 10 hs"}}),
+            ("image", {"id": self.new_uuid(), "mime_type": "image/jpeg", "sha256": "0" * 64, "caption": "comprobante"}),
+            ("location", {"latitude": -31.4135, "longitude": -64.18105, "name": "Casa"}),
+            ("reaction", {"message_id": wamid, "emoji": "👍"}),
+        )
+        kind, body = kinds[int(self.fraction("reply_kind", tracking) * len(kinds))]
+        reply.update({"type": kind, kind: body})
+        if kind == "reaction":  # a reaction names the message it reacts to itself, without a context
+            del reply["context"]
+        return reply
 
     def _envelope(self, version: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
         return {

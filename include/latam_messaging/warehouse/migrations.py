@@ -72,6 +72,28 @@ def _v6_drop_claimed_by_index(conn: sa.Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_outbound_claimed_by"))
 
 
+def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
+    from latam_messaging.warehouse import views
+
+    add_columns(
+        conn,
+        schema.message_status_events,
+        "reason",
+        "message_sent_at",
+        "billable",
+        "pricing_category",
+        "pricing_model",
+        "conversation_id",
+        "conversation_origin",
+        "conversation_expires_at",
+    )
+    add_columns(conn, schema.inbound_messages, "profile_name", "reply_id", "media_id", "media_mime_type", "caption")
+    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
+    for name in views.CHANGED_IN_V7:
+        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(sa.text(statements[name]))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -79,6 +101,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "send claims: outbound_messages.claimed_by and send_leases", _v4_send_claims),
     Migration(5, "lossless status events and inbound (ITD direction, ids, notes); report views", _v5_lossless_events),
     Migration(6, "drop ix_outbound_claimed_by (answers are found by key; the planner misused it)", _v6_drop_claimed_by_index),
+    Migration(7, "failure reasons, pricing and conversations of status events; Meta inbound fields", _v7_vendor_reasons_and_costs),
 ]
 
 

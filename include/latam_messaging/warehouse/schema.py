@@ -188,6 +188,15 @@ message_status_events = sa.Table(
     sa.Column("raw_text", sa.Text),  # the vendor's status text in full (raw_status holds 128 characters)
     sa.Column("vendor_ids", sa.JSON),  # every id the event carried (e.g. Teleprom V1 gs_id and id)
     sa.Column("note", sa.Text),  # e.g. a placeholder timestamp replaced by the receive time
+    # migration 7: why a message failed, and what the vendor will charge (Meta's errors[], pricing, conversation)
+    sa.Column("reason", sa.String(300)),  # "<code>: <title>" of the vendor's first error
+    sa.Column("message_sent_at", Ts),  # the send time the vendor reports with the event (ITD's sent_at)
+    sa.Column("billable", sa.Boolean),
+    sa.Column("pricing_category", sa.String(40)),  # marketing | utility | authentication | service | ...
+    sa.Column("pricing_model", sa.String(40)),  # CBP | PMP | ...
+    sa.Column("conversation_id", sa.String(128)),
+    sa.Column("conversation_origin", sa.String(40)),
+    sa.Column("conversation_expires_at", Ts),
     sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
 )
@@ -227,6 +236,12 @@ inbound_messages = sa.Table(
     sa.Column("raw", sa.JSON),
     sa.Column("direction", sa.Integer),  # ITD's field as sent (its legend and its examples disagree)
     sa.Column("note", sa.Text),
+    # migration 7: what Meta's inbound messages carry beyond text
+    sa.Column("profile_name", sa.String(256)),  # the sender's WhatsApp profile name
+    sa.Column("reply_id", sa.String(256)),  # the payload/id of a quick-reply button or list row chosen
+    sa.Column("media_id", sa.String(256)),
+    sa.Column("media_mime_type", sa.String(128)),
+    sa.Column("caption", sa.Text),
 )
 
 itd_credit_snapshots = sa.Table(

@@ -12,10 +12,13 @@ VIEW_NAMES = [
     "report_inbound_daily",
     "report_risky_share",
     "report_unrecognised_statuses",
+    "report_conversations",
 ]
 
 #: Views migration 5 drops and re-creates from :func:`view_statements` (new or changed there).
 CHANGED_IN_V5 = ["report_time_to_deliver", "report_unrecognised_statuses"]
+#: Views migration 7 drops and re-creates (failure reasons by the vendor's error; billable conversations).
+CHANGED_IN_V7 = ["report_failure_reasons", "report_conversations"]
 
 
 def seconds_between(start: str, end: str, dialect: str) -> str:
@@ -44,9 +47,10 @@ SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_
        SUM(CASE WHEN state IN ('pending', 'scheduled', 'sending') THEN 1 ELSE 0 END) AS waiting
 FROM outbound_messages
 GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}""",
+        # a delivery failure's reason is the vendor's error ("131047: Re-engagement message") when it gave one
         """CREATE VIEW report_failure_reasons AS
-SELECT vendor, 'delivery' AS stage, raw_status AS reason, COUNT(DISTINCT vendor_message_id) AS messages
-FROM message_status_events WHERE status = 'failed' GROUP BY vendor, raw_status
+SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
+FROM message_status_events WHERE status = 'failed' GROUP BY vendor, COALESCE(reason, raw_status)
 UNION ALL
 SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
 FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
@@ -88,4 +92,15 @@ SELECT (SELECT COUNT(DISTINCT phone) FROM risky_numbers) AS risky_phones,
         """CREATE VIEW report_unrecognised_statuses AS
 SELECT vendor, raw_status, COUNT(*) AS events, COUNT(DISTINCT vendor_message_id) AS messages
 FROM message_status_events WHERE status = 'unknown' GROUP BY vendor, raw_status""",
+        # what Meta says it bills, per day of the first event that named the conversation (cost reporting)
+        f"""CREATE VIEW report_conversations AS
+SELECT vendor, {day.format("first_at")} AS day, pricing_category, conversation_origin,
+       billable, COUNT(*) AS conversations, SUM(messages) AS messages
+FROM (
+    SELECT vendor, conversation_id, MIN(event_at) AS first_at, MAX(pricing_category) AS pricing_category,
+           MAX(conversation_origin) AS conversation_origin, MAX(CASE WHEN billable THEN 1 ELSE 0 END) AS billable,
+           COUNT(DISTINCT vendor_message_id) AS messages
+    FROM message_status_events WHERE conversation_id IS NOT NULL GROUP BY vendor, conversation_id
+) conversations
+GROUP BY vendor, {day.format("first_at")}, pricing_category, conversation_origin, billable""",
     ]

@@ -40,11 +40,24 @@ class SmsReceipt:
     correlation_id: str | None
 
 
+#: Where each status stage's time is (the vendor's own example spells the sent time sentStatusAt; the
+#: field list says sentAt).
+SENT_AT_KEYS = ("sentStatusAt", "sentAt")
+DELIVERED_AT_KEYS = ("deliveredAt",)
+
+
+def stage_time(item: dict[str, Any], *names: str) -> Any:
+    """The first of ``names`` present in ``item`` (as sent), or None."""
+    return next((item[name] for name in names if item.get(name) not in (None, "")), None)
+
+
 def _epoch(item: dict[str, Any], *names: str) -> pendulum.DateTime | None:
-    for name in names:
-        if item.get(name) not in (None, ""):
-            return from_epoch_ms(item[name])
-    return None
+    """Epoch milliseconds, or None when absent or not a number (the callbacks' parser says why)."""
+    value = stage_time(item, *names)
+    try:
+        return from_epoch_ms(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -78,11 +91,10 @@ class SmsStatus:
             destination=item.get("destination"),
             sent_status_code=code("sentStatusCode"),
             sent_status=item.get("sentStatus"),
-            # the vendor's own example spells it sentStatusAt; the field list says sentAt
-            sent_at=_epoch(item, "sentStatusAt", "sentAt"),
+            sent_at=_epoch(item, *SENT_AT_KEYS),
             delivered_status_code=code("deliveredStatusCode"),
             delivered_status=item.get("deliveredStatus"),
-            delivered_at=_epoch(item, "deliveredAt"),
+            delivered_at=_epoch(item, *DELIVERED_AT_KEYS),
             carrier=item.get("carrierName"),
             raw=item,
         )

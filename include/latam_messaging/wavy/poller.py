@@ -99,7 +99,8 @@ def search_open_wavy(warehouse: Warehouse, hook: WavyHook, *, open_after_minutes
     keys = [r["message_key"] for r in warehouse.rows(query)]
     events: list[StatusEvent] = []
     for start in range(0, len(keys), 100):
+        asked_at = pendulum.now("UTC")
         for status in hook.status_search(correlation_ids=keys[start : start + 100]):
-            events.extend(status_events(status, "poll"))
+            events.extend(status_events(status, "poll", asked_at))
     with warehouse.begin() as conn:
         return apply_status_events(warehouse, conn, events)

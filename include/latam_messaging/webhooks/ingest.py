@@ -27,8 +27,9 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.status import StatusEvent, apply_status_events
+from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
-from latam_messaging.webhooks.inbound import check_inbound, store_inbound
+from latam_messaging.webhooks.inbound import check_inbound, fit_value, store_inbound, value_problem
 from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, VendorParser, parse_body
 from latam_messaging.webhooks.raw import RAW_EVENTS, ParseState, body_bytes
 
@@ -49,21 +50,37 @@ class WebhookIngestStats:
 
 # ---- guards before writes -------------------------------------------------------------------------
 def _event_problem(event: StatusEvent) -> str | None:
-    fields = {
+    """Why an event cannot be stored: an id that does not fit its column (no event is better than one
+    filed under a changed id). Its texts are made to fit instead (:func:`fit_event_texts`)."""
+    ids = {
         "vendor_message_id": event.vendor_message_id,
         "message_key": event.message_key,
-        "raw_status": event.raw_status[:128],
-        "raw_text": event.raw_status,
-        "note": event.note,
         **{f"vendor_message_id ({n})": v for n, v in enumerate(event.vendor_ids)},
     }
-    for name, value in fields.items():
+    for name, value in ids.items():
         if isinstance(value, str) and ("\x00" in value):
             return f"{name} contains a NUL character"
-    for name, value in fields.items():
-        if name.startswith(("vendor_message_id", "message_key")) and isinstance(value, str) and len(value) > 128:
+    for name, value in ids.items():
+        if isinstance(value, str) and len(value) > 128:
             return f"{name.split()[0]} has {len(value)} characters, over the column's 128"
     return None
+
+
+def fit_event_texts(event: StatusEvent) -> None:
+    """NUL characters and invalid Unicode out of an event's texts (the vendor's status text, reason,
+    note), with a note; the full value stays in the raw body."""
+    events = schema.message_status_events
+    done = []
+    for name in ("raw_status", "reason"):
+        value = getattr(event, name)
+        if isinstance(value, str) and value_problem(events, "raw_text" if name == "raw_status" else name, value):
+            fitted, note = fit_value(events, "raw_text" if name == "raw_status" else name, value)
+            setattr(event, name, fitted)
+            done.append(note.replace("raw_text", "raw_status"))
+    if isinstance(event.note, str) and value_problem(events, "note", event.note):
+        event.note, _ = fit_value(events, "note", event.note)
+    if done:
+        event.note = "; ".join(t for t in (event.note, f"{'; '.join(done)} (full value in the raw body)") if t)
 
 
 # ---- parsing ---------------------------------------------------------------------------------------
@@ -100,6 +117,7 @@ def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Pars
         if problem:
             reasons.append(f"status: {problem}")
         else:
+            fit_event_texts(event)
             event.raw_event_id = item["id"]
             statuses.append(event)
     inbound, problems = check_inbound(parsed.inbound)

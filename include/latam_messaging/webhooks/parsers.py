@@ -86,6 +86,24 @@ def epoch_s(value: Any) -> pendulum.DateTime:
     return pendulum.from_timestamp(int(str(value).strip()), tz="UTC")
 
 
+#: An epoch number this large is milliseconds: as seconds it would be after the year 5000.
+EPOCH_MS_FROM = 100_000_000_000
+
+
+def epoch_s_or_ms(value: Any) -> pendulum.DateTime:
+    """An epoch time in seconds or milliseconds, as a number or a string (Meta sends seconds as
+    strings, Gupshup's ``enqueued`` event milliseconds as a number). The unit follows from the size:
+    every plausible time in milliseconds is above :data:`EPOCH_MS_FROM`, every one in seconds below
+    it; a value plausible in neither is judged by :func:`vendor_time` (receive time, with a note)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a time")
+    number = value if isinstance(value, int | float) else float(str(value).strip())
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    seconds = number / 1000 if abs(number) >= EPOCH_MS_FROM else number
+    return pendulum.from_timestamp(seconds, tz="UTC")
+
+
 def epoch_ms(value: Any) -> pendulum.DateTime:
     return from_epoch_ms(int(str(value).strip()) if not isinstance(value, int | float) else value)
 
@@ -119,17 +137,29 @@ def _without_trailing_commas(text: str) -> str:
     return _TOKENS.sub(lambda m: "" if m.group() == "," else m.group(), text)
 
 
+def _trimmed_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are read trimmed of whitespace (``"sentAt "`` is ``sentAt``); where a key is
+    also spelled exactly, the exact one wins and the padded one stays as it was (nothing is lost)."""
+    exact = {key for key, _ in pairs if key == key.strip()}
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        trimmed = key.strip()
+        obj[key if trimmed != key and trimmed in exact else trimmed] = value
+    return obj
+
+
 def loads(text: str) -> Any:
-    """``json.loads`` behind guards: size and nesting first; a trailing comma is tolerated."""
+    """``json.loads`` behind guards: size and nesting first; a trailing comma is tolerated; keys are
+    also readable trimmed of whitespace."""
     if len(text) > MAX_BODY_CHARS:
         raise UnparseableEvent(f"body of {len(text)} characters is over the {MAX_BODY_CHARS} limit")
     if _nesting_depth(text) > MAX_DEPTH:
         raise UnparseableEvent(f"body nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_trimmed_keys)
     except ValueError as exc:
         try:
-            return json.loads(_without_trailing_commas(text))
+            return json.loads(_without_trailing_commas(text), object_pairs_hook=_trimmed_keys)
         except ValueError:
             raise UnparseableEvent(f"body is not JSON: {exc}") from exc
 
