@@ -244,3 +244,17 @@ def test_epoch_seconds_and_milliseconds_read_as_the_same_time(moment):
         assert abs((parsed - at).total_seconds()) < 0.002, value
     received = pendulum.datetime(2100, 1, 2, tz="UTC")
     assert vendor_time(millis, received, epoch_s_or_ms).note is None
+
+
+def test_the_messaging_page_shows_failures_by_their_vendor_reason(receiver, warehouse, tmp_path):
+    from latam_messaging.page.app import render_page, snapshot
+
+    add_ledger_row(warehouse, "k-p", "teleprom", vendor_id="gs-p")
+    errors = [{"code": 131050, "title": "User stopped marketing messages <script>"}]
+    ingest(receiver, warehouse, statuses(status("gs-p", "failed", str(int(T0.timestamp())), errors=errors)))
+    data = snapshot(warehouse, report_dir=tmp_path)
+    assert data["failures"] == [
+        {"vendor": "teleprom", "stage": "delivery", "reason": "131050: User stopped marketing messages <script>", "messages": 1}
+    ]
+    page = render_page(data, None, base="/messaging")
+    assert 'id="failures"' in page and "131050: User stopped marketing messages &lt;script&gt;" in page

@@ -157,6 +157,23 @@ def inbound_volume(
     return [{"vendor": v, "day": _day(d), "messages": int(n)} for v, d, n in rows]
 
 
+#: Failure reasons shown at most (the most frequent first).
+FAILURE_REASONS_LIMIT = 50
+
+
+def failure_reasons(conn: sa.Connection, *, limit: int = FAILURE_REASONS_LIMIT) -> list[dict]:
+    """Why messages failed, per vendor and stage (``report_failure_reasons``: the vendor's error code and
+    title where it gave one, e.g. Meta's ``131047: Re-engagement message``), most frequent first."""
+    query = sa.text(
+        "SELECT vendor, stage, reason, messages FROM report_failure_reasons "
+        "ORDER BY messages DESC, vendor, stage, reason LIMIT :limit"
+    )
+    return [
+        {"vendor": v, "stage": st, "reason": r, "messages": int(n)}
+        for v, st, r, n in conn.execute(query, {"limit": limit})
+    ]
+
+
 def latest_report(report_dir: str | Path | None = None) -> Path | None:
     """The newest ``<MESSAGING_REPORT_DIR>/<date>/index.html`` (default ``reports/``)."""
     from latam_messaging.settings import current
@@ -188,6 +205,7 @@ def snapshot(
             "unknown_total": count_unknown(conn),
             "rejects": rejects_by_file(conn, days=days, now=now),
             "inbound": inbound_volume(conn, days=days, now=now),
+            "failures": failure_reasons(conn),
         }
         totals = {k: sum(row[k] for row in data["funnel"]) for k in ("messages", "delivered", "failed")}
         cards = [
