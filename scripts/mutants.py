@@ -181,7 +181,7 @@ def main() -> int:
     prepare(keep=args.keep or args.report_only)
     if not args.report_only:
         sys.path.insert(0, str(ROOT))
-        from tests.postgres import ThrowawayPostgres
+        from tests.helpers.postgres import ThrowawayPostgres
 
         server = None if os.environ.get("TEST_POSTGRES_URL") else ThrowawayPostgres()
         env = dict(os.environ, TEST_POSTGRES_URL=server.url()) if server else None

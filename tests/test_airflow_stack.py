@@ -19,22 +19,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow_stack import ROOT, AirflowStack, drop_csv
+from tests.helpers.airflow_stack import DAG_IDS, ROOT, AirflowStack, drop_csv
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)
 
-DAG_IDS = [
-    "teleprom_catalog_sync",
-    "teleprom_hsm_send",
-    "itd_whatsapp_send",
-    "wavy_sms_send",
-    "itd_poll",
-    "wavy_poll",
-    "number_checks",
-    "webhook_ingest",
-    "messaging_report",
-]
 WAVY_CSV = "phone,message,tracking_id\n" + "".join(
     f"+55 11 9{2604 + n:04d}-18{n:02d},Seu código é {783823 + n},stack-{n}\n" for n in range(3)
 )

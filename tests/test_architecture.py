@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 PACKAGE = ROOT / "include" / "latam_messaging"
 VENDOR_FOLDERS = {"teleprom", "itd", "wavy"}

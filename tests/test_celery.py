@@ -13,8 +13,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow_stack import ROOT, AirflowStack, free_port
-from tests.test_airflow_stack import DAG_IDS
+from tests.helpers.airflow_stack import DAG_IDS, ROOT, AirflowStack, free_port
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)

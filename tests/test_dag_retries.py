@@ -7,7 +7,7 @@ import threading
 import time
 
 from latam_messaging.warehouse import schema
-from tests.conftest import set_connection
+from tests.helpers.connections import set_connection
 
 
 def heal_after_first_fault(simulator, healed: threading.Event, timeout: float = 120.0) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 POOLS = json.loads((ROOT / "deploy" / "pools.json").read_text())
 

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 DEPLOY = ROOT / "deploy"
 SETTINGS = (ROOT / "include" / "latam_messaging" / "settings.py").read_text()

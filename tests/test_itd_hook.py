@@ -20,7 +20,8 @@ from latam_messaging.itd.models import ItdMessage
 from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
-from tests.conftest import configure, set_connection, sim_state
+from tests.helpers.connections import set_connection
+from tests.helpers.simulators import configure, sim_state
 
 AUTH = {"Authorization": "Bearer itd-demo-token"}
 

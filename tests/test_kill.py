@@ -20,26 +20,20 @@ from latam_messaging.sending.ledger import Ledger
 from latam_messaging.sending.pipeline import dispatch, ingest_drops, unknown_report
 from latam_messaging.teleprom.catalog import sync_catalog
 from latam_messaging.warehouse import schema
-from tests.conftest import ROOT, configure, drop_csv, set_connection, sim_state
-from tests.test_send_pipeline import settled, states, wait_until_leases_lapse
+from tests.helpers.connections import set_connection
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import states
+from tests.helpers.paths import ROOT
+from tests.helpers.sending import adapter_for, settled, wait_until_leases_lapse
+from tests.helpers.simulators import configure, sim_state
 
 T = schema.outbound_messages
-
-
-def adapter_for(vendor: str):
-    try:  # the vendor registry, where each vendor package names its send adapter
-        from latam_messaging.vendors import VENDORS
-    except ImportError:
-        from latam_messaging.sending import adapters
-
-        return {"teleprom": adapters.TelepromAdapter, "itd": adapters.ItdAdapter}[vendor]()
-    return VENDORS[vendor].adapter_class()()
 
 
 KILLABLE_SEND = """
 import sys
 from latam_messaging.warehouse.db import Warehouse
-from tests.test_kill import adapter_for
+from tests.helpers.sending import adapter_for
 from latam_messaging.sending.pipeline import dispatch
 dispatch(adapter_for(sys.argv[1]), Warehouse.from_connection(), concurrency=2, lease_s=1.0)
 """

@@ -26,30 +26,14 @@ from latam_messaging.teleprom.number_checks import CheckStats, UnsafeQueryError,
 from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
-from tests.conftest import ROOT, drop_csv, set_connection, sim_state
-from tests.test_send_pipeline import hsm_rows, load_catalog, states
+from tests.helpers.connections import set_connection
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import states
+from tests.helpers.paths import ROOT
+from tests.helpers.sending import assert_each_row_sent_once, hsm_rows, load_catalog, wavy_rows
+from tests.helpers.simulators import sim_state
 
 T = schema.outbound_messages
-
-
-def wavy_rows(n: int, start: int = 0) -> str:
-    return "phone,message\n" + "".join(f"55119876{i:05d},hola {i}\n" for i in range(start, start + n))
-
-
-def ledger_keys(warehouse, state: str | None = None) -> set[str]:
-    query = sa.select(T.c.message_key)
-    if state:
-        query = query.where(T.c.state == state)
-    with warehouse.engine.connect() as conn:
-        return set(conn.execute(query).scalars())
-
-
-def assert_each_row_sent_once(warehouse, server, vendor: str, total: int) -> None:
-    """Counted at the vendor: every ledger row accepted once, nothing sent twice, nothing extra."""
-    state = sim_state(server)
-    assert states(warehouse, vendor) == {"accepted": total}
-    assert state["accepted_messages"] == total and state["duplicate_trackings"] == []
-    assert {m["tracking"] for m in state["messages"]} == ledger_keys(warehouse, "accepted")
 
 
 # ---- overlapping dispatchers -------------------------------------------------------------------------
@@ -251,7 +235,7 @@ def test_teleprom_batch_answered_504_after_acting_is_unknown_then_resolved_by_it
     from latam_messaging.teleprom.hook import TelepromHook
     from latam_messaging.vendors import callback_parsers
     from latam_messaging.webhooks.ingest import ingest_pending
-    from tests.conftest import configure
+    from tests.helpers.simulators import configure
 
     load_catalog(warehouse, teleprom_hook)
     configure(teleprom_server, webhook_url=receiver.hook_url("teleprom"))
@@ -397,7 +381,7 @@ def test_two_ingest_runs_at_once_take_each_file_once(warehouse, drop_dir):
     ],
 )
 def test_phones_query_cannot_write(warehouse, sql):
-    from tests.conftest import add_ledger_row
+    from tests.helpers.ledger import add_ledger_row
 
     add_ledger_row(warehouse, "m-0000000000000000-1", "wavy", state="pending")
     before = warehouse.rows(T)
@@ -412,7 +396,7 @@ def test_phones_query_cannot_write(warehouse, sql):
 
 
 def test_release_unknown_fails_when_no_key_matched(run_dag, warehouse, wavy_hook, drop_dir):
-    from tests.conftest import add_ledger_row
+    from tests.helpers.ledger import add_ledger_row
 
     add_ledger_row(warehouse, "m-00000000000000aa-1", "wavy", state="accepted", vendor_id="x")
     run = run_dag("wavy_sms_send", run_conf={"release_unknown": ["m-00000000000000aa-1"]})

@@ -8,7 +8,8 @@ from latam_messaging.sending.pipeline import ingest_drops, risky_numbers
 from latam_messaging.teleprom.number_checks import CheckStats, run_checks
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
-from tests.conftest import configure, drop_csv, sim_state
+from tests.helpers.drops import drop_csv
+from tests.helpers.simulators import configure, sim_state
 
 PHONES = [f"+54 9 351 6{i:02d}-1234" for i in range(20)]
 

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from latam_messaging import dashboard
 from latam_messaging.warehouse import schema
-from tests.conftest import ROOT, add_ledger_row
+from tests.helpers.ledger import add_ledger_row
+from tests.helpers.paths import ROOT
 
 NOW = pendulum.now("UTC")
 

@@ -17,7 +17,8 @@ from latam_messaging.warehouse import schema
 from latam_messaging.webhooks import ingest
 from latam_messaging.webhooks import receiver as receiver_module
 from latam_messaging.webhooks.ingest import body_bytes, ingest_pending
-from tests.conftest import add_ledger_row, configure
+from tests.helpers.ledger import add_ledger_row
+from tests.helpers.simulators import configure
 
 R, E, IN, T = (
     schema.raw_webhook_events,

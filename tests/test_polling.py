@@ -15,7 +15,9 @@ from latam_messaging.warehouse import schema
 from latam_messaging.wavy import poller as wavy_poller
 from latam_messaging.wavy.models import SmsMessage
 from latam_messaging.webhooks.ingest import ingest_pending
-from tests.conftest import add_ledger_row, configure, drop_csv
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import add_ledger_row
+from tests.helpers.simulators import configure
 
 T = schema.outbound_messages
 E = schema.message_status_events

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from latam_messaging.sending.window import SendWindow, may_send
 from latam_messaging.status import RAW_STATUS_CHARS, StatusEvent, advances, apply_status_events
 from latam_messaging.warehouse import schema
-from tests.conftest import add_ledger_row
+from tests.helpers.ledger import add_ledger_row
 
 T = schema.outbound_messages
 E = schema.message_status_events

@@ -16,7 +16,7 @@ import tenacity
 
 from latam_messaging.common import errors
 from latam_messaging.common.transport import _never_connected, _retry_after_seconds, _WaitTransient
-from tests.scripted import PlainHook, scripted_vendors
+from tests.helpers.scripted import PlainHook, scripted_vendors
 
 
 @pytest.fixture

@@ -36,8 +36,9 @@ from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
 from latam_messaging.webhooks.ingest import ingest_pending
 from latam_messaging.webhooks.parsers import parse_body
-from tests.conftest import add_ledger_row, drop_csv
-from tests.scripted import scripted_vendors
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import add_ledger_row
+from tests.helpers.scripted import scripted_vendors
 
 T = schema.outbound_messages
 BA = "America/Argentina/Buenos_Aires"

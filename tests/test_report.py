@@ -6,7 +6,8 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
-from tests.conftest import configure, set_connection
+from tests.helpers.connections import set_connection
+from tests.helpers.simulators import configure
 
 
 def seed(warehouse) -> None:

@@ -13,29 +13,16 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
-from latam_messaging.teleprom.catalog import sync_catalog
 from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
-from tests.conftest import ROOT, configure, drop_csv, sim_state
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import states
+from tests.helpers.paths import ROOT
+from tests.helpers.sending import hsm_rows, load_catalog, settled, wait_until_leases_lapse
+from tests.helpers.simulators import configure, sim_state
 
 T = schema.outbound_messages
-
-
-def states(warehouse, vendor: str) -> dict[str, int]:
-    query = sa.select(T.c.state, sa.func.count()).where(T.c.vendor == vendor).group_by(T.c.state)
-    with warehouse.engine.connect() as conn:
-        return dict(conn.execute(query).all())
-
-
-def load_catalog(warehouse, teleprom_hook) -> None:
-    sync_catalog(warehouse, teleprom_hook.get_templates(), teleprom_hook.get_accounts())
-
-
-def hsm_rows(n: int, start: int = 0) -> str:
-    return "phone,template,param_1\n" + "".join(
-        f"54935160{i:05d},shipping_confirmation,{i % 9 + 1}\n" for i in range(start, start + n)
-    )
 
 
 MESSY_TELEPROM = (
@@ -181,32 +168,6 @@ def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, te
     dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, concurrency=4)
     assert sim_state(teleprom_server)["logins"] == logins + 1
     assert states(warehouse, "teleprom") == {"accepted": 1000}
-
-
-def settled(server, quiet_s: float, timeout: float = 30.0) -> None:
-    """Wait until the simulator has accepted nothing new for ``quiet_s`` (requests a killed run had sent
-    are still being answered): a deadline loop on the simulator's own count."""
-    last, since = None, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        count = sim_state(server)["accepted_messages"]
-        if count != last:
-            last, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the simulator kept accepting messages")
-
-
-def wait_until_leases_lapse(warehouse, timeout: float = 30.0) -> None:
-    """A killed dispatcher's lease stays until it expires (no clock is faked): wait for that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        until = warehouse.rows(sa.select(sa.func.max(schema.send_leases.c.lease_until).label("u")))[0]["u"]
-        if until is None or until < pendulum.now("UTC"):
-            return
-        time.sleep(0.05)
-    raise AssertionError("a send lease did not lapse")
 
 
 KILLABLE_SEND = """

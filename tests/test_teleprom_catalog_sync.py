@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from latam_messaging.teleprom.simulator import ACCOUNTS, TEMPLATES
 from latam_messaging.warehouse import schema
-from tests.conftest import configure
+from tests.helpers.simulators import configure
 
 
 def catalogue(warehouse):

@@ -19,7 +19,8 @@ from latam_messaging.teleprom.hook import (
     TelepromValidationError,
 )
 from latam_messaging.teleprom.models import FreeFormDestination, HsmDestination, HsmMessage
-from tests.conftest import configure, set_connection, sim_state
+from tests.helpers.connections import set_connection
+from tests.helpers.simulators import configure, sim_state
 
 
 def hook_for(server, monkeypatch, login: str, password: str) -> TelepromHook:

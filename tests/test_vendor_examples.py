@@ -26,7 +26,8 @@ from latam_messaging.itd.models import ItdMessage
 from latam_messaging.teleprom.hook import TelepromHook, _Token
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import body_bytes
-from tests.conftest import add_ledger_row, set_connection
+from tests.helpers.connections import set_connection
+from tests.helpers.ledger import add_ledger_row
 
 DOCS = Path(__file__).parent / "fixtures" / "vendor_docs"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "vendor-examples"

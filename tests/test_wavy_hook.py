@@ -11,7 +11,8 @@ import requests
 from latam_messaging.wavy import contract
 from latam_messaging.wavy.hook import WavyAuthError, WavyHook, WavyValidationError
 from latam_messaging.wavy.models import SmsMessage, SmsStatus
-from tests.conftest import configure, set_connection, sim_state
+from tests.helpers.connections import set_connection
+from tests.helpers.simulators import configure, sim_state
 
 
 def test_send_sms_and_case_insensitive_auth_headers(wavy_hook, wavy_server):

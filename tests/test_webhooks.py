@@ -15,7 +15,9 @@ from latam_messaging.teleprom.models import HsmDestination, HsmMessage
 from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
-from tests.conftest import ReceiverServer, add_ledger_row, configure
+from tests.helpers.ledger import add_ledger_row
+from tests.helpers.receiver import ReceiverServer
+from tests.helpers.simulators import configure
 
 R = schema.raw_webhook_events
 T = schema.outbound_messages

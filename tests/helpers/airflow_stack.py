@@ -17,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import ROOT
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import airflow_local  # noqa: E402  (scripts/airflow_local.py: what make airflow runs)
 
@@ -26,6 +27,18 @@ from latam_messaging.vendors import VENDORS  # noqa: E402
 
 SECRET = "stack-test-secret"
 TERMINAL = {"success", "failed"}
+#: the nine DAGs of ``dags/``
+DAG_IDS = [
+    "teleprom_catalog_sync",
+    "teleprom_hsm_send",
+    "itd_whatsapp_send",
+    "wavy_sms_send",
+    "itd_poll",
+    "wavy_poll",
+    "number_checks",
+    "webhook_ingest",
+    "messaging_report",
+]
 
 
 def free_port() -> int:

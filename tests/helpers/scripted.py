@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.wavy.hook import WAVY_ERRORS
-from tests.conftest import _hook_on
+from tests.helpers.connections import hook_on
 
 
 class ScriptedVendor:
@@ -89,7 +89,7 @@ def scripted_vendors(monkeypatch):
         vendor = ScriptedVendor(script)
         made.append(vendor)
         extra = {"timeout": timeout} | ({"max_retries": max_retries} if max_retries is not None else {})
-        manager = _hook_on(
+        manager = hook_on(
             monkeypatch, lambda: (hook_cls or PlainHook)("plain_vendor"), "plain_vendor", conn_type="wavy",
             host=host or vendor.url, login="user", password="secret-pass-4711", extra=extra,
         )
