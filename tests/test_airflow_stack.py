@@ -14,12 +14,12 @@ One stack for the module (it takes about a minute to start); every process stops
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import sqlalchemy as sa
 
 from tests.helpers.airflow_stack import DAG_IDS, ROOT, AirflowStack, drop_csv
+from tests.helpers.waiting import wait_until
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)
@@ -135,13 +135,8 @@ def browser(stack, tmp_path_factory):
 
 
 def wait_for(predicate, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(0.5)
+    """The browser's wait: ``wait_until`` at the pace of a page."""
+    return wait_until(predicate, timeout=timeout, what=what, interval=0.5)
 
 
 def body_text(driver) -> str:

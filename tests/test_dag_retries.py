@@ -4,21 +4,17 @@ a task that fails once on a vendor outage succeeds on the DAG's own retry, and t
 from __future__ import annotations
 
 import threading
-import time
 
 from latam_messaging.warehouse import schema
 from tests.helpers.connections import set_connection
+from tests.helpers.waiting import wait_until
 
 
 def heal_after_first_fault(simulator, healed: threading.Event, timeout: float = 120.0) -> None:
     """The vendor answers 5xx until it has refused one request, then recovers (the simulator's own count)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if simulator.faults_injected >= 1:
-            simulator.configure({"error_rate": 0.0})
-            healed.set()
-            return
-        time.sleep(0.01)
+    wait_until(lambda: simulator.faults_injected >= 1, timeout=timeout, what="the vendor's first refusal", interval=0.01)
+    simulator.configure({"error_rate": 0.0})
+    healed.set()
 
 
 def test_a_task_failing_once_succeeds_on_the_dags_own_retry(run_dag, warehouse, teleprom_hook, teleprom_server,

@@ -22,6 +22,7 @@ from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.helpers.connections import set_connection
 from tests.helpers.simulators import configure, sim_state
+from tests.helpers.waiting import wait_until
 
 AUTH = {"Authorization": "Bearer itd-demo-token"}
 
@@ -162,9 +163,8 @@ def test_status_and_inbound_webhooks_land_through_the_receiver(itd_hook, itd_ser
     expected = {k: itd_server.simulator.timeline(k, phone)[1:] for k, phone in zip(keys, phones, strict=True)}
     replies = sum(1 for t in expected.values() if t[-1] == "READ")
     total = sum(len(t) for t in expected.values()) + replies
-    deadline = time.monotonic() + 20
-    while itd_server.simulator.webhooks.stats()["delivered"] < total and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: itd_server.simulator.webhooks.stats()["delivered"] >= total, timeout=20,
+               what=f"the simulator's {total} webhooks delivered")
     raw = warehouse.rows(schema.raw_webhook_events)
     assert len(raw) == total
     assert sum(1 for r in raw if r["body"].endswith('",\n}')) == total - replies  # printed with a trailing comma

@@ -1,7 +1,7 @@
 """A send run SIGKILLed mid-run, for Teleprom and ITD (the Wavy one is in ``test_send_pipeline.py``), on
 both warehouses: rows that never left are sent by the next run; rows in flight become ``unknown``,
 are listed for an operator and are never re-sent on their own; the vendor (the simulator) never
-gets a message twice. Waits are deadline loops on the warehouse or the simulator, not sleeps.
+gets a message twice. Waits are deadline waits (``wait_until``) on the warehouse or the simulator, not sleeps.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tests.helpers.ledger import states
 from tests.helpers.paths import ROOT
 from tests.helpers.sending import adapter_for, settled, wait_until_leases_lapse
 from tests.helpers.simulators import configure, sim_state
+from tests.helpers.waiting import wait_until
 
 T = schema.outbound_messages
 
@@ -43,16 +44,6 @@ def start_sender(vendor: str, env: dict[str, str] | None = None) -> subprocess.P
     return subprocess.Popen(
         [sys.executable, "-c", KILLABLE_SEND, vendor], cwd=ROOT, env={**os.environ, **(env or {})}
     )
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def kill(sender: subprocess.Popen) -> None:
@@ -80,8 +71,8 @@ def test_a_teleprom_run_killed_mid_batch_sends_the_rest_once_and_lists_the_unkno
     configure(teleprom_server, latency_ms=300)
     sender = start_sender("teleprom")
     try:
-        wait_for(lambda: (s := states(warehouse, "teleprom")).get("accepted", 0) >= 2 * batch and s.get("sending"),
-                 "some requests answered and the next ones in flight")
+        wait_until(lambda: (s := states(warehouse, "teleprom")).get("accepted", 0) >= 2 * batch and s.get("sending"),
+                   timeout=60, what="some requests answered and the next ones in flight", interval=0.02)
     finally:
         kill(sender)
     configure(teleprom_server, latency_ms=0)
@@ -126,7 +117,8 @@ def test_an_itd_run_killed_mid_request_leaves_unknown_rows_an_operator_releases(
     conn = f'{{"conn_type": "itd_chile", "host": "{url}", "password": "itd-demo-token"}}'
     sender = start_sender("itd", {"AIRFLOW_CONN_ITD_DEFAULT": conn})
     try:
-        wait_for(lambda: states(warehouse, "itd").get("sending", 0) >= 2, "both workers' requests in flight")
+        wait_until(lambda: states(warehouse, "itd").get("sending", 0) >= 2, timeout=60,
+                   what="both workers' requests in flight", interval=0.02)
         time.sleep(0.2)  # let a claim past the limit (if any) show: none may
     finally:
         kill(sender)

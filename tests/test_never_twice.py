@@ -32,6 +32,7 @@ from tests.helpers.ledger import states
 from tests.helpers.paths import ROOT
 from tests.helpers.sending import assert_each_row_sent_once, hsm_rows, load_catalog, wavy_rows
 from tests.helpers.simulators import sim_state
+from tests.helpers.waiting import wait_until
 
 T = schema.outbound_messages
 
@@ -101,11 +102,14 @@ def test_eight_overlapping_dispatcher_processes_send_each_row_once(
         subprocess.Popen([sys.executable, "-c", DISPATCHER_PROCESS, str(go), str(i)], cwd=ROOT, env=os.environ.copy())
         for i in range(8)
     ]
-    deadline = time.monotonic() + 120
-    while len(list(tmp_path.glob("ready-*"))) < 8:
-        assert time.monotonic() < deadline, "dispatcher processes did not start"
+
+    def all_ready() -> bool:
+        if len(list(tmp_path.glob("ready-*"))) >= 8:
+            return True
         assert all(p.poll() is None for p in procs), "a dispatcher process died before the barrier"
-        time.sleep(0.05)
+        return False
+
+    wait_until(all_ready, timeout=120, what="the 8 dispatcher processes to start")
     go.touch()
     assert [p.wait(timeout=180) for p in procs] == [0] * 8
     assert_each_row_sent_once(warehouse, teleprom_server, "teleprom", total)
@@ -118,10 +122,8 @@ def test_a_second_run_never_marks_a_live_runs_rows_unknown(warehouse, wavy_hook,
     requests.post(f"{wavy_server.url}/_sim/config", json={"latency_ms": 300}, timeout=5).raise_for_status()
     first = threading.Thread(target=dispatch, args=(WavyAdapter(), warehouse), kwargs={"hook": wavy_hook})
     first.start()
-    deadline = time.monotonic() + 30
-    while not states(warehouse, "wavy").get("sending"):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: states(warehouse, "wavy").get("sending"), timeout=30, what="the first run's rows in flight",
+               interval=0.01)
     second = dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
     first.join()
     assert second.marked_unknown == 0
@@ -250,11 +252,15 @@ def test_teleprom_batch_answered_504_after_acting_is_unknown_then_resolved_by_it
         stats = dispatch(TelepromAdapter(), warehouse, concurrency=1)
         assert proxy.forwarded == 1 and stats.states == {"unknown": 300}  # one request, never repeated
         assert sim_state(teleprom_server)["accepted_messages"] == 300
-        deadline = time.monotonic() + 30
-        while states(warehouse, "teleprom") != {"accepted": 300}:
-            assert time.monotonic() < deadline, states(warehouse, "teleprom")
+
+        def resolved() -> bool:
+            if states(warehouse, "teleprom") == {"accepted": 300}:
+                return True
             ingest_pending(warehouse, callback_parsers())  # the callbacks that arrived so far
-            time.sleep(0.1)
+            return False
+
+        wait_until(resolved, timeout=30, interval=0.1,
+                   what=lambda: f"the callbacks to resolve every row: {states(warehouse, 'teleprom')}")
         assert_each_row_sent_once(warehouse, teleprom_server, "teleprom", 300)
     finally:
         proxy.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from latam_messaging.webhooks import receiver as receiver_module
 from latam_messaging.webhooks.ingest import body_bytes, ingest_pending
 from tests.helpers.ledger import add_ledger_row
 from tests.helpers.simulators import configure
+from tests.helpers.waiting import wait_until
 
 R, E, IN, T = (
     schema.raw_webhook_events,
@@ -203,7 +205,7 @@ def test_a_locked_warehouse_answers_503_within_the_wait_limit(receiver, warehous
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
-    locked.wait(10)
+    assert locked.wait(10), "the lock holder did not take the lock"
     answers: list[int] = []
 
     def send(n: int) -> None:
@@ -218,10 +220,8 @@ def test_a_locked_warehouse_answers_503_within_the_wait_limit(receiver, warehous
     assert answers == [503] * 8 and time.monotonic() - started < 5  # no request waits unboundedly
     release.set()
     holder.join(30)
-    deadline = time.monotonic() + 30
-    while post(receiver.hook_url("itd"), {"uuid": "after", "status": "SENT", "sent_at": "x"}) != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: post(receiver.hook_url("itd"), {"uuid": "after", "status": "SENT", "sent_at": "x"}) == 200,
+               timeout=30, what="a 200 once the lock is released", interval=0.2)
 
 
 def test_sql_errors_never_show_bound_values(warehouse):
@@ -239,6 +239,11 @@ def test_sql_errors_never_show_bound_values(warehouse):
 
 
 # ---- Teleprom V1 and V3 callbacks from the simulator ----------------------------------------------
+def delivered(server, already: int, wanted: int) -> bool:
+    """The simulator has delivered ``wanted`` webhooks since its count was ``already``."""
+    return server.simulator.webhooks.stats()["delivered"] - already >= wanted
+
+
 def test_v1_and_v3_callbacks_link_by_every_id_and_replies_land(receiver, warehouse, teleprom_hook, teleprom_server):
     for version in ("V1", "V3"):
         configure(
@@ -256,11 +261,8 @@ def test_v1_and_v3_callbacks_link_by_every_id_and_replies_land(receiver, warehou
             d.tracking_number: teleprom_server.simulator.timeline(d.tracking_number, d.phone) for d in destinations
         }
         wanted = sum(len(t) for t in expected.values()) + sum(1 for t in expected.values() if t[-1] == "read")
-        deadline = time.monotonic() + 20
-        while (
-            teleprom_server.simulator.webhooks.stats()["delivered"] - already < wanted and time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
+        wait_until(functools.partial(delivered, teleprom_server, already, wanted), timeout=20,
+                   what=f"the simulator's {version} webhooks delivered")
         ingest_pending(warehouse, callback_parsers())
         versions = {r["format_version"] for r in warehouse.rows(R) if r["parse_state"] == "parsed"}
         assert version in versions

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pendulum
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from tests.helpers.ledger import states
 from tests.helpers.paths import ROOT
 from tests.helpers.sending import hsm_rows, load_catalog, settled, wait_until_leases_lapse
 from tests.helpers.simulators import configure, sim_state
+from tests.helpers.waiting import wait_until
 
 T = schema.outbound_messages
 
@@ -88,10 +88,8 @@ def test_scheduled_rows_and_send_window(run_dag, warehouse, wavy_hook, wavy_serv
     assert run_dag("wavy_sms_send").state == "success"
     assert pendulum.now("UTC") < later, "the first two runs took over 8 s: the row was due during them"
     assert states(warehouse, "wavy") == {"accepted": 1, "scheduled": 1}
-    deadline = time.monotonic() + 30
-    while pendulum.now("UTC") <= later:  # until the row's send_at has passed (a deadline loop, not a guess)
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # until the row's send_at has passed (a deadline wait, not a guess)
+    wait_until(lambda: pendulum.now("UTC") > later, timeout=30, what="the scheduled row's send_at to pass")
     assert run_dag("wavy_sms_send").state == "success"
     assert states(warehouse, "wavy") == {"accepted": 2}
     assert sim_state(wavy_server)["accepted_messages"] == 2
@@ -186,14 +184,17 @@ def test_a_run_killed_mid_batch_never_sends_twice(warehouse, wavy_hook, wavy_ser
     ingest_drops(WavyAdapter(), warehouse, drop_dir, region="AR", timezone="UTC")
     configure(wavy_server, latency_ms=400)
     sender = subprocess.Popen([sys.executable, "-c", KILLABLE_SEND], cwd=ROOT, env=os.environ.copy())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until one page is recorded and the next is in flight
+
+    def mid_batch() -> bool:  # one page is recorded and the next is in flight
+        assert sender.poll() is None, f"the sender ended before it could be killed mid-batch: {states(warehouse, 'wavy')}"
         now = states(warehouse, "wavy")
-        if now.get("accepted", 0) >= 1000 and now.get("sending", 0) > 0:
-            break
-        time.sleep(0.05)
-    sender.send_signal(signal.SIGKILL)
-    sender.wait()
+        return now.get("accepted", 0) >= 1000 and now.get("sending", 0) > 0
+
+    try:
+        wait_until(mid_batch, timeout=60, what=lambda: f"a page accepted and the next in flight: {states(warehouse, 'wavy')}")
+    finally:
+        sender.send_signal(signal.SIGKILL)
+        sender.wait()
     configure(wavy_server, latency_ms=0)
     in_flight = states(warehouse, "wavy").get("sending", 0)
     assert 0 < in_flight <= 2 * 1000  # claimed per request: at most workers × bulk size in doubt

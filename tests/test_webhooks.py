@@ -18,6 +18,7 @@ from latam_messaging.webhooks.ingest import ingest_pending
 from tests.helpers.ledger import add_ledger_row
 from tests.helpers.receiver import ReceiverServer
 from tests.helpers.simulators import configure
+from tests.helpers.waiting import wait_until
 
 R = schema.raw_webhook_events
 T = schema.outbound_messages
@@ -260,9 +261,8 @@ def test_simulator_webhooks_reach_the_receiver_and_become_statuses(receiver, war
         add_ledger_row(warehouse, d.tracking_number, "teleprom")
     teleprom_hook.send_hsm([HsmMessage(39, 24, destinations)])
     expected = {d.tracking_number: teleprom_server.simulator.timeline(d.tracking_number, d.phone) for d in destinations}
-    deadline = time.monotonic() + 15
-    while teleprom_server.simulator.webhooks.stats()["pending"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not teleprom_server.simulator.webhooks.stats()["pending"], timeout=15,
+               what="the simulator's pending webhooks delivered")
     ingest_pending(warehouse, callback_parsers())
     final = {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)}
     assert final == {k: t[-1] for k, t in expected.items()}
@@ -289,8 +289,8 @@ def test_a_receiver_restart_under_load_loses_nothing(warehouse):
     senders = [threading.Thread(target=vendor_like_sender, args=(s,)) for s in range(3)]
     for sender in senders:
         sender.start()
-    while len(acknowledged) < 100:
-        time.sleep(0.01)
+    wait_until(lambda: len(acknowledged) >= 100, timeout=60, what="100 bodies acknowledged before the restart",
+               interval=0.01)
     server.stop()
     time.sleep(0.3)
     server.start()

@@ -12,12 +12,12 @@ import os
 import shutil
 import socket
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from tests.helpers.paths import ROOT
+from tests.helpers.waiting import wait_until
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import airflow_local  # noqa: E402  (scripts/airflow_local.py: what make airflow runs)
@@ -168,14 +168,18 @@ class AirflowStack:
         return json.loads(self.passwords_file.read_text())["admin"]
 
     def wait_until(self, predicate, what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
+        """:func:`~tests.helpers.waiting.wait_until` that stops at once when a process of the stack died,
+        and shows the logs' tails when it fails."""
+
+        def done() -> bool:
+            if predicate():
+                return True
             dead = self.processes.dead()
             if dead:
                 raise AssertionError(f"stopped while waiting for {what}: {dead}\n{self.log_tails(list(dead))}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout:.0f}s\n{self.log_tails()}")
-            time.sleep(1)
+            return False
+
+        wait_until(done, timeout=timeout, what=lambda: f"{what}\n{self.log_tails()}", interval=1)
 
     def log_tails(self, names: list[str] | None = None, lines: int = 25) -> str:
         out = []
@@ -215,9 +219,7 @@ class AirflowStack:
 
     def wait_idle(self, dag_id: str, timeout: float = 300) -> None:
         """Until the run that unpausing schedules at once (catchup=False: the latest interval) has ended."""
-        deadline = time.monotonic() + 60
-        while not self.runs(dag_id) and time.monotonic() < deadline:
-            time.sleep(2)
+        self.wait_until(lambda: self.runs(dag_id), f"the run {dag_id} was given when it was unpaused", 60)
         self.wait_until(
             lambda: all(r["state"] in TERMINAL for r in self.runs(dag_id)), f"{dag_id}'s runs ended", timeout
         )
