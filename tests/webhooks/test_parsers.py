@@ -8,15 +8,14 @@ Part of the fast selection that ``make mutants`` runs (no warehouse, no server).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pendulum
 import pytest
 
 from latam_messaging.webhooks import parsers
 from latam_messaging.webhooks.parsers import UnparseableEvent, loads, parse_body
+from tests.helpers.paths import VENDOR_DOCS as DOCS
 
-DOCS = Path(__file__).parent / "fixtures" / "vendor_docs"
 RECEIVED = pendulum.datetime(2026, 3, 2, 15, 0, tz="UTC")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pendulum
 import pytest
@@ -28,9 +27,9 @@ from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import body_bytes
 from tests.helpers.connections import set_connection
 from tests.helpers.ledger import add_ledger_row
+from tests.helpers.paths import SHARED_EXAMPLES as SHARED
+from tests.helpers.paths import VENDOR_DOCS as DOCS
 
-DOCS = Path(__file__).parent / "fixtures" / "vendor_docs"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "vendor-examples"
 R, E, IN, T = (
     schema.raw_webhook_events,
     schema.message_status_events,

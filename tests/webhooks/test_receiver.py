@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pendulum
 import requests
@@ -16,6 +15,7 @@ from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.helpers.ledger import add_ledger_row
+from tests.helpers.paths import VENDOR_DOCS as FIXTURES
 from tests.helpers.receiver import ReceiverServer
 from tests.helpers.simulators import configure
 from tests.helpers.waiting import wait_until
@@ -129,7 +129,6 @@ V3 = {
     },
 }
 ITD_STATUS = {"sent_at": "26/12/2019 16:07", "status": "READ", "uuid": "f927f0fb-649f-45eb-92bf-15cb975f1bac"}
-FIXTURES = Path(__file__).parent / "fixtures" / "vendor_docs"
 ITD_INBOUND = json.loads((FIXTURES / "itd" / "webhook_inbound.json").read_bytes())  # the vendor's, verbatim
 WAVY_CALLBACK = {
     "id": "wavy-1",
