@@ -1,12 +1,7 @@
-"""The send DAGs and pipeline against the simulators, on both warehouses: every row accounted for,
-no message ever sent twice."""
+"""The send DAGs and pipeline against the simulators, on both warehouses: every row accounted for.
+No message ever sent twice: ``tests/promises/test_never_twice.py``."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
 
 import pendulum
 import sqlalchemy as sa
@@ -14,11 +9,9 @@ import sqlalchemy as sa
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
 from latam_messaging.teleprom.send import TelepromAdapter
 from latam_messaging.warehouse import schema
-from latam_messaging.wavy.send import WavyAdapter
 from tests.helpers.drops import drop_csv
 from tests.helpers.ledger import states
-from tests.helpers.paths import ROOT
-from tests.helpers.sending import hsm_rows, load_catalog, settled, wait_until_leases_lapse
+from tests.helpers.sending import hsm_rows, load_catalog
 from tests.helpers.simulators import configure, sim_state
 from tests.helpers.waiting import wait_until
 
@@ -109,54 +102,6 @@ def test_itd_no_credits_stops_sending_and_the_next_run_resumes(run_dag, warehous
     assert keys == {m["id"] for m in sim_state(itd_server)["messages"]}
 
 
-def test_429s_are_retried_and_every_row_is_delivered_once(
-    warehouse, teleprom_hook, teleprom_server, wavy_hook, wavy_server, drop_dir
-):
-    """A 429 provably did not act: sends retry it."""
-    load_catalog(warehouse, teleprom_hook)
-    drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1200))
-    drop_csv(drop_dir, "wavy_sms", "w.csv", "phone,message\n" + "".join(f"55119876{i:05d},hola\n" for i in range(2500)))
-    for adapter in (TelepromAdapter(), WavyAdapter()):
-        ingest_drops(adapter, warehouse, drop_dir, region="AR", timezone="UTC")
-    configure(teleprom_server, throttle_rate=0.2)
-    configure(wavy_server, throttle_rate=0.2)
-    teleprom_hook.max_retries = wavy_hook.max_retries = 10
-    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook)
-    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
-    assert states(warehouse, "teleprom") == {"accepted": 1200} and states(warehouse, "wavy") == {"accepted": 2500}
-    for server, expected in ((teleprom_server, 1200), (wavy_server, 2500)):
-        state = sim_state(server)
-        assert state["faults_injected"] > 0
-        assert state["accepted_messages"] == expected and state["duplicate_trackings"] == []
-
-
-def test_5xx_answers_to_sends_are_never_repeated_but_left_unknown(
-    warehouse, teleprom_hook, teleprom_server, wavy_hook, wavy_server, drop_dir, monkeypatch
-):
-    """A 5xx may come after the vendor acted: the rows of that request become unknown, never re-sent."""
-    load_catalog(warehouse, teleprom_hook)
-    drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1200))
-    drop_csv(drop_dir, "wavy_sms", "w.csv", "phone,message\n" + "".join(f"55119876{i:05d},hola\n" for i in range(6000)))
-    monkeypatch.setattr(teleprom_hook.connection, "extra", '{"batch_size": 100}')  # the extra: 12 requests
-    for adapter in (TelepromAdapter(), WavyAdapter()):
-        ingest_drops(adapter, warehouse, drop_dir, region="AR", timezone="UTC")
-    configure(teleprom_server, error_rate=0.4)
-    configure(wavy_server, error_rate=0.4)
-    teleprom_hook.max_retries = wavy_hook.max_retries = 10
-    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook)
-    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
-    for server, vendor, total in ((teleprom_server, "teleprom", 1200), (wavy_server, "wavy", 6000)):
-        state = sim_state(server)
-        final = states(warehouse, vendor)
-        assert state["faults_injected"] > 0 and final.get("unknown", 0) > 0
-        assert set(final) == {"accepted", "unknown"} and sum(final.values()) == total
-        # one request per 5xx, none repeated: the vendor got exactly the accepted rows, once each
-        assert state["accepted_messages"] == final["accepted"] and state["duplicate_trackings"] == []
-    # the simulator failed before acting: a correlationId search finds none of them, so they stay for an operator
-    assert WavyAdapter().reconcile_unknown(warehouse, wavy_hook) == 0
-    assert states(warehouse, "wavy")["unknown"] > 0
-
-
 def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, teleprom_server, drop_dir):
     load_catalog(warehouse, teleprom_hook)
     drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1000))
@@ -168,45 +113,10 @@ def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, te
     assert states(warehouse, "teleprom") == {"accepted": 1000}
 
 
-KILLABLE_SEND = """
-from latam_messaging.wavy.send import WavyAdapter
-from latam_messaging.sending.pipeline import dispatch
-from latam_messaging.warehouse.db import Warehouse
-dispatch(WavyAdapter(), Warehouse.from_connection(), concurrency=2, lease_s=1.0)
-"""
+def test_release_unknown_fails_when_no_key_matched(run_dag, warehouse, wavy_hook, drop_dir):
+    from tests.helpers.ledger import add_ledger_row
 
-
-def test_a_run_killed_mid_batch_never_sends_twice(warehouse, wavy_hook, wavy_server, drop_dir):
-    total = 6000
-    drop_csv(
-        drop_dir, "wavy_sms", "big.csv", "phone,message\n" + "".join(f"55119876{i:05d},hola\n" for i in range(total))
-    )
-    ingest_drops(WavyAdapter(), warehouse, drop_dir, region="AR", timezone="UTC")
-    configure(wavy_server, latency_ms=400)
-    sender = subprocess.Popen([sys.executable, "-c", KILLABLE_SEND], cwd=ROOT, env=os.environ.copy())
-
-    def mid_batch() -> bool:  # one page is recorded and the next is in flight
-        assert sender.poll() is None, f"the sender ended before it could be killed mid-batch: {states(warehouse, 'wavy')}"
-        now = states(warehouse, "wavy")
-        return now.get("accepted", 0) >= 1000 and now.get("sending", 0) > 0
-
-    try:
-        wait_until(mid_batch, timeout=60, what=lambda: f"a page accepted and the next in flight: {states(warehouse, 'wavy')}")
-    finally:
-        sender.send_signal(signal.SIGKILL)
-        sender.wait()
-    configure(wavy_server, latency_ms=0)
-    in_flight = states(warehouse, "wavy").get("sending", 0)
-    assert 0 < in_flight <= 2 * 1000  # claimed per request: at most workers × bulk size in doubt
-
-    wait_until_leases_lapse(warehouse)
-    stats = dispatch(WavyAdapter(), warehouse, hook=wavy_hook)  # the next run, once the dead run's lease lapsed
-    assert stats.marked_unknown == in_flight
-    settled(wavy_server, 0.5)  # the simulator has finished any request the killed run had sent
-    WavyAdapter().reconcile_unknown(warehouse, wavy_hook)
-    final = states(warehouse, "wavy")
-    assert set(final) <= {"accepted", "unknown"} and sum(final.values()) == total
-    state = sim_state(wavy_server)
-    assert state["duplicate_trackings"] == []  # checked at the vendor: nothing went out twice
-    accepted = {r["message_key"] for r in warehouse.rows(sa.select(T.c.message_key).where(T.c.state == "accepted"))}
-    assert {m["tracking"] for m in state["messages"]} == accepted
+    add_ledger_row(warehouse, "m-00000000000000aa-1", "wavy", state="accepted", vendor_id="x")
+    run = run_dag("wavy_sms_send", run_conf={"release_unknown": ["m-00000000000000aa-1"]})
+    assert run.state == "failed"
+    assert states(warehouse, "wavy") == {"accepted": 1}
