@@ -1,4 +1,5 @@
-"""Poison bodies and items stop nothing: through the real receiver and webhook_ingest, on both databases."""
+"""Nothing lost: poison bodies and items stop nothing, and a receiver restarted under load loses no
+acknowledged body — through the real receiver and webhook_ingest, on both databases."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from latam_messaging.webhooks import ingest
 from latam_messaging.webhooks import receiver as receiver_module
 from latam_messaging.webhooks.ingest import body_bytes, ingest_pending
 from tests.helpers.ledger import add_ledger_row
+from tests.helpers.receiver import ReceiverServer
 from tests.helpers.simulators import configure
 from tests.helpers.waiting import wait_until
 
@@ -236,6 +238,38 @@ def test_sql_errors_never_show_bound_values(warehouse):
         assert phone not in str(exc) and "parameters hidden" in str(exc)
     else:
         raise AssertionError("the insert should have failed")
+
+
+def test_a_receiver_restart_under_load_loses_nothing(warehouse):
+    server = ReceiverServer(warehouse)
+    total, acknowledged = 300, []
+
+    def vendor_like_sender(start: int) -> None:
+        session = requests.Session()
+        for i in range(start, total, 3):
+            body = json.dumps({"sent_at": "26/12/2019 16:07", "status": "SENT", "uuid": f"u-{i}"}).encode()
+            while True:  # vendors retry until they get a 200
+                try:
+                    if session.post(server.hook_url("itd"), data=body, timeout=5).status_code == 200:
+                        acknowledged.append(i)
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.02)
+
+    senders = [threading.Thread(target=vendor_like_sender, args=(s,)) for s in range(3)]
+    for sender in senders:
+        sender.start()
+    wait_until(lambda: len(acknowledged) >= 100, timeout=60, what="100 bodies acknowledged before the restart",
+               interval=0.01)
+    server.stop()
+    time.sleep(0.3)
+    server.start()
+    for sender in senders:
+        sender.join(timeout=60)
+    server.stop()
+    assert sorted(acknowledged) == list(range(total))
+    assert warehouse.count(R) == total  # stored = acknowledged, none twice
 
 
 # ---- Teleprom V1 and V3 callbacks from the simulator ----------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pendulum
 import requests
@@ -16,7 +14,6 @@ from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
 from tests.helpers.ledger import add_ledger_row
 from tests.helpers.paths import VENDOR_DOCS as FIXTURES
-from tests.helpers.receiver import ReceiverServer
 from tests.helpers.simulators import configure
 from tests.helpers.waiting import wait_until
 
@@ -266,35 +263,3 @@ def test_simulator_webhooks_reach_the_receiver_and_become_statuses(receiver, war
     final = {r["message_key"]: r["delivery_status"] for r in warehouse.rows(T)}
     assert final == {k: t[-1] for k, t in expected.items()}
     assert warehouse.count(schema.inbound_messages) == sum(1 for t in expected.values() if t[-1] == "read")
-
-
-def test_a_receiver_restart_under_load_loses_nothing(warehouse):
-    server = ReceiverServer(warehouse)
-    total, acknowledged = 300, []
-
-    def vendor_like_sender(start: int) -> None:
-        session = requests.Session()
-        for i in range(start, total, 3):
-            body = json.dumps({"sent_at": "26/12/2019 16:07", "status": "SENT", "uuid": f"u-{i}"}).encode()
-            while True:  # vendors retry until they get a 200
-                try:
-                    if session.post(server.hook_url("itd"), data=body, timeout=5).status_code == 200:
-                        acknowledged.append(i)
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.02)
-
-    senders = [threading.Thread(target=vendor_like_sender, args=(s,)) for s in range(3)]
-    for sender in senders:
-        sender.start()
-    wait_until(lambda: len(acknowledged) >= 100, timeout=60, what="100 bodies acknowledged before the restart",
-               interval=0.01)
-    server.stop()
-    time.sleep(0.3)
-    server.start()
-    for sender in senders:
-        sender.join(timeout=60)
-    server.stop()
-    assert sorted(acknowledged) == list(range(total))
-    assert warehouse.count(R) == total  # stored = acknowledged, none twice
