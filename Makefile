@@ -54,7 +54,7 @@ doctor: install
 	$(BIN)/python -m latam_messaging doctor $(DOCTOR_ARGS)
 
 # Mutation testing of the promise modules (minutes; not part of make test): score per module,
-# survivors and their verdicts in tests/mutants-survivors.md. See README "Mutation testing".
+# survivors and their verdicts in docs/mutants-survivors.md. See README "Mutation testing".
 mutants: install
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)

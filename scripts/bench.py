@@ -70,7 +70,7 @@ class Warehouses:
             return {"conn_type": "sqlite", "host": str(workdir / "warehouse.db")}
         if self._postgres is None:
             sys.path.insert(0, str(ROOT))
-            from tests.postgres import ThrowawayPostgres
+            from tests.helpers.postgres import ThrowawayPostgres
 
             self._postgres = ThrowawayPostgres()
         self._count += 1

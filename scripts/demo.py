@@ -264,11 +264,11 @@ def main() -> int:
 
 def throwaway_postgres():
     """A PostgreSQL cluster in a temporary directory, started the way the tests start theirs
-    (``tests/postgres.py``: as the ``postgres`` user when run as root, since initdb refuses root)."""
+    (``tests/helpers/postgres.py``: as the ``postgres`` user when run as root, since initdb refuses root)."""
     sys.path.insert(0, str(ROOT))
     import sqlalchemy as sa
 
-    from tests.postgres import ThrowawayPostgres
+    from tests.helpers.postgres import ThrowawayPostgres
 
     server = ThrowawayPostgres()
     admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")

@@ -12,7 +12,7 @@ hands it to every test process as ``TEST_POSTGRES_URL`` (each test creates its o
 Everything else runs on SQLite only (``make test`` runs the same SQL on PostgreSQL too).
 
 Then this script prints the score per module (killed / mutants; a timeout counts as killed: the
-mutant made a test hang) and rewrites ``tests/mutants-survivors.md``: every mutant that survived,
+mutant made a test hang) and rewrites ``docs/mutants-survivors.md``: every mutant that survived,
 now or in an earlier run, with its diff and a verdict written by a person — the test that now
 kills it, or why it is equivalent. Verdicts already in the file are kept; a new survivor gets
 ``TODO``. Exit status 1 if a module is under the target (90 %) or a survivor has no verdict.
@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutmut"
-SURVIVORS = ROOT / "tests" / "mutants-survivors.md"
+SURVIVORS = ROOT / "docs" / "mutants-survivors.md"
 TARGET = 0.90
 KILLED = {1, 3}  # mutmut: tests failed (3 = pytest internal error, also a failure)
 TIMEOUT = {36, -24, 24, 152, 255}
@@ -181,7 +181,7 @@ def main() -> int:
     prepare(keep=args.keep or args.report_only)
     if not args.report_only:
         sys.path.insert(0, str(ROOT))
-        from tests.postgres import ThrowawayPostgres
+        from tests.helpers.postgres import ThrowawayPostgres
 
         server = None if os.environ.get("TEST_POSTGRES_URL") else ThrowawayPostgres()
         env = dict(os.environ, TEST_POSTGRES_URL=server.url()) if server else None

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from latam_messaging import doctor
-from tests.conftest import ROOT, set_connection
+from tests.helpers.connections import set_connection
+from tests.helpers.paths import ROOT
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _international_fast(digits: str) -> str | None:
     international digits this builds the same ``PhoneNumber`` directly and keeps only the validity
     check. Anything the parser would rewrite (a national prefix or carrier code to strip, Italian
     leading zeros, an unknown country code) returns ``None`` and takes the full parser, so the result
-    is always the parser's (``tests/test_parsers.py`` checks the two agree).
+    is always the parser's (``tests/engines/test_phones.py`` checks the two agree).
     """
     if not digits or digits[0] == "0":  # no country code starts with 0 ("+031…" is not +31)
         return None

@@ -3,7 +3,7 @@
 
 Applied migrations are frozen: 1-3 build from ``frozen_v1.py`` / ``frozen_v3.py`` (the schema as it was),
 never from today's ``schema.py``; later ones alter what exists (``add_columns``), so a warehouse made at
-v1 and one made fresh end at the same shape (``tests/test_warehouse.py`` compares them)."""
+v1 and one made fresh end at the same shape (``tests/warehouse/test_warehouse.py`` compares them)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,122 @@
+"""The send DAGs and pipeline against the simulators, on both warehouses: every row accounted for.
+No message ever sent twice: ``tests/promises/test_never_twice.py``."""
+
+from __future__ import annotations
+
+import pendulum
+import sqlalchemy as sa
+
+from latam_messaging.sending.pipeline import dispatch, ingest_drops
+from latam_messaging.teleprom.send import TelepromAdapter
+from latam_messaging.warehouse import schema
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import states
+from tests.helpers.sending import hsm_rows, load_catalog
+from tests.helpers.simulators import configure, sim_state
+from tests.helpers.waiting import wait_until
+
+T = schema.outbound_messages
+
+
+MESSY_TELEPROM = (
+    "Teléfono;Plantilla;Cuenta;Parámetro 1;Parámetro 2\n"
+    "+54 9 351 672-3999;payment_reminder;39;José;$ 1.000\n"  # 1 ok
+    "0351 15 672-3998;26;;Ana;$ 20\n"  # 2 ok (national format, template by id)
+    "351 555;payment_reminder;39;Ana;$ 1\n"  # 3 bad phone
+    "5493516723997;promo_black_friday;41;x;\n"  # 4 template not Accepted
+    "5493516723996;payment_reminder;39;Ana;\n"  # 5 too few params
+    "5493516723995;payment_reminder;39;Ana;$ 3;extra\n"  # 6 too many fields
+    "+54 9 351 672-3999;payment_reminder;39;José;$ 1.000\n"  # 7 duplicate of 1
+    "5493516723994;shipping_confirmation;41;2;\n"  # 8 wrong account
+)
+
+
+def test_a_messy_drop_lands_exactly_and_a_redrop_sends_nothing(
+    run_dag, warehouse, teleprom_hook, teleprom_server, drop_dir
+):
+    load_catalog(warehouse, teleprom_hook)
+    drop_csv(drop_dir, "teleprom_hsm", "campaña.csv", MESSY_TELEPROM, encoding="cp1252")
+    assert run_dag("teleprom_hsm_send").state == "success"
+
+    [file] = warehouse.rows(schema.drop_files)
+    assert (file["state"], file["rows_total"], file["rows_valid"], file["rows_rejected"]) == ("loaded", 8, 2, 6)
+    assert len(list((drop_dir / "teleprom_hsm" / "archive").glob("*campaña.csv"))) == 1
+    rejects = {r["row_number"]: r["reason"] for r in warehouse.rows(schema.drop_rejects)}
+    assert sorted(rejects) == [3, 4, 5, 6, 7, 8]
+    assert "not a valid number" in rejects[3] and "Rejected, not Accepted" in rejects[4]
+    assert "takes 2 parameter(s), the row has 1" in rejects[5] and "6 fields but the header has 5" in rejects[6]
+    assert rejects[7] == "duplicate of row 1 (same phone and content)" and "belongs to account 39, not 41" in rejects[8]
+    sent = warehouse.rows(sa.select(T).order_by(T.c.row_number))
+    assert [(r["row_number"], r["phone"], r["state"], r["params"]) for r in sent] == [
+        (1, "5493516723999", "accepted", ["José", "$ 1.000"]),
+        (2, "5493516723998", "accepted", ["Ana", "$ 20"]),
+    ]
+    state = sim_state(teleprom_server)
+    assert {m["tracking"]: m["id"] for m in state["messages"]} == {
+        r["message_key"]: r["vendor_message_id"] for r in sent
+    }
+
+    drop_csv(drop_dir, "teleprom_hsm", "campaña (copia).csv", MESSY_TELEPROM, encoding="cp1252")
+    assert run_dag("teleprom_hsm_send").state == "success"
+    assert sim_state(teleprom_server)["accepted_messages"] == 2
+    assert warehouse.count(schema.drop_files) == 1 and warehouse.count(T) == 2
+
+
+def test_unreadable_file_goes_to_failed_with_the_reason(run_dag, warehouse, wavy_hook, drop_dir):
+    drop_csv(drop_dir, "wavy_sms", "sin_columnas.csv", "nombre,apellido\nAna,Pérez\n")
+    assert run_dag("wavy_sms_send").state == "success"
+    [file] = warehouse.rows(schema.drop_files)
+    assert file["state"] == "failed" and "required column(s) missing: message, phone" in file["error"]
+    assert len(list((drop_dir / "wavy_sms" / "failed").iterdir())) == 1
+
+
+def test_scheduled_rows_and_send_window(run_dag, warehouse, wavy_hook, wavy_server, drop_dir, monkeypatch):
+    later = pendulum.now("America/Argentina/Buenos_Aires").add(seconds=8).replace(microsecond=0)
+    naive = later.format("YYYY-MM-DDTHH:mm:ss")  # naive local time: MESSAGING_TIMEZONE
+    drop_csv(drop_dir, "wavy_sms", "a.csv", f"phone,message,send_at\n5511987654321,now,\n5511987654322,later,{naive}\n")
+    now_local = pendulum.now("America/Argentina/Buenos_Aires")
+    closed = f"{now_local.add(hours=2):%H:00}-{now_local.add(hours=3):%H:00}"
+    assert run_dag("wavy_sms_send", run_conf={"send_window": closed}).state == "success"
+    assert states(warehouse, "wavy") == {"scheduled": 2}  # outside the window nothing goes out
+    assert run_dag("wavy_sms_send").state == "success"
+    assert pendulum.now("UTC") < later, "the first two runs took over 8 s: the row was due during them"
+    assert states(warehouse, "wavy") == {"accepted": 1, "scheduled": 1}
+    # until the row's send_at has passed (a deadline wait, not a guess)
+    wait_until(lambda: pendulum.now("UTC") > later, timeout=30, what="the scheduled row's send_at to pass")
+    assert run_dag("wavy_sms_send").state == "success"
+    assert states(warehouse, "wavy") == {"accepted": 2}
+    assert sim_state(wavy_server)["accepted_messages"] == 2
+
+
+def test_itd_no_credits_stops_sending_and_the_next_run_resumes(run_dag, warehouse, itd_hook, itd_server, drop_dir):
+    configure(itd_server, credits=3)
+    rows = "".join(f"+56 9 6{i:03d} 4567,TEXT,hola {i}\n" for i in range(6))
+    drop_csv(drop_dir, "itd_whatsapp", "a.csv", "phone,content_type,content\n" + rows)
+    assert run_dag("itd_whatsapp_send", run_conf={"concurrency": 1}).state == "failed"
+    assert states(warehouse, "itd") == {"accepted": 3, "pending": 3}
+    configure(itd_server, credits=100)
+    assert run_dag("itd_whatsapp_send").state == "success"
+    assert states(warehouse, "itd") == {"accepted": 6}
+    assert sim_state(itd_server)["accepted_messages"] == 6
+    keys = {r["vendor_message_id"] for r in warehouse.rows(T)}
+    assert keys == {m["id"] for m in sim_state(itd_server)["messages"]}
+
+
+def test_an_expired_token_mid_batch_is_renewed_once(warehouse, teleprom_hook, teleprom_server, drop_dir):
+    load_catalog(warehouse, teleprom_hook)
+    drop_csv(drop_dir, "teleprom_hsm", "t.csv", hsm_rows(1000))
+    ingest_drops(TelepromAdapter(), warehouse, drop_dir, region="AR", timezone="UTC")
+    logins = sim_state(teleprom_server)["logins"]
+    configure(teleprom_server, expire_tokens=True)
+    dispatch(TelepromAdapter(), warehouse, hook=teleprom_hook, concurrency=4)
+    assert sim_state(teleprom_server)["logins"] == logins + 1
+    assert states(warehouse, "teleprom") == {"accepted": 1000}
+
+
+def test_release_unknown_fails_when_no_key_matched(run_dag, warehouse, wavy_hook, drop_dir):
+    from tests.helpers.ledger import add_ledger_row
+
+    add_ledger_row(warehouse, "m-00000000000000aa-1", "wavy", state="accepted", vendor_id="x")
+    run = run_dag("wavy_sms_send", run_conf={"release_unknown": ["m-00000000000000aa-1"]})
+    assert run.state == "failed"
+    assert states(warehouse, "wavy") == {"accepted": 1}
