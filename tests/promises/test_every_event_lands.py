@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from latam_messaging.common.timeparse import epoch_s_or_ms
 from latam_messaging.vendors import callback_parsers
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.ingest import ingest_pending
-from latam_messaging.webhooks.parsers import epoch_s_or_ms, vendor_time
+from latam_messaging.webhooks.parsers import vendor_time
 from tests.helpers.ledger import add_ledger_row
 
 R, E, IN, T = (
@@ -258,3 +259,89 @@ def test_the_messaging_page_shows_failures_by_their_vendor_reason(receiver, ware
     ]
     page = render_page(data, None, base="/messaging")
     assert 'id="failures"' in page and "131050: User stopped marketing messages &lt;script&gt;" in page
+
+
+# ---- hostile and odd bodies: each item lands, or fails alone with its reason -------------------------------
+def states_of(warehouse) -> list[tuple[str, str | None]]:
+    return [(r["parse_state"], r["parse_error"]) for r in warehouse.rows(sa.select(R).order_by(R.c.id))]
+
+
+def test_odd_types_in_side_fields_cost_nothing(receiver, warehouse):
+    bodies = [
+        statuses(status("gs-e5", "failed", str(int(T0.timestamp())), errors=5)),  # errors: a number
+        statuses(status("gs-eo", "failed", str(int(T0.timestamp())), errors={"code": 131026, "title": "Message Undeliverable"})),
+        statuses(status("gs-bt", "sent", str(int(T0.timestamp())), pricing={"billable": "true", "category": "utility"})),
+        statuses(status("gs-nul", "deliv\u0000ered", str(int(T0.timestamp())), pricing={"category": "mark\u0000eting"})),
+        statuses(status("gs-long", "sent", str(int(T0.timestamp())), meta_msg_id="m" * 300)),
+        incoming(message("m-c5", "text", {"body": "hola"}), contacts=5),
+        incoming({**message("m-type", "text", {"body": "x"}), "type": ["text"]}),
+        incoming({**message("m-card", "contacts", []), "contacts": [{"name": {"formatted_name": "Ana"}, "phones": 7}]}),
+        incoming(message("m-str", "text", "hola en texto plano")),
+        incoming(message("m-order", "order", {"catalog_id": "c", "text": "quiero 2"})),
+    ]
+    for body in bodies:
+        assert post(receiver.hook_url("teleprom"), body) == 200
+    stats = ingest_pending(warehouse, callback_parsers())
+    assert (stats.events, stats.parsed, stats.errors, stats.partial) == (10, 10, 0, 0), states_of(warehouse)
+    events = {e["vendor_message_id"]: e for e in warehouse.rows(E)}
+    assert events["gs-e5"]["status"] == "failed" and events["gs-e5"]["reason"] is None
+    assert events["gs-eo"]["reason"] == "131026: Message Undeliverable"
+    assert events["gs-bt"]["billable"] is True
+    nul = events["gs-nul"]
+    assert (nul["status"], nul["raw_status"], nul["pricing_category"]) == ("delivered", "delivered", "marketing")
+    assert "NUL removed" in nul["note"] and "full value in the raw body" in nul["note"]
+    assert set(events["gs-long"]["vendor_ids"]) == {"gs-long", "wamid.gs-long"}
+    assert "1 vendor id(s) that do not fit" in events["gs-long"]["note"]
+    rows = {r["vendor_message_id"]: r for r in warehouse.rows(IN)}
+    assert (rows["m-c5"]["text"], rows["m-c5"]["profile_name"]) == ("hola", None)
+    assert rows["m-type"]["message_type"] == '["text"]' and rows["m-card"]["text"] == "Ana"
+    assert (rows["m-str"]["text"], rows["m-order"]["text"]) == ("hola en texto plano", "quiero 2")
+
+
+def test_values_no_column_can_hold_are_made_to_fit_and_the_body_lands(receiver, warehouse):
+    seconds = str(int(T0.timestamp()))
+    raw_bodies = [
+        # a lone surrogate in an id and in the conversation id (JSON escapes, as a hostile sender writes them)
+        json.dumps(statuses(status("gs-sur", "sent", seconds, conversation={"id": "c-1"}))).replace("c-1", "c\\ud800").replace('"gs-sur"', '"gs-\\udc80sur"'),
+        # NaN in a location (Python reads it; PostgreSQL's JSON refuses it as a number)
+        json.dumps(incoming(message("m-nan", "location", {"latitude": 1.5, "longitude": 2.5}))).replace("1.5", "NaN"),
+        # an integer of 5,000 digits in a field nobody reads
+        json.dumps(incoming(message("m-big", "text", {"body": "hola"}, extra=1))).replace('"extra": 1', '"extra": ' + "1" * 5000),
+    ]
+    for body in raw_bodies:
+        answer = requests.post(receiver.hook_url("teleprom"), data=body.encode(), headers={"Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 200
+    stats = ingest_pending(warehouse, callback_parsers())
+    assert (stats.parsed, stats.errors) == (3, 0), states_of(warehouse)
+    [event] = warehouse.rows(E)
+    assert event["vendor_message_id"] == "gs-\ufffdsur" and event["conversation_id"] == "c\ufffd"
+    rows = {r["vendor_message_id"]: r for r in warehouse.rows(IN)}
+    assert rows["m-nan"]["text"] == "(NaN, 2.5)" and rows["m-big"]["text"] == "hola"
+
+
+def test_a_body_of_a_known_shape_that_carries_nothing_is_an_error_not_parsed(receiver, warehouse):
+    empty = [
+        envelope("STATUS", {"messages": []}),  # a STATUS envelope without statuses
+        {"Version": "3", "Type": "INCOMING", "Payload": {"object": "whatsapp_business_account"}},
+        [],  # an empty V0 array
+    ]
+    one_object = {**statuses(status("gs-obj", "read", str(int(T0.timestamp())))), "Type": " status "}
+    one_object["Payload"]["entry"] = one_object["Payload"]["entry"][0]  # an object where Meta has a list
+    for body in [*empty, one_object]:
+        assert post(receiver.hook_url("teleprom"), body) == 200
+    ingest_pending(warehouse, callback_parsers())
+    assert states_of(warehouse) == [("error", "no status or message found in the body")] * 3 + [("parsed", None)]
+    assert [e["vendor_message_id"] for e in warehouse.rows(E)] == ["gs-obj"]
+
+
+def test_billable_unknown_stays_unknown_and_per_message_pricing_counts(receiver, warehouse):
+    seconds = str(int(T0.timestamp()))
+    ingest(
+        receiver,
+        warehouse,
+        statuses(status("gs-pmp", "sent", seconds, pricing={"billable": True, "pricing_model": "PMP", "category": "utility"})),
+        statuses(status("gs-unk", "sent", seconds, pricing={"category": "service"})),
+    )
+    rows = {r["pricing_category"]: r for r in warehouse.rows(sa.text("SELECT * FROM report_conversations"))}
+    assert (int(rows["utility"]["billable"]), int(rows["utility"]["conversations"]), int(rows["utility"]["messages"])) == (1, 0, 1)
+    assert rows["service"]["billable"] is None and int(rows["service"]["messages"]) == 1

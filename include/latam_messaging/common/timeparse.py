@@ -48,3 +48,22 @@ def from_epoch_ms(value: int | float | str) -> pendulum.DateTime:
 
 def to_epoch_ms(moment: pendulum.DateTime) -> int:
     return int(round(moment.timestamp() * 1000))
+
+
+#: An epoch number this large is milliseconds: as seconds it would be after the year 5000.
+EPOCH_MS_FROM = 100_000_000_000
+
+
+def epoch_s_or_ms(value: int | float | str) -> pendulum.DateTime:
+    """An epoch time in seconds or milliseconds, as a number or a string (Meta sends seconds as
+    strings, Gupshup's ``enqueued`` event and Wavy milliseconds as numbers). The unit follows from the
+    size: every plausible time in milliseconds is above :data:`EPOCH_MS_FROM`, every one in seconds
+    below it; a value plausible in neither is for the caller to refuse (``webhooks.parsers.vendor_time``
+    then uses the receive time, with a note)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a time")
+    number = value if isinstance(value, int | float) else float(str(value).strip())
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    seconds = number / 1000 if abs(number) >= EPOCH_MS_FROM else number
+    return pendulum.from_timestamp(seconds, tz="UTC")

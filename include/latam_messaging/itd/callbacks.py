@@ -56,6 +56,8 @@ def parse_callback(body: Any, channel: str | None, received_at: pendulum.DateTim
             sent_at = sent.at if sent.note is None else None
             if status == DeliveryStatus.SENT and sent_at is not None:
                 at, precision, note = sent_at, 60, None  # the send time is this status's own time (to the minute)
+            elif status == DeliveryStatus.SENT:  # its own time is unusable: when we learned it, said so
+                at, precision, note = received_at, 0, sent.note
             else:  # ITD documents sent_at as the send date: a later status is placed when we learned it
                 at, precision = received_at, 0
                 note = None if sent.note is None or item.get("sent_at") in (None, "") else sent.note

@@ -62,15 +62,16 @@ def received_day(hook: ItdHook, phone: str, day: pendulum.Date) -> tuple[list[It
     """Every message of one phone on one day: a full page (``top`` answers) may hide older ones, so
     ask again with ``top`` doubled until the answer is shorter than asked, or the cap is reached.
     Returns the messages, the requests made, and whether the day is still possibly truncated."""
-    top, requests = contract.RECEIVED_TOP, 0
+    top, requests, before = contract.RECEIVED_TOP, 0, -1
     while True:
         items = hook.received(phone, day, top=top)
         requests += 1
-        if len(items) < top:
+        capped = len(items) <= before  # a larger top brought no more: the server caps the page itself
+        if len(items) < top and not capped:
             return items, requests, False
-        if top >= contract.RECEIVED_TOP_MAX:
+        if top >= contract.RECEIVED_TOP_MAX or capped:
             log.warning(
-                "ITD received: %d messages (the cap) for phone …%s on %s: older ones may be missing; "
+                "ITD received: %d messages (the most it answers) for phone …%s on %s: older ones may be missing; "
                 "the day is polled again next run",
                 len(items),
                 phone[-4:],
@@ -84,7 +85,7 @@ def received_day(hook: ItdHook, phone: str, day: pendulum.Date) -> tuple[list[It
             day.isoformat(),
             min(top * 2, contract.RECEIVED_TOP_MAX),
         )
-        top = min(top * 2, contract.RECEIVED_TOP_MAX)
+        top, before = min(top * 2, contract.RECEIVED_TOP_MAX), len(items)
 
 
 def poll_itd_received(

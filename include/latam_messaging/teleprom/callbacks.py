@@ -15,14 +15,15 @@ from typing import Any
 
 import pendulum
 
-from latam_messaging.common.timeparse import parse_iso
+from latam_messaging.common.timeparse import epoch_s_or_ms, parse_iso
 from latam_messaging.lifecycle import DeliveryStatus
 from latam_messaging.status import EventCost, StatusEvent
 from latam_messaging.teleprom import contract
 from latam_messaging.webhooks.parsers import (
     Parsed,
     UnparseableEvent,
-    epoch_s_or_ms,
+    as_list,
+    dicts,
     inbound_row,
     items_of,
     text_or_none,
@@ -30,13 +31,11 @@ from latam_messaging.webhooks.parsers import (
 )
 
 STATUSES = contract.META_STATUSES
-#: Longest reason kept in the event's ``reason`` column (the full errors[] stay in the raw body).
-REASON_CHARS = 300
 
 
 def teleprom_status(raw: Any) -> DeliveryStatus:
     """Teleprom's text → the vocabulary; ``failed: <cause>`` is a failure (the cause is in ``resultado``)."""
-    text = str(raw).strip().lower()
+    text = str(raw).replace("\x00", "").strip().lower()  # classified as it will be stored (NUL removed)
     if text in STATUSES:
         return DeliveryStatus(text)
     if text.startswith("failed"):
@@ -96,12 +95,12 @@ def _teleprom_v0(items: list[Any], received_at: pendulum.DateTime) -> Parsed:
 
 
 def _changes(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``entry[].changes[].value`` (a single object where Meta has a list is read as a list of one)."""
     return [
-        change.get("value") or {}
-        for entry in payload.get("entry") or []
-        if isinstance(entry, dict)
-        for change in entry.get("changes") or []
-        if isinstance(change, dict)
+        value
+        for entry in dicts(payload.get("entry"))
+        for change in dicts(entry.get("changes"))
+        for value in dicts(change.get("value"))
     ]
 
 
@@ -113,24 +112,28 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _short(value: Any, chars: int) -> str | None:
-    text = text_or_none(value)
-    return text[:chars] if text is not None else None
+def _bool(value: Any) -> bool | None:
+    """A JSON boolean, or its spelling as text ("true"/"false"); anything else is unknown (None)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    return {"true": True, "false": False}.get(text or "")
 
 
 def failure_reason(status: dict[str, Any]) -> str | None:
     """Meta's first error as ``<code>: <title>`` (``title`` or else ``message``; details after a dash
     when they say more), e.g. ``131047: Re-engagement message``."""
-    errors = [e for e in status.get("errors") or [] if isinstance(e, dict)]
+    errors = dicts(status.get("errors"))
     if not errors:
-        return None
+        text = text_or_none(status.get("errors")) if isinstance(status.get("errors"), str) else None
+        return text  # an error sent as plain text is its own reason
     error = errors[0]
     code, title = text_or_none(error.get("code")), text_or_none(error.get("title") or error.get("message"))
     details = text_or_none(_object(error.get("error_data")).get("details"))
     reason = ": ".join(part for part in (code, title) if part) or "error without code or title"
     if details and details != title:
         reason = f"{reason} — {details}"
-    return reason[:REASON_CHARS]
+    return reason  # cut to the column, with a note, where it is stored
 
 
 def event_cost(status: dict[str, Any], received_at: pendulum.DateTime) -> EventCost | None:
@@ -138,21 +141,20 @@ def event_cost(status: dict[str, Any], received_at: pendulum.DateTime) -> EventC
     pricing, conversation = _object(status.get("pricing")), _object(status.get("conversation"))
     if not pricing and not conversation:
         return None
-    billable = pricing.get("billable")
     expires = conversation.get("expiration_timestamp")
     horizon = pendulum.instance(received_at).add(days=2)  # a conversation expires within a day of its message
     expires_at = vendor_time(expires, horizon, epoch_s_or_ms) if expires not in (None, "") else None
-    return EventCost(
-        billable=billable if isinstance(billable, bool) else None,
-        pricing_category=_short(pricing.get("category"), 40),
-        pricing_model=_short(pricing.get("pricing_model"), 40),
-        conversation_id=_short(conversation.get("id"), 128),
-        conversation_origin=_short(_object(conversation.get("origin")).get("type"), 40),
+    return EventCost(  # values cut to their columns, with a note, where they are stored
+        billable=_bool(pricing.get("billable")),
+        pricing_category=text_or_none(pricing.get("category")),
+        pricing_model=text_or_none(pricing.get("pricing_model")),
+        conversation_id=text_or_none(conversation.get("id")),
+        conversation_origin=text_or_none(_object(conversation.get("origin")).get("type")),
         conversation_expires_at=expires_at.at if expires_at and expires_at.note is None else None,
     )
 
 
-def _status_event(status: Any, received_at: pendulum.DateTime) -> StatusEvent:
+def _status_event(status: dict[str, Any], received_at: pendulum.DateTime) -> StatusEvent:
     ids = _ids(status.get("gs_id"), status.get("id"), status.get("meta_msg_id"))
     if not ids:
         raise UnparseableEvent("status without gs_id or id")
@@ -181,10 +183,9 @@ def _place(location: dict[str, Any]) -> str | None:
 
 def _contacts(cards: Any) -> str | None:
     shown = []
-    for card in cards if isinstance(cards, list) else []:
-        card = _object(card)
+    for card in dicts(cards):
         name = text_or_none(_object(card.get("name")).get("formatted_name"))
-        phones = [text_or_none(_object(p).get("phone")) for p in card.get("phones") or []]
+        phones = [text_or_none(p.get("phone")) for p in dicts(card.get("phones"))]
         shown.append(" ".join(t for t in (name, *phones) if t))
     return "; ".join(t for t in shown if t) or None
 
@@ -192,10 +193,13 @@ def _contacts(cards: Any) -> str | None:
 def message_content(message: dict[str, Any]) -> dict[str, Any]:
     """The columns an inbound Meta message fills beyond its ids: text (the body, a caption, a reply's
     title, a place, contact cards or a reaction's emoji), reply id, media id/type/caption/url."""
-    kind = message.get("type")
-    body = _object(message.get(kind)) if isinstance(kind, str) else {}
+    kind = message.get("type") if isinstance(message.get("type"), str) else None
+    content = message.get(kind) if kind else None
+    body = _object(content)
     fields: dict[str, Any] = {}
-    if kind == "text":
+    if isinstance(content, str):  # a body sent as plain text
+        fields["text"] = text_or_none(content)
+    elif kind == "text":
         fields["text"] = text_or_none(body.get("body"))
     elif kind == "button":
         fields["text"] = text_or_none(body.get("text")) or text_or_none(body.get("payload"))
@@ -217,13 +221,14 @@ def message_content(message: dict[str, Any]) -> dict[str, Any]:
     elif kind == "reaction":
         fields["text"] = text_or_none(body.get("emoji"))
         fields["in_reply_to"] = text_or_none(body.get("message_id"))
+    elif kind in ("order", "system"):  # an order's note, a system notice (e.g. the user changed number)
+        fields["text"] = text_or_none(body.get("text") or body.get("body"))
     return fields
 
 
 def _profile_names(value: dict[str, Any]) -> dict[str, str]:
     names = {}
-    for contact in value.get("contacts") or []:
-        contact = _object(contact)
+    for contact in dicts(value.get("contacts")):
         name = text_or_none(_object(contact.get("profile")).get("name"))
         if name and contact.get("wa_id") not in (None, ""):
             names[str(contact["wa_id"])] = name
@@ -231,14 +236,15 @@ def _profile_names(value: dict[str, Any]) -> dict[str, str]:
 
 
 def _teleprom_envelope(body: dict[str, Any], received_at: pendulum.DateTime) -> Parsed:
-    version, kind = str(body.get("Version")), str(body.get("Type", "")).upper()
-    payload = body.get("Payload")
+    fields = {str(key).lower(): value for key, value in body.items()}  # "Version" or "version"
+    version, kind = str(fields.get("version")).strip(), str(fields.get("type", "")).strip().upper()
+    payload = fields.get("payload")
     if not isinstance(payload, dict):
         raise UnparseableEvent("envelope without a Payload object")
     parsed = Parsed(f"V{version}"[:16])
-    values = [v for v in _changes(payload) if isinstance(v, dict)]
+    values = _changes(payload)
     if kind == "STATUS":
-        statuses = [s for v in values for s in (v.get("statuses") or [])]
+        statuses = [s for v in values for s in as_list(v.get("statuses"))]
         return items_of(parsed, statuses, lambda status: parsed.statuses.append(_status_event(status, received_at)))
     if kind == "INCOMING":
 
@@ -264,7 +270,7 @@ def _teleprom_envelope(body: dict[str, Any], received_at: pendulum.DateTime) -> 
             }
             parsed.inbound.append(inbound_row("teleprom", message.get("id"), **row))
 
-        pairs = [(v, m) for v in values for m in v.get("messages") or []]
+        pairs = [(v, m) for v in values for m in as_list(v.get("messages"))]
         return items_of(parsed, pairs, message_item)
     raise UnparseableEvent(f"envelope Type {kind[:40]!r} is not STATUS or INCOMING")
 
@@ -273,7 +279,7 @@ def parse_callback(body: Any, channel: str | None, received_at: pendulum.DateTim
     """A Teleprom webhook body: a V0 array (or single object), or a V1/V3 envelope."""
     if isinstance(body, list):
         return _teleprom_v0(body, received_at)
-    if isinstance(body, dict) and "Version" in body:
+    if isinstance(body, dict) and any(str(key).lower() == "version" for key in body):
         return _teleprom_envelope(body, received_at)
     if isinstance(body, dict) and "resultado" in body:  # a single V0 object, as in the seed's examples
         return _teleprom_v0([body], received_at)

@@ -92,15 +92,19 @@ SELECT (SELECT COUNT(DISTINCT phone) FROM risky_numbers) AS risky_phones,
         """CREATE VIEW report_unrecognised_statuses AS
 SELECT vendor, raw_status, COUNT(*) AS events, COUNT(DISTINCT vendor_message_id) AS messages
 FROM message_status_events WHERE status = 'unknown' GROUP BY vendor, raw_status""",
-        # what Meta says it bills, per day of the first event that named the conversation (cost reporting)
+        # what the vendor says it bills (Meta's pricing and conversation), per message first, then per day of
+        # the message's first priced event; billable NULL = the vendor did not say; a message priced
+        # without a conversation (per-message pricing) counts in messages, not in conversations
         f"""CREATE VIEW report_conversations AS
-SELECT vendor, {day.format("first_at")} AS day, pricing_category, conversation_origin,
-       billable, COUNT(*) AS conversations, SUM(messages) AS messages
+SELECT vendor, {day.format("first_at")} AS day, pricing_category, conversation_origin, billable,
+       COUNT(DISTINCT conversation_id) AS conversations, COUNT(*) AS messages
 FROM (
-    SELECT vendor, conversation_id, MIN(event_at) AS first_at, MAX(pricing_category) AS pricing_category,
-           MAX(conversation_origin) AS conversation_origin, MAX(CASE WHEN billable THEN 1 ELSE 0 END) AS billable,
-           COUNT(DISTINCT vendor_message_id) AS messages
-    FROM message_status_events WHERE conversation_id IS NOT NULL GROUP BY vendor, conversation_id
-) conversations
+    SELECT vendor, vendor_message_id, MIN(event_at) AS first_at, MAX(pricing_category) AS pricing_category,
+           MAX(conversation_origin) AS conversation_origin, MAX(conversation_id) AS conversation_id,
+           MAX(CASE WHEN billable THEN 1 WHEN billable IS NOT NULL THEN 0 END) AS billable
+    FROM message_status_events
+    WHERE conversation_id IS NOT NULL OR pricing_category IS NOT NULL OR billable IS NOT NULL
+    GROUP BY vendor, vendor_message_id
+) priced
 GROUP BY vendor, {day.format("first_at")}, pricing_category, conversation_origin, billable""",
     ]

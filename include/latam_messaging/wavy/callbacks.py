@@ -7,6 +7,7 @@ from typing import Any
 
 import pendulum
 
+from latam_messaging.common.timeparse import epoch_s_or_ms
 from latam_messaging.lifecycle import DeliveryStatus
 from latam_messaging.status import StatusEvent
 from latam_messaging.wavy import contract
@@ -14,7 +15,6 @@ from latam_messaging.wavy.models import DELIVERED_AT_KEYS, SENT_AT_KEYS, SmsInbo
 from latam_messaging.webhooks.parsers import (
     Parsed,
     UnparseableEvent,
-    epoch_s_or_ms,
     inbound_row,
     items_of,
     vendor_time,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pendulum
 
-from latam_messaging.common.timeparse import from_epoch_ms
+from latam_messaging.common.timeparse import epoch_s_or_ms
 from latam_messaging.wavy.contract import normalised_status
 
 
@@ -52,10 +52,11 @@ def stage_time(item: dict[str, Any], *names: str) -> Any:
 
 
 def _epoch(item: dict[str, Any], *names: str) -> pendulum.DateTime | None:
-    """Epoch milliseconds, or None when absent or not a number (the callbacks' parser says why)."""
+    """An epoch time (milliseconds, or seconds), or None when absent or not a number (the callbacks'
+    parser says why, and places the event at the receive time)."""
     value = stage_time(item, *names)
     try:
-        return from_epoch_ms(value) if value is not None else None
+        return epoch_s_or_ms(value) if value is not None else None
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 

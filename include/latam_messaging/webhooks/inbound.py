@@ -51,8 +51,8 @@ def fit_value(table: sa.Table, name: str, value: str) -> tuple[str, str | None]:
         done.append("NUL removed")
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the only str that UTF-8 cannot encode
+        value = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
         done.append("invalid Unicode replaced")
     column = table.c.get(name)
     length = getattr(column.type, "length", None) if column is not None else None

@@ -18,6 +18,7 @@ idempotent. Isolation, so that no single body or item ever stops ingestion:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,34 +50,53 @@ class WebhookIngestStats:
 
 
 # ---- guards before writes -------------------------------------------------------------------------
+def _id_problem(name: str, value: Any) -> str | None:
+    problem = value_problem(schema.message_status_events, "vendor_message_id", value)
+    return problem.replace("vendor_message_id", name, 1) if problem else None
+
+
 def _event_problem(event: StatusEvent) -> str | None:
-    """Why an event cannot be stored: an id that does not fit its column (no event is better than one
-    filed under a changed id). Its texts are made to fit instead (:func:`fit_event_texts`)."""
-    ids = {
-        "vendor_message_id": event.vendor_message_id,
-        "message_key": event.message_key,
-        **{f"vendor_message_id ({n})": v for n, v in enumerate(event.vendor_ids)},
-    }
-    for name, value in ids.items():
-        if isinstance(value, str) and ("\x00" in value):
-            return f"{name} contains a NUL character"
-    for name, value in ids.items():
-        if isinstance(value, str) and len(value) > 128:
-            return f"{name.split()[0]} has {len(value)} characters, over the column's 128"
+    """Why an event cannot be stored: no id that fits its column (no event is better than one filed
+    under a changed id). Ids that do not fit are dropped from those tried while another one fits, with
+    a note; the event's texts are made to fit instead (:func:`fit_event_texts`)."""
+    if event.message_key is not None and (problem := _id_problem("message_key", event.message_key)):
+        return problem
+    candidates = list(
+        dict.fromkeys([*([event.vendor_message_id] if event.vendor_message_id else []), *event.vendor_ids])
+    )
+    usable = [c for c in candidates if not _id_problem("id", c)]
+    if candidates and not usable:
+        return _id_problem("vendor_message_id", event.vendor_message_id or candidates[0])
+    if len(usable) < len(candidates):
+        dropped = len(candidates) - len(usable)
+        event.vendor_ids = [c for c in event.vendor_ids if c in usable]
+        if event.vendor_message_id not in usable:
+            event.vendor_message_id = usable[0]
+        note = f"{dropped} vendor id(s) that do not fit the column left out (full ids in the raw body)"
+        event.note = "; ".join(t for t in (event.note, note) if t)
     return None
 
 
 def fit_event_texts(event: StatusEvent) -> None:
-    """NUL characters and invalid Unicode out of an event's texts (the vendor's status text, reason,
-    note), with a note; the full value stays in the raw body."""
+    """An event's texts (the vendor's status text, reason, note) and cost fields made to fit their
+    columns (NUL removed, invalid Unicode replaced, cut to length), with a note; the full values stay
+    in the raw body."""
     events = schema.message_status_events
     done = []
-    for name in ("raw_status", "reason"):
+    for name, column in (("raw_status", "raw_text"), ("reason", "reason")):
         value = getattr(event, name)
-        if isinstance(value, str) and value_problem(events, "raw_text" if name == "raw_status" else name, value):
-            fitted, note = fit_value(events, "raw_text" if name == "raw_status" else name, value)
+        if isinstance(value, str) and value_problem(events, column, value):
+            fitted, note = fit_value(events, column, value)
             setattr(event, name, fitted)
-            done.append(note.replace("raw_text", "raw_status"))
+            done.append(note.replace(column, name, 1))
+    if event.cost is not None:
+        fitted_cost = {}
+        for column, value in event.cost.columns().items():
+            if isinstance(value, str) and value_problem(events, column, value):
+                fitted_cost[column], note = fit_value(events, column, value)
+                done.append(note)
+        if fitted_cost:
+            event.cost = dataclasses.replace(event.cost, **fitted_cost)
     if isinstance(event.note, str) and value_problem(events, "note", event.note):
         event.note, _ = fit_value(events, "note", event.note)
     if done:
@@ -122,6 +142,8 @@ def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Pars
             statuses.append(event)
     inbound, problems = check_inbound(parsed.inbound)
     reasons.extend(problems)
+    if not statuses and not inbound and not reasons:  # a known shape that carried nothing: not "parsed"
+        reasons.append("no status or message found in the body")
     if not reasons:
         state = ParseState.PARSED
     elif statuses or inbound:
@@ -197,9 +219,9 @@ def ingest_pending(
         states += [ParseState.ERROR.value, ParseState.PARTIAL.value]
     last_id = 0
     while limit is None or stats.events < limit:
-        query = sa.select(RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at).where(
-            RAW_EVENTS.c.parse_state.in_(states), RAW_EVENTS.c.id > last_id
-        )
+        query = sa.select(
+            RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at
+        ).where(RAW_EVENTS.c.parse_state.in_(states), RAW_EVENTS.c.id > last_id)
         batch = warehouse.rows(query.order_by(RAW_EVENTS.c.id).limit(BATCH))
         if not batch:
             break

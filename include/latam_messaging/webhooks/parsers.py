@@ -86,24 +86,6 @@ def epoch_s(value: Any) -> pendulum.DateTime:
     return pendulum.from_timestamp(int(str(value).strip()), tz="UTC")
 
 
-#: An epoch number this large is milliseconds: as seconds it would be after the year 5000.
-EPOCH_MS_FROM = 100_000_000_000
-
-
-def epoch_s_or_ms(value: Any) -> pendulum.DateTime:
-    """An epoch time in seconds or milliseconds, as a number or a string (Meta sends seconds as
-    strings, Gupshup's ``enqueued`` event milliseconds as a number). The unit follows from the size:
-    every plausible time in milliseconds is above :data:`EPOCH_MS_FROM`, every one in seconds below
-    it; a value plausible in neither is judged by :func:`vendor_time` (receive time, with a note)."""
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a time")
-    number = value if isinstance(value, int | float) else float(str(value).strip())
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError("not a finite number")
-    seconds = number / 1000 if abs(number) >= EPOCH_MS_FROM else number
-    return pendulum.from_timestamp(seconds, tz="UTC")
-
-
 def epoch_ms(value: Any) -> pendulum.DateTime:
     return from_epoch_ms(int(str(value).strip()) if not isinstance(value, int | float) else value)
 
@@ -148,20 +130,68 @@ def _trimmed_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+#: Longest integer read as a number; a longer one is kept as its text (Python refuses over 4,300 digits).
+MAX_INT_DIGITS = 1000
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _int_or_text(digits: str) -> int | str:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
+
+
+def _without_surrogates(value: Any) -> Any:
+    """Lone surrogates (a ``\\ud800`` escape with no pair) replaced by U+FFFD, in keys and strings at
+    any depth: no text column, nor PostgreSQL's JSON, can hold them."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _json(text: str) -> Any:
+    # NaN and Infinity are read as their names (text): PostgreSQL's JSON refuses them as numbers
+    return json.loads(text, object_pairs_hook=_trimmed_keys, parse_int=_int_or_text, parse_constant=str)
+
+
 def loads(text: str) -> Any:
     """``json.loads`` behind guards: size and nesting first; a trailing comma is tolerated; keys are
-    also readable trimmed of whitespace."""
+    also readable trimmed of whitespace; what no column can hold (integers of thousands of digits,
+    NaN, lone surrogates) is made text a column can hold."""
     if len(text) > MAX_BODY_CHARS:
         raise UnparseableEvent(f"body of {len(text)} characters is over the {MAX_BODY_CHARS} limit")
     if _nesting_depth(text) > MAX_DEPTH:
         raise UnparseableEvent(f"body nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, object_pairs_hook=_trimmed_keys)
+        body = _json(text)
     except ValueError as exc:
         try:
-            return json.loads(_without_trailing_commas(text), object_pairs_hook=_trimmed_keys)
+            body = _json(_without_trailing_commas(text))
         except ValueError:
             raise UnparseableEvent(f"body is not JSON: {exc}") from exc
+    if _LONE_SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text):
+        body = _without_surrogates(body)
+    return body
+
+
+def as_list(value: Any) -> list[Any]:
+    """A field that should be a list: a single object is a list of one; null or a scalar, empty."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """A field that should be a list of objects, as one: a single object is a list of one; anything
+    else (a number, a string, null) is an empty list; non-objects in a list are left out."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return []
 
 
 #: A vendor's parser: a decoded body (and the channel it came in on) → events and inbound messages.

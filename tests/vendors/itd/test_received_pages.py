@@ -79,3 +79,27 @@ def test_a_day_still_full_at_the_cap_is_not_passed_by_the_watermark(warehouse, m
     assert stats.truncated_days == 4 and stored(warehouse) == 4 * 20
     assert watermark(warehouse) == today.subtract(days=3).isoformat()  # the first truncated day, polled again
     assert sum("older ones may be missing" in m for m in caplog.messages) == 4
+
+
+class CappedHook(DayHook):
+    """ITD answering at most ``cap`` messages whatever ``top`` asks."""
+
+    def __init__(self, per_day: int, cap: int):
+        super().__init__(per_day)
+        self.cap = cap
+
+    def received(self, phone, day, top=100):
+        items = super().received(phone, day, min(top, self.cap))
+        self.asked[-1] = (day.isoformat(), top)  # what we asked for, not what ITD allowed
+        return items
+
+
+def test_a_server_side_cap_is_seen_as_a_truncated_day(warehouse, monkeypatch):
+    monkeypatch.setattr(contract, "RECEIVED_TOP", 10)
+    monkeypatch.setattr(contract, "RECEIVED_TOP_MAX", 160)
+    hook = CappedHook(per_day=30, cap=10)
+    stats = itd_poller.poll_itd_received(warehouse, hook, [PHONE], lookback_days=0, workers=1)
+    assert [top for _, top in hook.asked] == [10, 20]  # a larger top brought no more: ITD caps the page
+    assert stats.truncated_days == 1
+    today = pendulum.now(contract.VENDOR_TIMEZONE).date()
+    assert watermark(warehouse) == today.isoformat()
