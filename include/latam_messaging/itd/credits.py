@@ -19,7 +19,7 @@ from latam_messaging.warehouse.db import Warehouse
 
 #: Days of the daily view (``report_itd_credits_daily``) the burn is measured over.
 BURN_DAYS = 8
-T = schema.itd_credit_snapshots
+SNAPSHOTS = schema.itd_credit_snapshots
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def _text(value: Any) -> str:
 
 
 def _newest(conn: sa.Connection) -> sa.Row | None:
-    return conn.execute(sa.select(T.c.taken_at, T.c.credits).order_by(T.c.taken_at.desc()).limit(1)).first()
+    return conn.execute(sa.select(SNAPSHOTS.c.taken_at, SNAPSHOTS.c.credits).order_by(SNAPSHOTS.c.taken_at.desc()).limit(1)).first()
 
 
 def read_credits(conn: sa.Connection) -> ItdCredits:

@@ -16,6 +16,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.lifecycle import MessageState
 from latam_messaging.page.panels import Card, PanelFunction
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -68,11 +69,19 @@ def unknown_sends(
     """Sends in state ``unknown`` (in flight when a run died), oldest first: they wait for a decision
     (``release_unknown`` when triggering the send DAG)."""
     now = now or pendulum.now("UTC")
-    t = schema.outbound_messages
+    outbound = schema.outbound_messages
     query = (
-        sa.select(t.c.vendor, t.c.message_key, t.c.phone, t.c.updated_at, t.c.created_at, t.c.file_sha256, t.c.error)
-        .where(t.c.state == "unknown")
-        .order_by(t.c.updated_at, t.c.message_key)
+        sa.select(
+            outbound.c.vendor,
+            outbound.c.message_key,
+            outbound.c.phone,
+            outbound.c.updated_at,
+            outbound.c.created_at,
+            outbound.c.file_sha256,
+            outbound.c.error,
+        )
+        .where(outbound.c.state == MessageState.UNKNOWN)
+        .order_by(outbound.c.updated_at, outbound.c.message_key)
         .limit(limit)
     )
     result = []
@@ -95,8 +104,12 @@ def unknown_sends(
 def count_unknown(conn: sa.Connection) -> int:
     """How many sends are in state ``unknown`` (all of them: :func:`unknown_sends` lists at most
     :data:`UNKNOWN_LIMIT`)."""
-    t = schema.outbound_messages
-    return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.state == "unknown")).scalar_one())
+    outbound = schema.outbound_messages
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(outbound).where(outbound.c.state == MessageState.UNKNOWN)
+        ).scalar_one()
+    )
 
 
 #: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.
@@ -119,12 +132,22 @@ def rejects_by_file(
 ) -> list[dict]:
     """Rejected CSV rows per drop file (claimed within ``days``) and reason category."""
     now = now or pendulum.now("UTC")
-    f, r = schema.drop_files, schema.drop_rejects
+    files, rejects = schema.drop_files, schema.drop_rejects
     query = (
-        sa.select(f.c.file_sha256, f.c.folder, f.c.path, f.c.claimed_at, f.c.rows_total, r.c.reason, sa.func.count())
-        .select_from(r.join(f, f.c.file_sha256 == r.c.file_sha256))
-        .where(f.c.claimed_at >= now.subtract(days=days))
-        .group_by(f.c.file_sha256, f.c.folder, f.c.path, f.c.claimed_at, f.c.rows_total, r.c.reason)
+        sa.select(
+            files.c.file_sha256,
+            files.c.folder,
+            files.c.path,
+            files.c.claimed_at,
+            files.c.rows_total,
+            rejects.c.reason,
+            sa.func.count(),
+        )
+        .select_from(rejects.join(files, files.c.file_sha256 == rejects.c.file_sha256))
+        .where(files.c.claimed_at >= now.subtract(days=days))
+        .group_by(
+            files.c.file_sha256, files.c.folder, files.c.path, files.c.claimed_at, files.c.rows_total, rejects.c.reason
+        )
     )
     grouped: dict[tuple[str, str], dict] = {}
     for sha, folder, path, claimed_at, total, reason, count in conn.execute(query):

@@ -29,7 +29,7 @@ from latam_messaging.warehouse.db import Warehouse
 
 log = logging.getLogger(__name__)
 FOLDER = "number_checks"
-Q = schema.number_check_queue
+QUEUE = schema.number_check_queue
 LOOKUP_BATCH = 100
 
 
@@ -56,7 +56,7 @@ class CheckStats:
 def _queue(warehouse: Warehouse, conn: sa.Connection, phones: dict[str, int], source: str) -> None:
     now = pendulum.now("UTC")
     rows = [{"phone": p, "max_age_hours": h, "source": source, "queued_at": now} for p, h in phones.items()]
-    warehouse.upsert(conn, Q, rows, keys=["phone"], update=["max_age_hours"])
+    warehouse.upsert(conn, QUEUE, rows, keys=["phone"], update=["max_age_hours"])
 
 
 def queue_from_drops(
@@ -127,7 +127,7 @@ def run_checks(
     stats: CheckStats | None = None,
 ) -> CheckStats:
     stats = stats or CheckStats()
-    queued = warehouse.rows(sa.select(Q).order_by(Q.c.queued_at, Q.c.phone).limit(limit))
+    queued = warehouse.rows(sa.select(QUEUE).order_by(QUEUE.c.queued_at, QUEUE.c.phone).limit(limit))
     since = pendulum.now("UTC").subtract(hours=recheck_hours)
     fresh_swap = _recently_checked(warehouse, schema.sim_swap_checks, since)
     fresh_lookup = _recently_checked(warehouse, schema.number_lookups, since)
@@ -212,7 +212,7 @@ def run_checks(
         )
         done = [q["phone"] for q in queued]
         for start in range(0, len(done), 500):
-            conn.execute(sa.delete(Q).where(Q.c.phone.in_(done[start : start + 500])))
+            conn.execute(sa.delete(QUEUE).where(QUEUE.c.phone.in_(done[start : start + 500])))
     stats.checked += len({r["phone"] for r in lookups} | {r["phone"] for r in swaps})
     stats.errors += sum(1 for r in lookups + swaps if r.get("error"))
     return stats
