@@ -139,11 +139,11 @@ def start_services(env: dict[str, str]) -> list[subprocess.Popen]:
     return started
 
 
-#: Webhook formats the demo's simulators post: Teleprom account 39 in V0, account 41 statuses in V1 and
-#: replies in V3; ITD posts its documented bodies (inbound with ``direction: 1``, statuses with the
+#: Webhook formats the demo's simulators post: Teleprom account 39 statuses in V1 (Meta's, with errors,
+#: pricing and conversations) and replies in V3 (Meta's message types), account 41 in V0; ITD posts its documented bodies (inbound with ``direction: 1``, statuses with the
 #: printed trailing comma) by itself.
 SIMULATOR_CONFIG = {
-    "teleprom": {"webhook_versions": {"39": "V0", "41": {"status": "V1", "incoming": "V3"}}, "inbound_reply_rate": 0.5},
+    "teleprom": {"webhook_versions": {"39": {"status": "V1", "incoming": "V3"}, "41": "V0"}, "inbound_reply_rate": 0.5},
     "itd": {"reply_rate": 0.5},
 }
 
@@ -158,7 +158,7 @@ def configure_simulators() -> None:
         )
         with urllib.request.urlopen(request, timeout=5):
             pass
-    print("simulators: Teleprom webhooks V0 (account 39), V1 statuses and V3 replies (account 41); ITD as documented")
+    print("simulators: Teleprom V1 statuses and V3 replies (account 39, Meta's shapes), V0 (account 41); ITD as documented")
 
 
 def drop_samples(env: dict[str, str]) -> None:

@@ -154,3 +154,18 @@ def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
     [row] = parse(vendor, text).inbound
     assert row["received_at"] == RECEIVED
     assert row["note"] and row["note"].endswith("unusable: receive time used")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[{"x": {" y ": 1, "z": 2}}]', [{"x": {"y": 1, "z": 2}}]),  # a padded key, deep: read trimmed
+        ('{"a": 1, "a ": 2}', {"a": 1, "a ": 2}),  # the exact key wins; the padded one is kept as it was
+        ('{"t": NaN, "u": -Infinity}', {"t": "NaN", "u": "-Infinity"}),  # no JSON column holds them as numbers
+        ('{"n": ' + "7" * 5000 + "}", {"n": "7" * 5000}),  # past Python's integer limit: kept as its digits
+        ('{"s": "a\\ud800b", "\\udc00k": 1}', {"s": "a\ufffdb", "\ufffdk": 1}),  # lone surrogates replaced
+        ('{"plain": " value with spaces ", "n": 12}', {"plain": " value with spaces ", "n": 12}),  # values untouched
+    ],
+)
+def test_loads_makes_every_body_something_columns_can_hold(text, expected):
+    assert loads(text) == expected
