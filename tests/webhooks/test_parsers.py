@@ -169,3 +169,24 @@ def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
 )
 def test_loads_makes_every_body_something_columns_can_hold(text, expected):
     assert loads(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "as_list_", "dicts_"),
+    [
+        ([{"a": 1}, 2, "x", {"b": 2}], [{"a": 1}, 2, "x", {"b": 2}], [{"a": 1}, {"b": 2}]),
+        ({"a": 1}, [{"a": 1}], [{"a": 1}]),
+        ("text", [], []),
+        (5, [], []),
+        (None, [], []),
+        ([], [], []),
+    ],
+)
+def test_a_list_field_sent_as_one_object_or_junk_is_read_as_a_list(value, as_list_, dicts_):
+    assert (parsers.as_list(value), parsers.dicts(value)) == (as_list_, dicts_)
+
+
+def test_a_padded_key_is_found_at_any_depth_and_only_there():
+    assert parsers._has_padded_key([1, {"a": [{"b": {"c ": 1}}]}]) is True
+    assert parsers._has_padded_key({" a": 1}) is True and parsers._has_padded_key({"a\t": 1}) is True
+    assert parsers._has_padded_key([{"a": " padded value "}, "x ", 3]) is False

@@ -240,3 +240,219 @@ def test_v0_times_without_an_offset_are_buenos_aires_local_time():
     assert event.event_at == pendulum.datetime(2026, 3, 2, 13, 15, tz="UTC") and event.note is None
     offset = {**body, "fechaHora": "2026-03-02T10:15:00.000-05:00"}  # an explicit offset wins
     assert parse("teleprom", offset).statuses[0].event_at == pendulum.datetime(2026, 3, 2, 15, 15, tz="UTC")
+
+
+# ---- Meta's vocabulary through the V1/V3 envelopes (contract.py cites Meta's and Gupshup's references) -------
+T0 = pendulum.datetime(2026, 3, 2, 14, 0, tz="UTC")
+S0 = str(int(T0.timestamp()))
+
+
+def meta_status(state="sent", timestamp=S0, **extra):
+    return {"id": "wamid.A", "gs_id": "gs-A", "status": state, "timestamp": timestamp, "recipient_id": "549", **extra}
+
+
+def one_status(**extra):
+    parsed = parse("teleprom", envelope("STATUS", [{"statuses": [meta_status(**extra)]}], version="3"))
+    assert parsed.errors == [] and parsed.format_version == "V3"
+    [event] = parsed.statuses
+    return event
+
+
+def one_message(kind, body, profiles=None, **extra):
+    message = {"from": "5493515318047", "id": "wamid.M", "timestamp": S0, "type": kind, kind: body, **extra}
+    value = {
+        "metadata": {"display_phone_number": "5491171186962"},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5493515318047"}] if profiles is None else profiles,
+        "messages": [message],
+    }
+    parsed = parse("teleprom", envelope("INCOMING", [value], version="3"))
+    assert parsed.errors == []
+    [row] = parsed.inbound
+    return row
+
+
+@pytest.mark.parametrize(
+    ("errors", "reason"),
+    [
+        ([{"code": 131047, "title": "Re-engagement message"}], "131047: Re-engagement message"),
+        ([{"code": 131047, "message": "Re-engagement message"}], "131047: Re-engagement message"),
+        ([{"code": 131026, "title": "Undeliverable", "error_data": {"details": "not a WhatsApp user"}}],
+         "131026: Undeliverable — not a WhatsApp user"),
+        ([{"code": 1, "title": "Same", "error_data": {"details": "Same"}}], "1: Same"),
+        ([{"title": "Only a title"}], "Only a title"),
+        ([{"code": 7}], "7"),
+        ([{}], "error without code or title"),
+        ([5, {"code": 2, "title": "second is first object"}], "2: second is first object"),
+        ({"code": 131050, "title": "stopped marketing"}, "131050: stopped marketing"),
+        ("plain text error", "plain text error"),
+        (5, None),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_a_failed_status_keeps_metas_first_error_as_its_reason(errors, reason):
+    event = one_status(state="failed", errors=errors)
+    assert (event.status, event.reason) == ("failed", reason)
+
+
+def test_pricing_and_conversation_are_the_events_cost():
+    event = one_status(
+        conversation={"id": "conv-9", "expiration_timestamp": str(int(T0.timestamp()) + 86400), "origin": {"type": "utility"}},
+        pricing={"billable": False, "pricing_model": "CBP", "category": "utility"},
+    )
+    cost = event.cost
+    assert (cost.billable, cost.pricing_category, cost.pricing_model) == (False, "utility", "CBP")
+    assert (cost.conversation_id, cost.conversation_origin) == ("conv-9", "utility")
+    assert cost.conversation_expires_at == T0.add(days=1)
+
+
+@pytest.mark.parametrize(("billable", "read"), [(True, True), (False, False), ("true", True), (" FALSE ", False), ("yes", None), (1, None), (None, None)])
+def test_billable_is_a_boolean_or_its_spelling_else_unknown(billable, read):
+    assert one_status(pricing={"billable": billable}).cost.billable is read
+
+
+def test_no_pricing_nor_conversation_is_no_cost_and_an_unusable_expiry_is_none():
+    assert one_status().cost is None and one_status(pricing={}, conversation={}).cost is None
+    cost = one_status(conversation={"id": "c", "expiration_timestamp": "TIMESTAMP"}).cost
+    assert (cost.conversation_id, cost.conversation_expires_at, cost.billable, cost.pricing_category) == ("c", None, None, None)
+    assert one_status(conversation={"id": "c", "expiration_timestamp": ""}).cost.conversation_expires_at is None
+    assert one_status(pricing={"category": "marketing"}).cost.conversation_origin is None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "at"),
+    [
+        (S0, T0),
+        (int(S0), T0),
+        (int(S0) * 1000, T0),
+        (str(int(S0) * 1000 + 500), T0.add(microseconds=500_000)),
+        (float(S0) + 0.25, T0.add(microseconds=250_000)),
+    ],
+)
+def test_meta_times_in_seconds_or_gupshups_in_milliseconds_are_the_vendors_time(timestamp, at):
+    event = one_status(timestamp=timestamp)
+    assert (event.event_at, event.note) == (at, None)
+
+
+@pytest.mark.parametrize("timestamp", ["TIMESTAMP", 99_999_999_999, True, None, "", 10**30])
+def test_an_unusable_meta_time_is_the_receive_time_with_a_note(timestamp):
+    event = one_status(timestamp=timestamp)
+    assert event.event_at == RECEIVED and event.note == f"vendor time {timestamp!r:.40} unusable: receive time used"
+
+
+@pytest.mark.parametrize(("state", "status"), [("enqueued", "enqueued"), ("sent", "sent"), ("delivered", "delivered"),
+                                              ("read", "read"), ("failed", "failed"), ("deleted", "deleted"),
+                                              (" READ ", "read"), ("deliv\u0000ered", "delivered"), ("warning", "unknown")])
+def test_meta_status_texts_map_to_the_vocabulary(state, status):
+    event = one_status(state=state)
+    assert (event.status, event.raw_status) == (status, state)
+
+
+def test_a_status_is_filed_under_gs_id_and_tried_by_every_id():
+    event = one_status(meta_msg_id="wamid.META")
+    assert (event.vendor_message_id, event.vendor_ids) == ("gs-A", ["gs-A", "wamid.A", "wamid.META"])
+    only_meta = parse("teleprom", envelope("STATUS", [{"statuses": [{"id": "wamid.B", "status": "sent", "timestamp": S0}]}]))
+    assert only_meta.statuses[0].vendor_ids == ["wamid.B"] and only_meta.statuses[0].vendor_message_id == "wamid.B"
+
+
+def test_envelope_keys_and_type_are_read_whatever_their_case_and_padding():
+    body = {"version": "3", "type": " status ", "payload": {"entry": [{"changes": [{"value": {"statuses": [meta_status()]}}]}]}}
+    parsed = parse("teleprom", body)
+    assert (parsed.format_version, [e.vendor_message_id for e in parsed.statuses]) == ("V3", ["gs-A"])
+
+
+def test_an_object_where_meta_has_a_list_is_a_list_of_one():
+    body = {"Version": "3", "Type": "STATUS", "Payload": {"entry": {"changes": {"value": {"statuses": meta_status()}}}}}
+    assert [e.vendor_message_id for e in parse("teleprom", body).statuses] == ["gs-A"]
+    junk = {"Version": "3", "Type": "STATUS", "Payload": {"entry": [5, {"changes": "x"}, {"changes": [{"value": [1]}]}]}}
+    assert parse("teleprom", junk).statuses == []
+
+
+def test_a_status_item_that_is_not_an_object_is_an_item_error_beside_good_ones():
+    parsed = parse("teleprom", envelope("STATUS", [{"statuses": [7, meta_status()]}]))
+    assert [e.vendor_message_id for e in parsed.statuses] == ["gs-A"] and parsed.errors == ["item 1: AttributeError"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "expected"),
+    [
+        ("text", {"body": "hola"}, {"text": "hola"}),
+        ("text", "texto plano", {"text": "texto plano"}),
+        ("button", {"payload": "P1", "text": "Sí"}, {"text": "Sí", "reply_id": "P1"}),
+        ("button", {"payload": "ONLY_PAYLOAD"}, {"text": "ONLY_PAYLOAD", "reply_id": "ONLY_PAYLOAD"}),
+        ("interactive", {"type": "button_reply", "button_reply": {"id": "b1", "title": "Confirmo"}}, {"text": "Confirmo", "reply_id": "b1"}),
+        ("interactive", {"type": "list_reply", "list_reply": {"id": "r2", "title": "Martes", "description": "10 hs"}}, {"text": "Martes", "reply_id": "r2"}),
+        ("interactive", {"type": "nfm_reply", "nfm_reply": {"body": "Sent", "response_json": "{}"}}, {"text": "Sent", "reply_id": None}),
+        ("interactive", {"type": "other"}, {"text": None, "reply_id": None}),
+        ("image", {"id": "i1", "mime_type": "image/png", "caption": "foto", "url": "https://m/x"},
+         {"media_id": "i1", "media_mime_type": "image/png", "caption": "foto", "media_url": "https://m/x", "text": "foto"}),
+        ("document", {"id": "d1", "mime_type": "application/pdf", "filename": "f.pdf", "link": "https://m/d"},
+         {"media_id": "d1", "media_mime_type": "application/pdf", "caption": None, "media_url": "https://m/d", "text": "f.pdf"}),
+        ("voice", {"id": "v1", "mime_type": "audio/ogg"}, {"media_id": "v1", "media_mime_type": "audio/ogg", "text": None}),
+        ("sticker", {"id": "s1", "mime_type": "image/webp"}, {"media_id": "s1", "text": None}),
+        ("location", {"latitude": -31.4, "longitude": -64.2, "name": "Centro", "address": "Colón 100"}, {"text": "Centro, Colón 100 (-31.4, -64.2)"}),
+        ("location", {"latitude": -31.4, "longitude": -64.2}, {"text": "(-31.4, -64.2)"}),
+        ("location", {"name": "Sin coordenadas", "latitude": 1}, {"text": "Sin coordenadas"}),
+        ("location", {}, {"text": None}),
+        ("reaction", {"message_id": "wamid.X", "emoji": "❤"}, {"text": "❤", "in_reply_to": "wamid.X"}),
+        ("order", {"text": "2 cajas"}, {"text": "2 cajas"}),
+        ("system", {"body": "cambió de número"}, {"text": "cambió de número"}),
+        ("unsupported", {"x": 1}, {"text": None, "media_id": None, "reply_id": None}),
+    ],
+)
+def test_every_meta_message_type_lands_with_what_it_carries(kind, body, expected):
+    row = one_message(kind, body)
+    assert {k: row.get(k) for k in expected} == expected
+    assert (row["message_type"], row["vendor_message_id"], row["from_phone"], row["to_account"]) == (
+        kind, "wamid.M", "5493515318047", "5491171186962",
+    )
+    assert (row["received_at"], row["note"], row["profile_name"]) == (T0, None, "Ana")
+
+
+def test_contact_cards_are_read_as_names_and_phones():
+    cards = [
+        {"name": {"formatted_name": "Juan Gómez"}, "phones": [{"phone": "+54 9 351 555-0101"}, {"phone": "+54 11 4000"}]},
+        {"name": {"formatted_name": "Sin teléfono"}},
+        {"phones": 7},
+        5,
+    ]
+    row = one_message("contacts", None, **{"contacts": cards})
+    assert row["text"] == "Juan Gómez +54 9 351 555-0101 +54 11 4000; Sin teléfono"
+    assert one_message("contacts", None, **{"contacts": 5})["text"] is None
+
+
+def test_the_profile_name_is_the_senders_or_the_only_one_given():
+    two = [{"profile": {"name": "Otro"}, "wa_id": "111"}, {"profile": {"name": "Ana"}, "wa_id": "5493515318047"}]
+    assert one_message("text", {"body": "x"}, profiles=two)["profile_name"] == "Ana"
+    only = [{"profile": {"name": "Única"}, "wa_id": "999"}]
+    assert one_message("text", {"body": "x"}, profiles=only)["profile_name"] == "Única"
+    others = [{"profile": {"name": "A"}, "wa_id": "1"}, {"profile": {"name": "B"}, "wa_id": "2"}]
+    assert one_message("text", {"body": "x"}, profiles=others)["profile_name"] is None
+    unnamed = [{"profile": {}, "wa_id": "5493515318047"}, {"profile": {"name": "Sin id"}}, {"wa_id": "", "profile": {"name": "Vacío"}}]
+    assert one_message("text", {"body": "x"}, profiles=unnamed)["profile_name"] is None
+    assert one_message("text", {"body": "x"}, profiles=5)["profile_name"] is None
+
+
+def test_a_reply_links_to_our_message_by_gs_id_else_by_whatsapps_id():
+    by_gs = one_message("text", {"body": "x"}, context={"gs_id": "gs-9", "id": "wamid.9"})
+    by_id = one_message("text", {"body": "x"}, context={"id": "wamid.9"})
+    assert (by_gs["in_reply_to"], by_id["in_reply_to"], one_message("text", {"body": "x"})["in_reply_to"]) == (
+        "gs-9", "wamid.9", None,
+    )
+
+
+def test_a_message_type_that_is_not_text_is_kept_as_json_and_reads_nothing():
+    row = one_message("text", {"body": "x"}, **{"type": ["text"]})
+    assert (row["message_type"], row["text"]) == ('["text"]', None)
+
+
+def test_an_unusable_message_time_is_the_receive_time_with_a_note():
+    row = one_message("text", {"body": "x"}, timestamp="TIMESTAMP")
+    assert (row["received_at"], row["note"]) == (RECEIVED, "vendor time 'TIMESTAMP' unusable: receive time used")
+
+
+def test_a_message_without_an_id_is_an_item_error_beside_good_ones():
+    good = {"from": "1", "id": "wamid.ok", "timestamp": S0, "type": "text", "text": {"body": "ok"}}
+    parsed = parse("teleprom", envelope("INCOMING", [{"messages": [{**good, "id": ""}, good, 3]}], version="3"))
+    assert [r["vendor_message_id"] for r in parsed.inbound] == ["wamid.ok"]
+    assert parsed.errors == ["item 1: message without an id", "item 3: AttributeError"]
