@@ -100,7 +100,7 @@ def test_an_item_reason_is_cut_at_300_characters():
 
 def test_an_unusable_vendor_time_is_shown_in_40_characters():
     value = "9" * 50
-    when = parsers.vendor_time(value, RECEIVED, parsers.epoch_s)
+    when = parsers.vendor_time(value, RECEIVED, parsers.epoch_ms)
     assert when.at == RECEIVED
     assert when.note == f"vendor time '{'9' * 39} unusable: receive time used"
 
@@ -162,6 +162,11 @@ def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
         ('[{"x": {" y ": 1, "z": 2}}]', [{"x": {"y": 1, "z": 2}}]),  # a padded key, deep: read trimmed
         ('{"a": 1, "a ": 2}', {"a": 1, "a ": 2}),  # the exact key wins; the padded one is kept as it was
         ('{"t": NaN, "u": -Infinity}', {"t": "NaN", "u": "-Infinity"}),  # no JSON column holds them as numbers
+        ('{"t": NaN}', {"t": "NaN"}),
+        ('{"u": Infinity}', {"u": "Infinity"}),
+        ('[NaN, {"nan": "banana"}]', ["NaN", {"nan": "banana"}]),
+        ('{"n": ' + "7" * 1000 + "}", {"n": int("7" * 1000)}),  # 1,000 digits are still a number
+        ('[["a\\ud800"], {"k": ["\\udfff"]}]', [["a\ufffd"], {"k": ["\ufffd"]}]),  # in lists too
         ('{"n": ' + "7" * 5000 + "}", {"n": "7" * 5000}),  # past Python's integer limit: kept as its digits
         ('{"s": "a\\ud800b", "\\udc00k": 1}', {"s": "a\ufffdb", "\ufffdk": 1}),  # lone surrogates replaced
         ('{"plain": " value with spaces ", "n": 12}', {"plain": " value with spaces ", "n": 12}),  # values untouched

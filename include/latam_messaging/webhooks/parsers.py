@@ -82,10 +82,6 @@ def vendor_time(value: Any, received_at: pendulum.DateTime, parse: Callable[[Any
     return When(received_at, f"vendor time {shown} unusable: receive time used")
 
 
-def epoch_s(value: Any) -> pendulum.DateTime:
-    return pendulum.from_timestamp(int(str(value).strip()), tz="UTC")
-
-
 def epoch_ms(value: Any) -> pendulum.DateTime:
     return from_epoch_ms(int(str(value).strip()) if not isinstance(value, int | float) else value)
 
