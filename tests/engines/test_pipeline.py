@@ -71,7 +71,8 @@ def test_unreadable_file_goes_to_failed_with_the_reason(run_dag, warehouse, wavy
 
 
 def test_scheduled_rows_and_send_window(run_dag, warehouse, wavy_hook, wavy_server, drop_dir, monkeypatch):
-    later = pendulum.now("America/Argentina/Buenos_Aires").add(seconds=8).replace(microsecond=0)
+    # due 20 s from now: two DAG runs fit before it even on a loaded 2-core machine (8 s did not, once)
+    later = pendulum.now("America/Argentina/Buenos_Aires").add(seconds=20).replace(microsecond=0)
     naive = later.format("YYYY-MM-DDTHH:mm:ss")  # naive local time: MESSAGING_TIMEZONE
     drop_csv(drop_dir, "wavy_sms", "a.csv", f"phone,message,send_at\n5511987654321,now,\n5511987654322,later,{naive}\n")
     now_local = pendulum.now("America/Argentina/Buenos_Aires")
@@ -79,10 +80,10 @@ def test_scheduled_rows_and_send_window(run_dag, warehouse, wavy_hook, wavy_serv
     assert run_dag("wavy_sms_send", run_conf={"send_window": closed}).state == "success"
     assert states(warehouse, "wavy") == {"scheduled": 2}  # outside the window nothing goes out
     assert run_dag("wavy_sms_send").state == "success"
-    assert pendulum.now("UTC") < later, "the first two runs took over 8 s: the row was due during them"
+    assert pendulum.now("UTC") < later, "the first two runs took over 20 s: the row was due during them"
     assert states(warehouse, "wavy") == {"accepted": 1, "scheduled": 1}
     # until the row's send_at has passed (a deadline wait, not a guess)
-    wait_until(lambda: pendulum.now("UTC") > later, timeout=30, what="the scheduled row's send_at to pass")
+    wait_until(lambda: pendulum.now("UTC") > later, timeout=40, what="the scheduled row's send_at to pass")
     assert run_dag("wavy_sms_send").state == "success"
     assert states(warehouse, "wavy") == {"accepted": 2}
     assert sim_state(wavy_server)["accepted_messages"] == 2
