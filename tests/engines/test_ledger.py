@@ -13,6 +13,8 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.common.lease import Heartbeat
+from latam_messaging.lifecycle import ForbiddenMove
 from latam_messaging.sending.ledger import (
     KEY_CHUNK,
     SEND_COLUMNS,
@@ -413,6 +415,32 @@ def test_a_lease_that_cannot_be_renewed_says_so(warehouse, caplog):
         time.sleep(0.15)
     assert caplog.messages and set(caplog.messages) == {
         f"could not renew the send lease {lease.owner}: OperationalError"}
+    assert {record.name for record in caplog.records} == {"latam_messaging.sending.ledger"}  # the ledger's logger
+
+
+def test_a_lease_released_while_the_warehouse_is_away_is_left_to_run_out(warehouse):
+    class Away:
+        def begin(self):
+            raise sa.exc.OperationalError("DELETE FROM send_leases", {}, Exception("connection refused"))
+
+    with SendLease(warehouse, "wavy", lease_s=30) as lease:
+        lease.warehouse = Away()  # the release below cannot reach the warehouse: the run still ends normally
+    assert not lease._thread.is_alive()
+    assert list(leases(warehouse)) == [lease.owner]  # another run takes over when it runs out
+
+
+def test_a_heartbeat_beats_every_quarter_of_its_lease_and_has_no_thread_before_it_starts():
+    beat = Heartbeat(lambda: None, 2.0, name="beat")
+    assert (beat.interval, beat.thread) == (0.5, None)
+
+
+def test_a_heartbeat_with_the_defaults_logs_a_failed_renewal_as_the_lease(caplog):
+    def disk_away():
+        raise OSError("disk away")
+
+    with caplog.at_level("WARNING", logger="latam_messaging.common.lease"), Heartbeat(disk_away, 0.2, name="beat"):
+        time.sleep(0.12)
+    assert caplog.messages and set(caplog.messages) == {"could not renew the lease: OSError"}
 
 
 def test_an_answer_never_rewrites_a_row_that_left_sending_or_unknown(warehouse):
@@ -425,6 +453,16 @@ def test_a_row_is_returned_to_pending_only_by_its_owner(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "other"})
     Ledger(warehouse, "wavy").record([SendOutcome("k-1", MessageState.PENDING)], LATER, "run")
     assert table(warehouse, "state", "claimed_by") == {"k-1": ("sending", "other")}
+
+
+def test_an_outcome_that_is_not_an_answer_is_refused_before_anything_is_written(warehouse):
+    put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "run"},
+        {"message_key": "k-2", "state": "sending", "claimed_by": "run"})
+    outcomes = [SendOutcome("k-1", MessageState.ACCEPTED, vendor_message_id="V-1"),
+                SendOutcome("k-2", MessageState.SCHEDULED)]
+    with pytest.raises(ForbiddenMove, match="^a message cannot move from sending to scheduled$"):
+        Ledger(warehouse, "wavy").record(outcomes, LATER, "run")
+    assert table(warehouse, "state", "vendor_message_id") == {"k-1": ("sending", None), "k-2": ("sending", None)}
 
 
 def _written_in_reverse_key_order(warehouse, state: str, count: int = 3000) -> list[str]:

@@ -84,3 +84,23 @@ def test_an_event_and_a_status_search_resolve_a_send_in_doubt_the_same_way(wareh
         assert (resolved["state"], resolved["vendor_message_id"], resolved["error"]) == ("accepted", vendor_id, None)
         assert resolved["accepted_at"] is not None
     assert by_event["delivery_status"] == "delivered"
+
+
+def test_resolving_nothing_moves_nothing_and_a_search_without_an_id_keeps_what_the_row_had(warehouse):
+    earlier = NOW.subtract(minutes=5)
+    put(warehouse, "doubt", "unknown", vendor_message_id="V-1", accepted_at=earlier)
+    with warehouse.begin() as conn:
+        assert resolve_in_doubt(conn, {}, NOW) == 0
+        assert resolve_in_doubt(conn, {"doubt": None}, NOW) == 1
+    doubt = row(warehouse, "doubt")
+    assert (doubt["state"], doubt["vendor_message_id"]) == ("accepted", "V-1")
+    assert pendulum.instance(doubt["accepted_at"]) == earlier  # an acceptance time is never moved later
+
+
+def test_an_acceptance_time_given_in_another_zone_is_stored_as_its_instant_for_queries_by_time(warehouse):
+    put(warehouse, "doubt", "unknown")
+    with warehouse.begin() as conn:
+        resolve_in_doubt(conn, {"doubt": "V-1"}, NOW.in_tz("America/Santiago"))
+    assert pendulum.instance(row(warehouse, "doubt")["accepted_at"]) == NOW
+    since = sa.select(T.c.message_key).where(T.c.accepted_at >= NOW.subtract(hours=1))  # as the ITD poller asks
+    assert [r["message_key"] for r in warehouse.rows(since)] == ["doubt"]

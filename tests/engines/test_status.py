@@ -11,7 +11,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from latam_messaging.status import RAW_STATUS_CHARS, StatusEvent, advances, apply_status_events
+from latam_messaging.status import RAW_STATUS_CHARS, EventCost, StatusEvent, advances, apply_status_events
 from latam_messaging.warehouse import schema
 from tests.helpers.ledger import add_ledger_row
 
@@ -294,3 +294,26 @@ def test_only_a_message_that_moves_is_stamped_updated(warehouse):
     second = {k: pendulum.instance(r["updated_at"]) for k, r in
               ((r["message_key"], r) for r in warehouse.rows(sa.select(T.c.message_key, T.c.updated_at)))}
     assert second["m-1"] == first["m-1"] and second["m-2"] > T0
+
+
+def test_a_late_event_for_a_send_in_doubt_gives_it_the_vendor_id_it_carries(warehouse):
+    # its status arrived while it was sending, then its answer was ambiguous: in doubt, without a vendor id
+    put_rows(warehouse, {"message_key": "m-u", "state": "unknown", "delivery_status": "delivered"})
+    apply(warehouse, [event("W-9", "sent", T0, key="m-u")])  # behind the status it has: moves no status
+    row = ledger(warehouse)["m-u"]
+    assert (row["state"], row["delivery_status"], row["vendor_message_id"]) == ("accepted", "delivered", "W-9")
+
+
+def test_an_events_cost_is_stored_with_it(warehouse):
+    expires = T0.add(hours=24)
+    cost = EventCost(True, "utility", "CBP", "conv-1", "business_initiated", expires)
+    priced = StatusEvent("teleprom", "wamid.A", "sent", "sent", T0, "webhook", cost=cost)
+    free = StatusEvent("teleprom", "wamid.A", "delivered", "delivered", T0, "webhook")
+    assert apply(warehouse, [priced, free]) == 2
+    columns = (E.c.billable, E.c.pricing_category, E.c.pricing_model, E.c.conversation_id, E.c.conversation_origin)
+    query = sa.select(E.c.status, *columns, E.c.conversation_expires_at).order_by(E.c.status)
+    got = [(*list(r.values())[:-1], r["conversation_expires_at"] and pendulum.instance(r["conversation_expires_at"]))
+           for r in warehouse.rows(query)]
+    assert got == [("delivered", None, None, None, None, None, None),
+                   ("sent", True, "utility", "CBP", "conv-1", "business_initiated", expires)]
+

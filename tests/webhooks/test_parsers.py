@@ -166,6 +166,7 @@ def test_an_inbound_message_with_an_unusable_time_says_so(vendor):
         ('{"u": Infinity}', {"u": "Infinity"}),
         ('[NaN, {"nan": "banana"}]', ["NaN", {"nan": "banana"}]),
         ('{"n": ' + "7" * 1000 + "}", {"n": int("7" * 1000)}),  # 1,000 digits are still a number
+        ('{"t": NaN, "n": ' + "7" * 1000 + "}", {"t": "NaN", "n": int("7" * 1000)}),  # read carefully too
         ('[["a\\ud800"], {"k": ["\\udfff"]}]', [["a\ufffd"], {"k": ["\ufffd"]}]),  # in lists too
         ('{"n": ' + "7" * 5000 + "}", {"n": "7" * 5000}),  # past Python's integer limit: kept as its digits
         ('{"s": "a\\ud800b", "\\udc00k": 1}', {"s": "a\ufffdb", "\ufffdk": 1}),  # lone surrogates replaced

@@ -93,3 +93,14 @@ def test_an_itd_inbound_without_content_keeps_its_caption_and_an_odd_direction()
 def test_an_itd_body_of_no_known_shape_is_refused(body):
     with pytest.raises(UnparseableEvent, match="^(ITD webhooks are JSON objects|neither an ITD status nor an inbound)"):
         parse("itd", body)
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "note"),
+    [("26/12/2019 16:07", None), ("2019-12-26", "vendor time '2019-12-26' unusable: receive time used"),
+     (None, None), ("", None), ("absent", None)],
+)
+def test_a_later_itd_status_notes_an_unusable_sent_at_but_not_a_missing_one(sent_at, note):
+    body = {"uuid": "u1", "status": "DELIVERED"} | ({} if sent_at == "absent" else {"sent_at": sent_at})
+    [event] = parse("itd", body).statuses
+    assert (event.status, event.event_at, event.note) == ("delivered", RECEIVED, note)

@@ -217,6 +217,7 @@ def test_an_envelope_of_an_unknown_long_type_is_refused_showing_40_characters():
     [
         ({"Version": "1", "Type": "STATUS"}, "envelope without a Payload object"),
         ({"Version": "1", "Type": "OTHER", "Payload": {}}, "envelope Type 'OTHER' is not STATUS or INCOMING"),
+        ({"Version": "1", "Payload": {}}, "envelope Type '' is not STATUS or INCOMING"),
         ({"foo": 1}, "neither a V0 array nor a V1/V3 envelope"),
         (5, "neither a V0 array nor a V1/V3 envelope"),
     ],
@@ -309,6 +310,13 @@ def test_pricing_and_conversation_are_the_events_cost():
 @pytest.mark.parametrize(("billable", "read"), [(True, True), (False, False), ("true", True), (" FALSE ", False), ("yes", None), (1, None), (None, None)])
 def test_billable_is_a_boolean_or_its_spelling_else_unknown(billable, read):
     assert one_status(pricing={"billable": billable}).cost.billable is read
+
+
+def test_a_conversation_expiry_more_than_three_days_after_the_receive_time_is_unusable():
+    def expiry(at):
+        return one_status(conversation={"id": "c", "expiration_timestamp": str(int(at.timestamp()))}).cost
+    assert expiry(RECEIVED.add(days=3)).conversation_expires_at == RECEIVED.add(days=3)  # two days, a day of slack
+    assert expiry(RECEIVED.add(days=3, minutes=1)).conversation_expires_at is None
 
 
 def test_no_pricing_nor_conversation_is_no_cost_and_an_unusable_expiry_is_none():

@@ -112,3 +112,16 @@ def test_polled_wavy_pages_keep_good_items_beside_bad_ones():
         assert (parsed.format_version, [r["vendor_message_id"] for r in parsed.inbound]) == (channel, ["MO1"])
         assert parsed.errors == ["item 2: KeyError"]
     assert parse("wavy", {}, "status_list").statuses == []
+
+
+def test_a_wavy_mo_is_placed_at_its_own_receivedat_or_else_at_the_receive_time_with_a_note():
+    mo = {"id": "MO1", "source": "5511987654321", "shortCode": "28888", "messageText": "SIM"}
+    timed, untimed = {**mo, "receivedAt": SENT_AT - 60_000}, {**mo, "id": "MO2"}  # a minute before we got it
+    at_its_time, at_receive = (RECEIVED.subtract(minutes=1), None), (RECEIVED, "vendor time None unusable: receive time used")
+
+    def placed(body, channel):
+        return [(row["received_at"], row["note"]) for row in parse("wavy", body, channel).inbound]
+
+    assert (placed(timed, "mo"), placed(untimed, "mo")) == ([at_its_time], [at_receive])
+    for channel in ("receive_list", "receive_search"):  # polled pages
+        assert placed({"messages": [timed, untimed]}, channel) == [at_its_time, at_receive]
