@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.lifecycle import NOT_PROGRESS, RANK, DeliveryStatus, MessageState, advances, resolve_in_doubt
+from latam_messaging.lifecycle import NOT_PROGRESS, RANK, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
-FAILED = DeliveryStatus.FAILED
-UNRECOGNISED = DeliveryStatus.UNRECOGNISED
 RAW_STATUS_CHARS = 128
 OUTBOUND = schema.outbound_messages
 EVENTS = schema.message_status_events

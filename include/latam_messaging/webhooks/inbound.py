@@ -4,7 +4,7 @@ per (vendor, vendor_message_id)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pendulum
@@ -15,15 +15,6 @@ from latam_messaging.warehouse.db import Warehouse
 
 #: The columns that identify a row: a value that does not fit them makes the row unusable.
 IDENTITY = ("vendor", "vendor_message_id")
-
-
-def row_problem(table: sa.Table, row: Mapping[str, Any]) -> str | None:
-    """Why ``row`` would not fit ``table`` on PostgreSQL (the same rule is applied on SQLite), or None."""
-    for name, value in row.items():
-        problem = value_problem(table, name, value)
-        if problem:
-            return problem
-    return None
 
 
 def value_problem(table: sa.Table, name: str, value: Any) -> str | None:
