@@ -7,7 +7,8 @@ moves it from state to state.
 ``unknown`` means **in doubt**: the request may or may not have reached the vendor (in flight when a
 run died, or a 5xx/timeout after sending). An in-doubt row is never re-sent on its own: a vendor
 event or status search proves it was accepted (:func:`resolve_in_doubt`), or an operator releases it
-after checking with the vendor.
+after checking with the vendor. ``suppressed`` is final: the phone had opted out (``consent``) when the
+row was claimed, so it was never sent.
 
 **Delivery status** (``outbound_messages.delivery_status`` and ``message_status_events.status``,
 :class:`DeliveryStatus`) is what the *vendor* says happened after acceptance (vendor-apis.md §4):
@@ -49,6 +50,8 @@ class MessageState(StrEnum):
     FAILED = "failed"
     #: In doubt: the request may have reached the vendor. Never re-sent automatically.
     UNKNOWN = "unknown"
+    #: Never sent: its phone was suppressed (opted out) when it was claimed. Final.
+    SUPPRESSED = "suppressed"
 
 
 class DeliveryStatus(StrEnum):
@@ -94,16 +97,19 @@ def advances(current: str | None, new: str) -> bool:
 _S = MessageState
 #: The send-state moves there are; anything else is a bug. A vendor's answer (accepted, rejected,
 #: failed, or unknown when the answer is ambiguous) is written for rows ``sending`` and also for rows
-#: already marked ``unknown`` by a watcher while their owner was still waiting for the answer.
+#: already marked ``unknown`` by a watcher while their owner was still waiting for the answer. A claim
+#: makes a pending row ``sending``, or ``suppressed`` when its phone opted out; a row whose time to be
+#: sent ran out (``expires_at``) fails unsent.
 MOVES: dict[MessageState, frozenset[MessageState]] = {
     _S.STAGED: frozenset({_S.SCHEDULED, _S.PENDING}),
-    _S.SCHEDULED: frozenset({_S.PENDING}),
-    _S.PENDING: frozenset({_S.SENDING}),
+    _S.SCHEDULED: frozenset({_S.PENDING, _S.FAILED}),
+    _S.PENDING: frozenset({_S.SENDING, _S.SUPPRESSED, _S.FAILED}),
     _S.SENDING: frozenset({_S.PENDING, _S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN}),
     _S.UNKNOWN: frozenset({_S.PENDING, _S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN}),
     _S.ACCEPTED: frozenset(),
     _S.REJECTED: frozenset(),
     _S.FAILED: frozenset(),
+    _S.SUPPRESSED: frozenset(),
 }
 #: What a vendor's answer to a send may make of a row.
 ANSWERS = frozenset({_S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN})
@@ -121,14 +127,14 @@ def check_move(sources: Iterable[MessageState], target: MessageState) -> None:
 
 def move(
     sources: MessageState | Iterable[MessageState],
-    target: MessageState | sa.BindParameter[Any],
+    target: MessageState | sa.ColumnElement[Any],
     *where: Any,
     **values: Any,
 ) -> sa.Update:
     """``UPDATE outbound_messages SET state = target, **values WHERE state IN sources AND *where``.
 
-    ``target`` may be a bound parameter when one statement writes many answers (``executemany``):
-    the caller then checks each answer with :func:`check_move`."""
+    ``target`` may be a bound parameter when one statement writes many answers (``executemany``), or
+    a ``CASE`` choosing among states: the caller then checks each possible target with :func:`check_move`."""
     sources = (sources,) if isinstance(sources, MessageState) else tuple(sources)
     if isinstance(target, MessageState):
         check_move(sources, target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
@@ -30,11 +30,23 @@ class Settings:
     webhook_secret: str  # MESSAGING_WEBHOOK_SECRET: the secret path segment of the webhook URLs
     receiver_url: str  # MESSAGING_RECEIVER_URL: where the doctor looks for the receiver
     send_windows: Mapping[str, str]  # MESSAGING_SEND_WINDOW_<VENDOR>, by lower-case vendor name
+    #: MESSAGING_OPTOUT_KEYWORDS_<LANG> / MESSAGING_OPTIN_KEYWORDS_<LANG>: {lang: {"opt_out"|"opt_in": "a, b"}}
+    consent_keywords: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: MESSAGING_CONSENT_CONFIRM: vendors that answer an opt-out with a confirmation (empty: none, the default)
+    consent_confirm_vendors: frozenset[str] = frozenset()
+    #: MESSAGING_CONSENT_CONFIRM_TEXT_<LANG>: the confirmation's text per language (defaults in consent.confirm)
+    consent_confirm_texts: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         prefix = "MESSAGING_SEND_WINDOW_"
+        keywords: dict[str, dict[str, str]] = {}
+        for intent, start in (("opt_out", "MESSAGING_OPTOUT_KEYWORDS_"), ("opt_in", "MESSAGING_OPTIN_KEYWORDS_")):
+            for name, value in env.items():
+                if name.startswith(start) and value.strip():
+                    keywords.setdefault(name[len(start) :].lower(), {})[intent] = value
+        confirm_text = "MESSAGING_CONSENT_CONFIRM_TEXT_"
         return cls(
             drop_dir=Path(env.get("MESSAGING_DROP_DIR") or "data/drops"),
             default_region=env.get("MESSAGING_DEFAULT_REGION") or "AR",
@@ -49,6 +61,13 @@ class Settings:
             webhook_secret=env.get("MESSAGING_WEBHOOK_SECRET", ""),
             receiver_url=env.get("MESSAGING_RECEIVER_URL") or "http://127.0.0.1:8090",
             send_windows={k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v},
+            consent_keywords=keywords,
+            consent_confirm_vendors=frozenset(
+                v.strip().lower() for v in env.get("MESSAGING_CONSENT_CONFIRM", "").split(",") if v.strip()
+            ),
+            consent_confirm_texts={
+                k[len(confirm_text) :].lower(): v for k, v in env.items() if k.startswith(confirm_text) and v.strip()
+            },
         )
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.consent import suppressions
+from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.lifecycle import NOT_PROGRESS, RANK, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -70,6 +72,8 @@ class StatusEvent:
     cost: EventCost | None = None
     #: the message's send time as the vendor reports it with this event (ITD's ``sent_at``), not the event's
     message_sent_at: pendulum.DateTime | None = None
+    #: the vendor says the recipient opted out (Wavy 204, Meta 131050): the phone is suppressed for this vendor
+    opt_out: bool = False
 
 
 def _candidates(event: StatusEvent) -> list[str]:
@@ -143,6 +147,45 @@ def _not_before_acceptance(events: Sequence[StatusEvent], accepted: dict[str, ob
             event.note = f"vendor time precise to {event.precision_s} s: placed at the acceptance it follows"
 
 
+def _suppress_opt_outs(
+    warehouse: Warehouse,
+    conn: sa.Connection,
+    events: Sequence[StatusEvent],
+    phones: dict[str, str],
+    now: pendulum.DateTime,
+) -> int:
+    """The phones of our messages a vendor reported as opted out are suppressed for that vendor, with
+    the stored event as evidence. An event not linked to one of our sends names no phone: nothing."""
+    items = []
+    for event in events:
+        phone = phones.get(event.message_key) if event.message_key else None
+        if phone is None or not event.vendor_message_id:
+            continue
+        event_id = conn.execute(
+            sa.select(EVENTS.c.id)
+            .where(
+                EVENTS.c.vendor == event.vendor,
+                EVENTS.c.vendor_message_id == event.vendor_message_id,
+                EVENTS.c.status == str(event.status),
+                EVENTS.c.raw_status == event.raw_status[:RAW_STATUS_CHARS],
+            )
+            .order_by(EVENTS.c.id)
+            .limit(1)
+        ).scalar()
+        items.append(
+            Suppression(
+                phone=phone,
+                scope=event.vendor,
+                source=Source.VENDOR_STATUS,
+                evidence=f"message_status_events {event_id}",
+                since=event.event_at,
+                created_by=f"status {event.source}",
+                reason=f"{event.vendor}: {event.reason or event.raw_status}",
+            )
+        )
+    return len(suppressions.add(warehouse, conn, items, now))
+
+
 def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Sequence[StatusEvent]) -> int:
     """Store events (duplicates ignored) and move linked messages forward. Returns events stored."""
     if not events:
@@ -151,6 +194,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
     keys = sorted({e.message_key for e in events if e.message_key})
     current: dict[str, tuple[str, str | None, str | None]] = {}
     accepted: dict[str, object] = {}
+    phones: dict[str, str] = {}
     for start in range(0, len(keys), KEY_CHUNK):
         query = sa.select(
             OUTBOUND.c.message_key,
@@ -158,10 +202,12 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             OUTBOUND.c.delivery_status,
             OUTBOUND.c.vendor_message_id,
             OUTBOUND.c.accepted_at,
+            OUTBOUND.c.phone,
         ).where(OUTBOUND.c.message_key.in_(keys[start : start + KEY_CHUNK]))
-        for key, state, status, vendor_id, accepted_at in conn.execute(query):
+        for key, state, status, vendor_id, accepted_at, phone in conn.execute(query):
             current[key] = (state, status, vendor_id)
             accepted[key] = accepted_at
+            phones[key] = phone
     _not_before_acceptance(events, accepted)
     now = pendulum.now("UTC")
     seen = _already_stored(conn, events)
@@ -192,6 +238,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             }
         )
     stored = warehouse.bulk_insert_new(conn, schema.message_status_events, rows, keys=schema.STATUS_EVENT_KEY)
+    _suppress_opt_outs(warehouse, conn, [e for e in events if e.opt_out], phones, now)
 
     linked: dict[str, list[StatusEvent]] = {}
     for event in events:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 WAREHOUSE_OUTAGE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 Store = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
+#: Phones of a chunk's valid rows → the reason each blocked one must not be used (e.g. it opted out).
+Screen = Callable[[list[str]], dict[str, str]]
 InTransaction = Callable[[sa.Connection, str], None]
 
 
@@ -48,6 +50,8 @@ class DropStats:
     failed: int = 0
     rows_valid: int = 0
     rows_rejected: int = 0
+    #: rejected because the screen blocked their phone (counted in ``rows_rejected`` too)
+    rows_screened: int = 0
 
 
 def reject_row(sha256: str, row: CsvRow, reason: str, now: pendulum.DateTime) -> dict[str, Any]:
@@ -82,7 +86,14 @@ def _check_with(validator: RowValidator, chunk: list[CsvRow]) -> list[tuple[dict
 
 
 def _load(
-    claimed, sha256: str, encoding: str, validator: RowValidator, store: Store, now: pendulum.DateTime
+    claimed,
+    sha256: str,
+    encoding: str,
+    validator: RowValidator,
+    store: Store,
+    now: pendulum.DateTime,
+    screen: Screen | None,
+    stats: DropStats,
 ) -> tuple[int, int]:
     valid = rejected = 0
     row_number = 0
@@ -90,16 +101,26 @@ def _load(
         layout = read_layout(claimed, encoding, set(validator.required_columns))
         for chunk in read_rows(claimed, layout):
             checked = _check_with(validator, chunk)
-            rows, rejects = [], []
+            kept: list[tuple[CsvRow, dict[str, Any]]] = []
+            rejects = []
             for row, (good, reason) in zip(chunk, checked, strict=True):
                 row_number = row.number
                 if good is not None:
                     try:
-                        rows.append(validator.deduplicate(good))
+                        kept.append((row, validator.deduplicate(good)))
                         continue
                     except RowRejected as exc:
                         reason = str(exc)
                 rejects.append(reject_row(sha256, row, reason, now))
+            blocked = screen([good["phone"] for _, good in kept]) if screen and kept else {}
+            rows = []
+            for row, good in kept:
+                if good["phone"] in blocked:
+                    rejects.append(reject_row(sha256, row, blocked[good["phone"]], now))
+                    stats.rows_screened += 1
+                else:
+                    rows.append(good)
+            rejects.sort(key=lambda r: r["row_number"])
             store(rows, rejects)
             valid += len(rows)
             rejected += len(rejects)
@@ -122,10 +143,12 @@ def process_drops(
     *,
     promote: InTransaction = _nothing,
     discard: InTransaction = _nothing,
+    screen: Screen | None = None,
 ) -> DropStats:
     """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
     valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
-    file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record."""
+    file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record.
+    ``screen`` rejects valid rows whose phone it blocks, with its reason (consent)."""
     stats = DropStats()
     warehouse = registry.warehouse
     with folder.leased():
@@ -151,7 +174,8 @@ def process_drops(
             registry.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
             validator = make_validator(fp.sha256)
             try:
-                valid, rejected = _load(claimed, fp.sha256, fp.encoding, validator, store, now)
+                screened_before = stats.rows_screened
+                valid, rejected = _load(claimed, fp.sha256, fp.encoding, validator, store, now, screen, stats)
             except _FileFailed as failure:
                 moved = folder.finish(claimed, FAILED)
                 with warehouse.begin() as conn:
@@ -161,6 +185,7 @@ def process_drops(
                         path=str(moved),
                     )
                 log.error("%s failed and was moved to %s: %s", claimed.name, moved.name, failure.reason)
+                stats.rows_screened = screened_before  # nothing of a failed file counts
                 stats.failed += 1
                 continue
             finally:

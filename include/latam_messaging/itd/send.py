@@ -51,6 +51,7 @@ class ItdAdapter(SendAdapter):
 
     vendor = "itd"
     folder = "itd_whatsapp"
+    channel = "whatsapp"
     validator = ItdRowValidator
     batch_size = 1
     concurrency = 8

@@ -23,6 +23,8 @@ Row = SendRow
 class SendAdapter:
     vendor: ClassVar[str]
     folder: ClassVar[str]
+    #: The channel (``whatsapp``, ``sms``): a suppression scoped to it blocks this vendor's sends.
+    channel: ClassVar[str | None] = None
     validator: ClassVar[type[RowValidator]]
     batch_size: ClassVar[int]
     #: Defaults of the DAG params: worker threads and the requests-per-second ceiling.

@@ -9,6 +9,11 @@ most one request's worth of rows to ``sending`` for one owner and returns exactl
 database's write lock before it reads, as ``BEGIN IMMEDIATE`` would). A run sends only what it
 claimed, so any number of dispatchers — threads, processes, Celery workers — send each row once.
 
+**Consent.** The claim reads ``suppressions`` in the same statement: a pending row whose phone is
+suppressed for this vendor (scope ``all``, the vendor or its channel) becomes ``suppressed`` with the
+reason instead of ``sending`` — unless the row carries an explicit ``consent_exempt``. A row past its
+``expires_at`` is never claimed; :meth:`Ledger.expire_overdue` fails it.
+
 **Leases.** Each dispatcher holds a row in ``send_leases`` renewed by a heartbeat while it lives.
 A row still ``sending`` whose owner's lease has expired was in flight when that run died: it becomes
 ``unknown`` and is never re-sent automatically (callbacks, status searches or an operator resolve
@@ -28,6 +33,7 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.common.lease import Heartbeat, new_owner
+from latam_messaging.consent import suppressions
 from latam_messaging.lifecycle import ANSWERS, OUTBOUND, MessageState, check_move, move, resolve_in_doubt
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -37,7 +43,7 @@ LEASES = schema.send_leases
 KEY_CHUNK = 900
 DEFAULT_LEASE_S = 60.0
 
-__all__ = ["DEFAULT_LEASE_S", "Ledger", "MessageState", "SendLease", "SendOutcome", "SendRow", "new_owner"]
+__all__ = ["DEFAULT_LEASE_S", "Claimed", "Ledger", "MessageState", "SendLease", "SendOutcome", "SendRow", "new_owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,13 @@ class SendRow:
 
 #: The ledger columns a claim returns, derived from :class:`SendRow`.
 SEND_COLUMNS = tuple(f.name for f in dataclasses.fields(SendRow))
+
+
+class Claimed(list):
+    """The rows one claim took to send (a list of :class:`SendRow`), and how many pending rows it found
+    suppressed instead (``suppressed``: they became ``suppressed``, never sent)."""
+
+    suppressed: int = 0
 
 
 @dataclass
@@ -125,9 +138,11 @@ class SendLease:
 class Ledger:
     """One vendor's rows of ``outbound_messages``; every state change is a :func:`lifecycle.move`."""
 
-    def __init__(self, warehouse: Warehouse, vendor: str):
+    def __init__(self, warehouse: Warehouse, vendor: str, channel: str | None = None):
         self.warehouse = warehouse
         self.vendor = vendor
+        #: The suppression scopes a send of this ledger falls under (``all``, the vendor, its channel).
+        self.scopes = suppressions.scopes_of(vendor, channel)
 
     # ---- loading a file: staged rows, promoted all at once -------------------------------------
     def stage(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -196,20 +211,38 @@ class Ledger:
             )
             return conn.execute(statement).rowcount
 
+    def expire_overdue(self, now: pendulum.DateTime) -> int:
+        """Rows not sent before their ``expires_at`` (e.g. a reply after WhatsApp's 24-hour window
+        closed) fail unsent."""
+        with self.warehouse.begin() as conn:
+            statement = move(
+                (MessageState.PENDING, MessageState.SCHEDULED),
+                MessageState.FAILED,
+                OUTBOUND.c.vendor == self.vendor,
+                OUTBOUND.c.expires_at <= now,
+                updated_at=now,
+                error="expired before it could be sent (expires_at)",
+            )
+            return conn.execute(statement).rowcount
+
     def count_state(self, state: MessageState) -> int:
         return self.warehouse.count(OUTBOUND, sa.and_(OUTBOUND.c.vendor == self.vendor, OUTBOUND.c.state == state))
 
-    def claim(self, owner: str, limit: int) -> list[SendRow]:
+    def claim(self, owner: str, limit: int) -> Claimed:
         """Atomically move up to ``limit`` pending rows to ``sending`` for ``owner`` and return them.
-        Committed before any request for them leaves: the heart of 'never twice'."""
+        Committed before any request for them leaves: the heart of 'never twice'. In the same
+        statement, rows whose phone is suppressed become ``suppressed`` (counted, not returned)."""
         now = pendulum.now("UTC")
         candidates = (
             sa.select(OUTBOUND.c.message_key)
-            .where(OUTBOUND.c.vendor == self.vendor, OUTBOUND.c.state == MessageState.PENDING)
+            .where(
+                OUTBOUND.c.vendor == self.vendor,
+                OUTBOUND.c.state == MessageState.PENDING,
+                sa.or_(OUTBOUND.c.expires_at.is_(None), OUTBOUND.c.expires_at > now),
+            )
             .order_by(OUTBOUND.c.message_key)
             .limit(limit)
         )
-        values = {"claimed_by": owner, "request_started_at": now, "updated_at": now}
         returned = [OUTBOUND.c[name] for name in SEND_COLUMNS]
         if self.warehouse.dialect == "postgresql":
             # A materialised CTE locks and picks the rows once; an ``IN (SELECT … LIMIT … SKIP LOCKED)``
@@ -218,11 +251,26 @@ class Ledger:
             chosen = OUTBOUND.c.message_key == picked.c.message_key
         else:  # one UPDATE statement holds SQLite's write lock from before it reads until it commits
             chosen = OUTBOUND.c.message_key.in_(candidates.scalar_subquery())
-        statement = move(MessageState.PENDING, MessageState.SENDING, chosen, **values).returning(*returned)
+        check_move((MessageState.PENDING,), MessageState.SENDING)
+        check_move((MessageState.PENDING,), MessageState.SUPPRESSED)
+        blocked_by = suppressions.blocker(OUTBOUND.c.phone, self.scopes)
+        blocked = sa.and_(OUTBOUND.c.consent_exempt.is_(None), blocked_by.is_not(None))
+        statement = move(
+            MessageState.PENDING,
+            sa.case((blocked, sa.literal(MessageState.SUPPRESSED.value)), else_=sa.literal(MessageState.SENDING.value)),
+            chosen,
+            claimed_by=owner,
+            request_started_at=sa.case((blocked, None), else_=sa.literal(now, schema.UtcDateTime())),
+            error=sa.case((blocked, blocked_by), else_=OUTBOUND.c.error),
+            updated_at=now,
+        ).returning(*returned, OUTBOUND.c.state)
         with self.warehouse.begin() as conn:
-            rows = [SendRow(*r) for r in conn.execute(statement)]
-        rows.sort(key=lambda r: r.message_key)
-        return rows
+            taken = conn.execute(statement).all()
+        claimed = Claimed(sorted((SendRow(*r[:-1]) for r in taken if r[-1] == MessageState.SENDING), key=lambda r: r.message_key))
+        claimed.suppressed = len(taken) - len(claimed)
+        if claimed.suppressed:
+            log.info("%d claimed row(s) were suppressed (the phone opted out): not sent", claimed.suppressed)
+        return claimed
 
     def record(self, outcomes: Sequence[SendOutcome], now: pendulum.DateTime, owner: str) -> None:
         """The vendor's answers, in one transaction; only rows this owner claimed are written."""

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from latam_messaging import settings
 from latam_messaging.common import errors
 from latam_messaging.common.ratelimit import RateLimiter
+from latam_messaging.consent import suppressions
 from latam_messaging.drops.folder import DropFolder
 from latam_messaging.drops.process import DropStats, process_drops
 from latam_messaging.drops.registry import DropRegistry
@@ -43,6 +44,8 @@ PROGRESS_EVERY_S = 5.0
 @dataclass
 class IngestStats(DropStats):
     rows_scheduled: int = 0
+    #: rows loaded under an explicit consent exemption (sent even if their phone opted out)
+    rows_exempt: int = 0
 
 
 def risky_numbers(warehouse: Warehouse) -> dict[str, str]:
@@ -61,11 +64,16 @@ def ingest_drops(
     window: SendWindow | None = None,
     now: pendulum.DateTime | None = None,
     folder: DropFolder | None = None,
+    consent_exempt: str | None = None,
 ) -> IngestStats:
     """Claim every ready CSV of the adapter's folder and put its rows in the ledger: staged while
-    the file is read, all sendable at once when the whole file is (a failed file leaves nothing)."""
+    the file is read, all sendable at once when the whole file is (a failed file leaves nothing).
+
+    Rows whose phone is suppressed (opted out) for this vendor are rejected ``suppressed: …`` — unless
+    ``consent_exempt`` (who and why, e.g. a DAG run's param for transactional messages) is given: then
+    every row of these files is loaded with that text and sent even to suppressed phones (logged, counted)."""
     now = now or pendulum.now("UTC")
-    ledger = Ledger(warehouse, adapter.vendor)
+    ledger = Ledger(warehouse, adapter.vendor, adapter.channel)
     registry = DropRegistry(warehouse, adapter.vendor)
     reference = adapter.load_reference(warehouse)
     risky = risky_numbers(warehouse) if adapter.folder in settings.hold_risky_folders() else {}
@@ -75,9 +83,13 @@ def ingest_drops(
     def make_validator(sha256: str) -> RowValidator:
         return adapter.validator(ValidationContext(sha256, region, timezone, reference, risky))
 
+    def screen(phones: list[str]) -> dict[str, str]:
+        with warehouse.engine.connect() as conn:
+            return suppressions.screen(conn, phones, ledger.scopes)
+
     def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
         for row in rows:
-            row.update(state=MessageState.STAGED, created_at=now, updated_at=now)
+            row.update(state=MessageState.STAGED, created_at=now, updated_at=now, consent_exempt=consent_exempt)
         with warehouse.begin() as conn:
             ledger.stage(conn, rows)
             registry.add_rejects(conn, rejects)
@@ -87,16 +99,30 @@ def ingest_drops(
         scheduled += ledger.promote_file(conn, sha256, now, window_open=window_open)
 
     folder = folder or DropFolder(drop_root, adapter.folder)
+    if consent_exempt:
+        log.warning("consent exemption in force for this run (%s): suppressed phones are NOT skipped", consent_exempt)
     stats = process_drops(
-        folder, registry, make_validator, store, now, promote=promote, discard=ledger.discard_file
+        folder,
+        registry,
+        make_validator,
+        store,
+        now,
+        promote=promote,
+        discard=ledger.discard_file,
+        screen=None if consent_exempt else screen,
     )
-    return IngestStats(**dataclasses.asdict(stats), rows_scheduled=scheduled)
+    exempt = stats.rows_valid if consent_exempt else 0
+    if exempt:
+        log.warning("%d row(s) loaded under the consent exemption (%s)", exempt, consent_exempt)
+    return IngestStats(**dataclasses.asdict(stats), rows_scheduled=scheduled, rows_exempt=exempt)
 
 
 # ---- dispatch --------------------------------------------------------------------------------------
 @dataclass
 class DispatchStats:
     marked_unknown: int = 0
+    expired: int = 0
+    suppressed: int = 0
     promoted: int = 0
     attempted: int = 0
     states: dict[str, int] = field(default_factory=dict)
@@ -167,9 +193,12 @@ def dispatch(
     """
     started = time.monotonic()
     now = pendulum.now("UTC")
-    ledger = Ledger(warehouse, adapter.vendor)
+    ledger = Ledger(warehouse, adapter.vendor, adapter.channel)
     stats = DispatchStats()
     stats.marked_unknown = ledger.mark_in_flight_unknown(now)
+    stats.expired = ledger.expire_overdue(now)
+    if stats.expired:
+        log.warning("%d row(s) expired before they could be sent: failed unsent", stats.expired)
     if stats.marked_unknown:
         log.warning(
             "%d row(s) were in flight when a previous run stopped: marked unknown, not re-sent", stats.marked_unknown
@@ -227,7 +256,12 @@ def dispatch(
                 except Exception as exc:
                     stop.set(exc)
                     raise
+                if rows.suppressed:
+                    with lock:
+                        stats.suppressed += rows.suppressed
                 if not rows:
+                    if rows.suppressed:
+                        continue  # the claim found only suppressed rows: there may be more to send
                     return
                 for batch in adapter.batches(rows, claim_rows):
                     outcomes = _send_one_batch(adapter, hook, batch, limiter, stop)
@@ -261,12 +295,13 @@ def dispatch(
     stats.states = {str(k): v for k, v in stats.states.items()}
     stats.seconds = round(time.monotonic() - started, 3)
     log.info(
-        "done: %d row(s) in %.1fs (%.0f rows/s), %d request(s); outcomes %s",
+        "done: %d row(s) in %.1fs (%.0f rows/s), %d request(s); outcomes %s; %d suppressed (opted out, not sent)",
         stats.attempted,
         stats.seconds,
         stats.attempted / stats.seconds if stats.seconds else 0,
         stats.requests,
         stats.states,
+        stats.suppressed,
     )
     if stop.error is not None:
         stats.stopped = str(stop.error)

@@ -50,6 +50,15 @@ def send_params() -> dict[str, Param]:
             description="message_key values of 'unknown' rows you confirmed with the vendor were NOT sent: "
             "they go back to pending and are sent in this run.",
         ),
+        "consent_exempt": Param(
+            None,
+            type=["null", "string"],
+            minLength=10,
+            maxLength=200,
+            description="TRANSACTIONAL sends only (one-time codes, service notices): why this run's files may reach "
+            "phones that opted out, and who decided, e.g. 'OTP codes; approved by legal (Ana)'. Every row loaded by "
+            "this run carries the text and the run id; the rows are counted on the page. Leave empty for campaigns.",
+        ),
         "send_window": Param(
             None,
             type=["null", "string"],
@@ -93,7 +102,12 @@ def send_pipeline(vendor: str) -> None:
         from latam_messaging.sending.pipeline import ingest_drops as ingest
         from latam_messaging.warehouse.db import open_warehouse
 
-        params = get_current_context()["params"]
+        context = get_current_context()
+        params = context["params"]
+        exempt = (params.get("consent_exempt") or "").strip() or None
+        if exempt:
+            exempt = f"{exempt} (run {context['run_id']})"[:300]
+            print(f"WARNING consent exemption for this run: {exempt}")
         stats = ingest(
             VENDORS[vendor].adapter_class()(),
             open_warehouse(),
@@ -101,6 +115,7 @@ def send_pipeline(vendor: str) -> None:
             region=settings.default_region(),
             timezone=settings.timezone(),
             window=_window(vendor, params),
+            consent_exempt=exempt,
         )
         print(f"ingest: {asdict(stats)}")
         return asdict(stats)

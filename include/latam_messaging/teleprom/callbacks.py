@@ -136,6 +136,11 @@ def failure_reason(status: dict[str, Any]) -> str | None:
     return reason  # cut to the column, with a note, where it is stored
 
 
+def opted_out(status: dict[str, Any]) -> bool:
+    """Whether any of Meta's ``errors[]`` says the recipient opted out (``contract.OPT_OUT_ERROR_CODES``)."""
+    return any(text_or_none(error.get("code")) in contract.OPT_OUT_ERROR_CODES for error in dicts(status.get("errors")))
+
+
 def event_cost(status: dict[str, Any], received_at: pendulum.DateTime) -> EventCost | None:
     """Meta's ``pricing`` and ``conversation`` objects (absent: None)."""
     pricing, conversation = _object(status.get("pricing")), _object(status.get("conversation"))
@@ -171,6 +176,7 @@ def _status_event(status: dict[str, Any], received_at: pendulum.DateTime) -> Sta
         note=when.note,
         reason=failure_reason(status),
         cost=event_cost(status, received_at),
+        opt_out=opted_out(status),
     )
 
 

@@ -28,6 +28,11 @@ ACCEPTED_SEND_STATUSES = frozenset({"OK", "OK, with line break"})
 LINE_BREAK_STATUS = "OK, with line break"
 #: Largest MessageWpp batch is not published; ours by default (connection extra ``batch_size``).
 DEFAULT_BATCH_SIZE = 500
+#: Meta error codes of a status that say the recipient opted out of this business's messages [DOC: Meta's
+#: error codes reference]: 131050 "the recipient has chosen to stop receiving marketing messages on WhatsApp
+#: from your business". A block of the business shows only as 131026 "message undeliverable", which has
+#: other causes (no WhatsApp, an old app): it is not read as an opt-out.
+OPT_OUT_ERROR_CODES = frozenset({"131050"})
 
 
 # ---- what the V1/V3 envelopes carry: Meta's WhatsApp Cloud API webhooks, relayed by Gupshup -------

@@ -83,6 +83,7 @@ class TelepromAdapter(SendAdapter):
 
     vendor = "teleprom"
     folder = "teleprom_hsm"
+    channel = "whatsapp"
     validator = TelepromRowValidator
     batch_size = DEFAULT_BATCH_SIZE
     concurrency = 4

@@ -94,6 +94,12 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
         conn.execute(sa.text(statements[name]))
 
 
+def _v8_consent(conn: sa.Connection) -> None:
+    add_columns(conn, schema.outbound_messages, "consent_exempt", "expires_at")
+    schema.suppressions.create(conn)
+    schema.suppression_staging.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -102,6 +108,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "lossless status events and inbound (ITD direction, ids, notes); report views", _v5_lossless_events),
     Migration(6, "drop ix_outbound_claimed_by (answers are found by key; the planner misused it)", _v6_drop_claimed_by_index),
     Migration(7, "failure reasons, pricing and conversations of status events; Meta inbound fields", _v7_vendor_reasons_and_costs),
+    Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at", _v8_consent),
 ]
 
 

@@ -155,6 +155,10 @@ outbound_messages = sa.Table(
     sa.Column("delivery_status", sa.String(16)),
     sa.Column("delivery_status_at", Ts),
     sa.Column("claimed_by", sa.String(80)),  # migration 4: the send run (lease owner) that claimed the row
+    # migration 8: consent. Set only by an explicit exemption (a DAG run's ``consent_exempt`` param, an
+    # opt-out confirmation): the row is sent although its phone is suppressed; the text says who and why.
+    sa.Column("consent_exempt", sa.String(300)),
+    sa.Column("expires_at", Ts),  # not sent after this (a reply inside WhatsApp's 24-hour window); failed then
     sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
@@ -242,6 +246,52 @@ inbound_messages = sa.Table(
     sa.Column("media_id", sa.String(256)),
     sa.Column("media_mime_type", sa.String(128)),
     sa.Column("caption", sa.Text),
+)
+
+#: Phones not to be sent to (migration 8; CONTRACT.md). One row per piece of evidence: an opt-out
+#: reply, a vendor's opt-out status, a line of a list or registry file. An opt-in or a ``remove`` ends a
+#: row (``ended_*``), never deletes it. At most one row is active per (phone, scope, source); a send is
+#: blocked by any active row whose scope is ``all``, its vendor or its channel.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("phone", sa.String(20), nullable=False),  # E.164 digits, as outbound_messages.phone
+    sa.Column("scope", sa.String(16), nullable=False),  # all | a vendor (teleprom, itd, wavy) | a channel
+    sa.Column("source", sa.String(64), nullable=False),  # keyword | vendor_status | manual | registry:<name>
+    sa.Column("evidence", sa.String(300), nullable=False),  # what proves it: an inbound id, an event id, a file row
+    sa.Column("reason", sa.Text),
+    sa.Column("since", Ts, nullable=False),  # when the evidence happened (the reply's time, the event's, the load's)
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),  # a DAG/task, a receiver, a person
+    sa.Column("ended_at", Ts),
+    sa.Column("ended_by", sa.String(256)),
+    sa.Column("end_evidence", sa.String(300)),  # the opt-in reply, the file row that removed it
+    sa.UniqueConstraint("phone", "scope", "evidence", name="uq_suppression_evidence"),
+    # the lookup of every send and ingest; unique: one active row per (phone, scope, source)
+    sa.Index(
+        "ux_suppressions_active",
+        "phone",
+        "scope",
+        "source",
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
+    ),
+    sa.Index("ix_suppressions_since", "since"),
+)
+
+#: A suppression list file's rows while it is read (migration 8): applied all at once when the whole
+#: file has been read, then deleted; a failed file's rows are deleted unapplied.
+suppression_staging = sa.Table(
+    "suppression_staging",
+    metadata,
+    sa.Column("file_sha256", sa.String(64), primary_key=True),
+    sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(8), nullable=False),  # add | remove
+    sa.Column("reason", sa.Text),
 )
 
 itd_credit_snapshots = sa.Table(

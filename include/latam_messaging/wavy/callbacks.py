@@ -50,8 +50,11 @@ def status_events(status: SmsStatus, source: str, received_at: pendulum.DateTime
         else:
             normalised = success if code in (contract.SENT_SUCCESS, contract.DELIVERED_SUCCESS) else DeliveryStatus.FAILED
         raw = text or str(code)
+        opt_out = code in contract.OPT_OUT_CODES or (text or "").strip().upper() in contract.OPT_OUT_TEXTS
         events.append(
-            StatusEvent("wavy", status.id, normalised, raw, at, source, message_key=status.correlation_id, note=note)
+            StatusEvent(
+                "wavy", status.id, normalised, raw, at, source, message_key=status.correlation_id, note=note, opt_out=opt_out
+            )
         )
     return events
 

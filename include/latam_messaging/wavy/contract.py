@@ -42,6 +42,10 @@ SENT_STATUSES = {  # [DOC]
 DELIVERED_STATUSES = {4: "DELIVERED_SUCCESS", 104: "NOT_DELIVERED"}  # [DOC]
 SENT_SUCCESS = 2
 DELIVERED_SUCCESS = 4
+#: Codes that say the destination opted out of this sender's messages [DOC]: the phone is suppressed for Wavy.
+OPT_OUT_CODES = frozenset({204})
+#: The same, for a status that carries only the text.
+OPT_OUT_TEXTS = frozenset({"DESTINATION_BLOCKED_BY_OPTOUT"})
 
 
 def normalised_status(sent_code: int | None, delivered_code: int | None) -> str | None:

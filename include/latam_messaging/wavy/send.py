@@ -39,6 +39,7 @@ class WavyAdapter(SendAdapter):
 
     vendor = "wavy"
     folder = "wavy_sms"
+    channel = "sms"
     validator = WavyRowValidator
     batch_size = MAX_BULK
     concurrency = 4

@@ -1,6 +1,7 @@
 """Inbound messages (customers' replies and MO texts) into ``inbound_messages``, from every path —
 webhook bodies and vendor polls alike: each row checked against the columns it goes to, stored once
-per (vendor, vendor_message_id)."""
+per (vendor, vendor_message_id), and read for consent (opt-out and opt-in keywords) in the same
+transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.consent.replies import ConsentRules, ReplyOutcome, read_replies
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
 
@@ -87,8 +89,18 @@ def check_inbound(messages: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
     return good, problems
 
 
-def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[dict[str, Any]], source: str) -> int:
-    """Insert inbound messages once per (vendor, vendor_message_id); returns how many were new."""
+def store_inbound(
+    warehouse: Warehouse,
+    conn: sa.Connection,
+    messages: Sequence[dict[str, Any]],
+    source: str,
+    *,
+    consent: ConsentRules | None = None,
+    replies: ReplyOutcome | None = None,
+) -> int:
+    """Insert inbound messages once per (vendor, vendor_message_id) and read them for consent (with
+    ``consent``, else the settings' rules; what was found is added to ``replies`` if given). Returns
+    how many messages were new."""
     if not messages:
         return 0
     now = pendulum.now("UTC")
@@ -115,4 +127,11 @@ def store_inbound(warehouse: Warehouse, conn: sa.Connection, messages: Sequence[
         }
         for m in messages
     ]
-    return warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
+    new = warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
+    found = read_replies(
+        warehouse, conn, rows, consent or ConsentRules.from_settings(), created_by=f"inbound {source}", now=now
+    )
+    if replies is not None:
+        replies.opt_outs.extend(found.opt_outs)
+        replies.opt_ins += found.opt_ins
+    return new
