@@ -257,7 +257,7 @@ suppressions = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("phone", sa.String(20), nullable=False),  # E.164 digits, as outbound_messages.phone
-    sa.Column("scope", sa.String(16), nullable=False),  # all | a vendor (teleprom, itd, wavy) | a channel
+    sa.Column("scope", sa.String(16), nullable=False),  # all | a vendor | a channel (whatsapp, sms)
     sa.Column("source", sa.String(64), nullable=False),  # keyword | vendor_status | manual | registry:<name>
     sa.Column("evidence", sa.String(300), nullable=False),  # what proves it: an inbound id, an event id, a file row
     sa.Column("reason", sa.Text),
