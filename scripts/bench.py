@@ -124,9 +124,38 @@ def write_drop(path: Path, rows: int) -> None:
     path.with_suffix(".csv.part").rename(path)
 
 
+def suppress_phones(warehouse, count: int, hits: int) -> None:
+    """``count`` active suppressions generated in SQL (phones ``5492`` + 9 digits: none of the drop's), plus
+    ``hits`` of the drop's own phones (its even rows): what a year of opt-outs and a registry leave."""
+    now = "'2026-01-01 00:00:00'"
+    columns = "phone, scope, source, evidence, since, created_at, created_by"
+    if warehouse.dialect == "postgresql":
+        numbers = f"SELECT n FROM generate_series(0, {count - 1}) AS n"
+        phone = "'5492' || lpad(n::text, 9, '0')"
+        hit_numbers = f"SELECT n FROM generate_series(0, {hits - 1}) AS n"
+        hit_phone = "'549116' || lpad((n * 2)::text, 7, '0')"
+        stamp = f"{now}::timestamptz"
+    else:
+        numbers = f"WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {count - 1}) SELECT n FROM c"
+        phone = "'5492' || substr('000000000' || n, -9, 9)"
+        hit_numbers = f"WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {hits - 1}) SELECT n FROM c"
+        hit_phone = "'549116' || substr('0000000' || (n * 2), -7, 7)"
+        stamp = now
+    with warehouse.begin() as conn:
+        for source, text in ((numbers, phone), (hit_numbers, hit_phone)):
+            conn.exec_driver_sql(
+                f"INSERT INTO suppressions ({columns}) SELECT {text}, 'all', 'registry:bench', 'bench row ' || n, "
+                f"{stamp}, {stamp}, 'bench' FROM ({source}) AS g"
+            )
+    if warehouse.dialect == "postgresql":
+        with warehouse.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE suppressions")
+
+
 # ---- child processes: one measured run each ----------------------------------------------------------
 def child_pipeline(rows: int) -> dict:
-    """Claim, parse, validate, ledger, send and record a drop of ``rows`` rows."""
+    """Claim, parse, validate, ledger, send and record a drop of ``rows`` rows (with
+    ``BENCH_SUPPRESSED`` phones suppressed first, when set)."""
     from latam_messaging.sending.pipeline import dispatch, ingest_drops
     from latam_messaging.teleprom.catalog import sync_catalog
     from latam_messaging.teleprom.hook import TelepromHook
@@ -136,6 +165,9 @@ def child_pipeline(rows: int) -> dict:
     warehouse = open_warehouse()
     hook = TelepromHook()
     sync_catalog(warehouse, hook.get_templates(), hook.get_accounts())
+    suppressed = int(os.environ.get("BENCH_SUPPRESSED") or 0)
+    if suppressed:
+        suppress_phones(warehouse, suppressed, hits=min(1000, rows // 2))
     write_drop(Path(os.environ["MESSAGING_DROP_DIR"]) / "teleprom_hsm" / "bench.csv", rows)
     started = time.perf_counter()
     ingest = ingest_drops(
@@ -148,6 +180,7 @@ def child_pipeline(rows: int) -> dict:
     return {
         "rows": ingest.rows_valid,
         "accepted": accepted,
+        "rows_suppressed": ingest.rows_screened + sent.suppressed,
         "seconds": round(seconds, 3),
         "ingest_seconds": round(ingested - started, 3),
         "send_seconds": round(seconds - (ingested - started), 3),
@@ -438,6 +471,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the main end-to-end runs")
     parser.add_argument("--big-rows", type=int, default=1_000_000, help="rows of the flat-memory run (0: skip)")
+    parser.add_argument(
+        "--suppressed", type=int, default=1_000_000,
+        help="phones suppressed before the HSM run's twin teleprom_hsm_send_e2e_suppressed (0: skip it)",
+    )
     parser.add_argument("--naive-rows", type=int, default=1_000, help="rows of the naive baseline slice")
     parser.add_argument("--itd-rows", type=int, default=5_000, help="rows of the ITD run (one request each)")
     parser.add_argument("--webhook-bodies", type=int, default=20_000, help="raw bodies of webhook_ingest (5 events each)")
@@ -487,6 +524,7 @@ def main() -> None:
 
             hsm = [
                 ("teleprom_hsm_send_e2e", args.rows, args.latency_ms),
+                ("teleprom_hsm_send_e2e_suppressed", args.rows if args.suppressed else 0, args.latency_ms),
                 ("teleprom_hsm_send_e2e_no_latency", args.rows, 0),
                 ("teleprom_hsm_send_e2e_1m", args.big_rows, args.latency_ms),
             ]
@@ -496,12 +534,19 @@ def main() -> None:
                         continue
                     base = baseline(latency)
                     set_latency(urls["teleprom"], latency)
-                    run = measure("pipeline", size, env_for(kind))
+                    env = env_for(kind)
+                    extra: dict = {}
+                    if label.endswith("_suppressed"):
+                        env["BENCH_SUPPRESSED"] = str(args.suppressed)
+                        extra = {"suppressed_phones": args.suppressed}
+                    run = measure("pipeline", size, env)
                     report(
                         label, run, base,
                         f"Vendor round trip {latency} ms. Naive per-row HttpHook loop on {args.naive_rows:,} rows: "
-                        f"{base:,.0f} rows/s; speed-up x{run['rows'] / run['seconds'] / base:.1f}.",
-                        warehouse=kind, latency_ms=latency,
+                        f"{base:,.0f} rows/s; speed-up x{run['rows'] / run['seconds'] / base:.1f}."
+                        + (f" {args.suppressed:,} phones suppressed beforehand; {run['rows_suppressed']:,} of the "
+                           "drop's rows skipped." if extra else ""),
+                        warehouse=kind, latency_ms=latency, **extra,
                     )
                 set_latency(urls["teleprom"], args.latency_ms)
                 for count in [int(n) for n in args.instances.split(",") if n]:
