@@ -154,3 +154,69 @@ def test_a_vendor_opt_out_status_stops_that_vendor_only(receiver, warehouse, wav
     [event] = warehouse.rows(schema.message_status_events)
     assert rejects(warehouse) == [f"suppressed: vendor_status (message_status_events {event['id']})"]
     assert sent_to(wavy_server, CL) == 0 and sent_to(itd_server, CL) == 1
+
+
+def customer_says(server, phone: str, text: str) -> str:
+    import requests
+
+    answer = requests.post(f"{server.url}/_sim/inbound", json={"phone": phone, "text": text}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["id"]
+
+
+def test_customers_of_the_simulators_say_baja_and_nothing_more_reaches_them(
+    run_dag, receiver, warehouse, teleprom_hook, teleprom_server, itd_server, itd_hook, wavy_server, wavy_hook, drop_dir
+):
+    """The simulators' own customers (``/_sim/inbound``) reply after a first campaign; the second campaign
+    to the same phones reaches only those who did not opt out."""
+    load_catalog(warehouse, teleprom_hook)
+    configure(teleprom_server, webhook_url=receiver.hook_url("teleprom"), webhook_versions={"39": "V3"})
+    configure(itd_server, webhook_url=receiver.hook_url("itd"), reply_rate=0.0)
+    configure(wavy_server, webhook_url=receiver.hook_url("wavy"), reply_rate=0.0)
+    ar = ["5493516723991", "5493516723992"]
+    cl = ["56961234561", "56961234562"]
+    br = ["5511987650011", "5511987650012"]
+
+    def campaign(name: str) -> None:
+        drop_csv(drop_dir, "teleprom_hsm", f"{name}.csv", "phone,template,account,param_1,param_2\n" + "".join(
+            f"{p},payment_reminder,39,Ana,{name}\n" for p in ar))
+        drop_csv(drop_dir, "itd_whatsapp", f"{name}.csv", "phone,content_type,content\n" + "".join(f"{p},TEXT,{name}\n" for p in cl))
+        drop_csv(drop_dir, "wavy_sms", f"{name}.csv", "phone,message\n" + "".join(f"{p},{name}\n" for p in br))
+        for dag_id in ("teleprom_hsm_send", "itd_whatsapp_send", "wavy_sms_send"):
+            assert run_dag(dag_id).state == "success"
+
+    campaign("first")
+    customer_says(teleprom_server, ar[0], "Baja.")
+    customer_says(itd_server, cl[0], "BAJA")
+    customer_says(wavy_server, br[0], "baja!")
+    customer_says(wavy_server, br[1], "Hola, ¿hasta cuándo vale la promo?")  # not an opt-out
+    wait_until(lambda: warehouse.count(schema.raw_webhook_events, schema.raw_webhook_events.c.channel == "mo") >= 2
+               and warehouse.count(schema.raw_webhook_events) >= 4, timeout=30, what="the replies at the receiver")
+    wait_until(lambda: (ingest(warehouse), warehouse.count(S))[1] == 3, timeout=30, what="three opt-outs")
+    campaign("second")
+
+    for server, phones in ((teleprom_server, ar), (itd_server, cl), (wavy_server, br)):
+        assert (sent_to(server, phones[0]), sent_to(server, phones[1])) == (1, 2)
+    assert sorted(r.split(" (")[0] for r in rejects(warehouse)) == ["suppressed: keyword"] * 3
+
+
+def test_a_vendor_that_reports_an_opt_out_gets_no_second_message(run_dag, receiver, warehouse, teleprom_hook, teleprom_server, wavy_server, wavy_hook, drop_dir):
+    """Wavy answers 204 and Meta 131050 (through Teleprom V3) for a phone opted out at the vendor: the
+    status suppresses it for that vendor, and the next drop skips it."""
+    load_catalog(warehouse, teleprom_hook)
+    configure(teleprom_server, webhook_url=receiver.hook_url("teleprom"), webhook_versions={"39": "V3"}, opted_out=[AR])
+    configure(wavy_server, webhook_url=receiver.hook_url("wavy"), reply_rate=0.0, opted_out=[BR])
+    for name in ("first", "second"):
+        drop_csv(drop_dir, "teleprom_hsm", f"{name}.csv", f"phone,template,account,param_1,param_2\n{AR},payment_reminder,39,Ana,{name}\n")
+        drop_csv(drop_dir, "wavy_sms", f"{name}.csv", f"phone,message\n{BR},{name}\n")
+        assert run_dag("teleprom_hsm_send").state == "success" and run_dag("wavy_sms_send").state == "success"
+        if name == "first":
+            wait_until(lambda: (ingest(warehouse), warehouse.count(S))[1] == 2, timeout=30, what="two vendor opt-outs")
+    got = {r["scope"]: (r["source"], r["reason"]) for r in warehouse.rows(S)}
+    assert got == {
+        "wavy": ("vendor_status", "wavy: DESTINATION_BLOCKED_BY_OPTOUT"),
+        "teleprom": ("vendor_status", "teleprom: 131050: Unable to deliver the message. This recipient has chosen to stop "
+                     "receiving marketing messages on WhatsApp from your business."),
+    }
+    assert sent_to(teleprom_server, AR) == 1 and sent_to(wavy_server, BR) == 1
+    assert [r.split(" (")[0] for r in rejects(warehouse)] == ["suppressed: vendor_status"] * 2

@@ -145,6 +145,30 @@ class ItdSimulator(Simulator):
             hook_body.update(caption="", url="", title="", description="", lng="", lat="", direction=1)
             self.webhooks.schedule(due, "inbound", hook_body)
 
+    def customer_says(self, phone: str, text: str) -> dict[str, Any]:
+        """A message from ``phone``: listed by ``recievedWhatsapp`` and posted to the inbound webhook."""
+        now_ms = int(self.now() * 1000)
+        item = {
+            "whatsappKey": "",
+            "uuid": self.new_uuid(),
+            "accountPhone": ACCOUNT_PHONE,
+            "senderPhone": phone,
+            "senderName": "Cliente",
+            "senderType": "user",
+            "content": text,
+            "createdAt": now_ms,
+            "sendAt": now_ms,
+            "direction": 1,
+            "messageType": "chat",
+            "comments": "READ",
+        }
+        with self.lock:
+            self.inbound.append(item)
+        hook_body = {k: item[k] for k in ("uuid", "accountPhone", "senderPhone", "content", "sendAt", "messageType")}
+        hook_body.update(caption="", url="", title="", description="", lng="", lat="", direction=1)
+        self.webhooks.schedule(self.now(), "inbound", hook_body)
+        return {"id": item["uuid"]}
+
     # ---- statusWhatsappByKey -------------------------------------------------------------------
     @route("GET", contract.STATUS.path)
     @route("POST", contract.STATUS.path)

@@ -114,6 +114,8 @@ class Simulator:
             "throttle_rate": 0.0,
             "webhook_url": webhook_url,
             "step_seconds": step_seconds,
+            # phones whose owner opted out at the vendor: a vendor that reports it (Wavy 204, Meta 131050) does
+            "opted_out": [],
             **self.extra_config,
         }
         self.webhooks = WebhookDispatcher(self)
@@ -147,6 +149,16 @@ class Simulator:
     def config_actions(self) -> set[str]:
         """Config keys that act once (e.g. ``expire_tokens``) rather than being stored."""
         return set()
+
+    def opted_out(self, phone: Any) -> bool:
+        """Whether ``phone``'s owner opted out at the vendor (``/_sim/config {"opted_out": [...]}``)."""
+        digits = "".join(c for c in str(phone or "") if c.isdigit())
+        return any(digits.endswith("".join(c for c in str(p) if c.isdigit())[-8:]) for p in self.config.get("opted_out") or [])
+
+    def customer_says(self, phone: str, text: str) -> dict[str, Any]:
+        """``POST /_sim/inbound {"phone", "text"}``: the customer at ``phone`` sends ``text``, delivered the
+        way this vendor delivers inbound messages (webhook and/or its poll). Returns ``{"id": ...}``."""
+        raise HttpError(404, {"message": f"{self.name} simulates no inbound messages"})
 
     def apply_action(self, key: str, value: Any) -> None:  # pragma: no cover - overridden
         raise HttpError(400, {"message": f"unknown action {key}"})
@@ -236,6 +248,11 @@ class Simulator:
             if action == "reset" and request.method == "POST":
                 self.reset()
                 return SimResponse(200, {"reset": True})
+            if action == "inbound" and request.method == "POST":
+                body = request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("phone"), str) or not isinstance(body.get("text"), str):
+                    raise HttpError(400, {"message": 'inbound body is {"phone": "<digits>", "text": "..."}'})
+                return SimResponse(200, self.customer_says(body["phone"], body["text"]))
         except HttpError as exc:
             return exc.response
         return SimResponse(404, {"message": f"no control {request.method} {action}"})

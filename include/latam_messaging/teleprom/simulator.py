@@ -291,6 +291,8 @@ class TelepromSimulator(Simulator):
     def timeline(self, tracking: str, phone: str) -> list[str]:
         """The statuses one message goes through, fixed by the seed and its tracking number."""
         fate = self.fraction("fate", tracking, phone)
+        if self.opted_out(phone):  # Meta refuses it: 131050, the recipient stopped marketing messages
+            return ["failed"]
         if phone.endswith("0000") or fate < 0.03:
             return ["enqueued", "failed"]
         if fate < 0.05:
@@ -359,6 +361,45 @@ class TelepromSimulator(Simulator):
                 event = self._envelope(version, "INCOMING", value)
             self.webhooks.schedule(due, version, event)
 
+    def customer_says(self, phone: str, text: str) -> dict[str, Any]:
+        """A WhatsApp message from ``phone``, posted in the incoming format of the account that last wrote to
+        it (V0 ``received``, or a Meta text message in a V1/V3 envelope, replying to that message)."""
+        if not self.config.get("webhook_url"):
+            raise HttpError(409, {"message": "no webhook_url configured: Teleprom delivers inbound only by webhook"})
+        _, accounts = self.catalogue()
+        with self.lock:
+            last = next((m for m in reversed(self.messages) if m[1] == phone), None)
+        source_id = last[3] if last else accounts[0]["id"]
+        account = next((a for a in accounts if a["id"] == source_id), {})
+        due = self.now()
+        version = self.webhook_version(source_id, "incoming")
+        message_id = self.new_uuid()
+        if version == "V0":
+            event: Any = {
+                "fechaHora": _local_iso(due),
+                "identificador": last[2] if last else message_id,
+                "telefono": phone,
+                "resultado": "received",
+                "empresa": account.get("srcName", ""),
+                "origen": "WSP",
+                "mensaje": text,
+            }
+        else:
+            wamid = "wamid." + base64.b64encode(hashlib.sha256(message_id.encode()).digest()[:24]).decode()
+            reply: dict[str, Any] = {"from": phone, "id": wamid, "timestamp": str(int(due)), "type": "text", "text": {"body": text}}
+            if last:
+                reply["context"] = {"from": account.get("source", ""), "gs_id": last[0], "id": last[0]}
+            value = {
+                "contacts": [{"profile": {"name": "Cliente"}, "wa_id": phone}],
+                "messages": [reply],
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": account.get("source", ""), "phone_number_id": str(source_id)},
+            }
+            event = self._envelope(version, "INCOMING", value)
+            message_id = wamid
+        self.webhooks.schedule(due, version, event)
+        return {"id": message_id}
+
     def _meta_status(
         self, wamid: str, message_id: str, status: str, due: float, phone: str, tracking: str, source_id: int
     ) -> dict[str, Any]:
@@ -378,6 +419,8 @@ class TelepromSimulator(Simulator):
             item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": category}
         if status == "failed":
             code, title, details = META_ERRORS[int(self.fraction("error", tracking) * len(META_ERRORS))]
+            if self.opted_out(phone):
+                code, title, details = next(e for e in META_ERRORS if e[0] == 131050)
             error: dict[str, Any] = {"code": code, "title": title, "message": title}
             if details:
                 error["error_data"] = {"details": details}

@@ -134,6 +134,8 @@ class WavySimulator(Simulator):
         fate = self.fraction("fate", destination, correlation or message_id)
         if destination.endswith("0000"):
             sent_code = 202
+        elif self.opted_out(destination):
+            sent_code = 204  # DESTINATION_BLOCKED_BY_OPTOUT
         elif fate < 0.01:
             sent_code = 201
         elif fate < 0.03:
@@ -236,6 +238,29 @@ class WavySimulator(Simulator):
                     heapq.heappush(self.mo_queue, (due, next(self._seq), mo))
                     self.mo_all.append(mo)
                 self.webhooks.schedule(due, "mo", ("mo", mo))
+
+    def customer_says(self, phone: str, text: str) -> dict[str, Any]:
+        """An MO from ``phone``: in the receive queue and search, and posted to the MO webhook."""
+        now = self.now()
+        with self.lock:
+            last = next((r for r in reversed(list(self.messages.values())) if r["destination"] == phone), None)
+        mo: dict[str, Any] = {
+            "id": self.new_uuid(),
+            "subAccount": "demo",
+            "source": phone,
+            "shortCode": "28080",
+            "messageText": text,
+            "receivedAt": int(now * 1000),
+            "receivedDate": _iso(now),
+        }
+        if last is not None:
+            mo.update(campaignAlias=last["campaignAlias"], carrierId=last["carrier"][0], carrierName=last["carrier"][1])
+            mo["mt"] = {"id": last["id"], "correlationId": last["correlationId"], "username": "demo", "email": "demo@wavy.global"}
+        with self.lock:
+            heapq.heappush(self.mo_queue, (now, next(self._seq), mo))
+            self.mo_all.append(mo)
+        self.webhooks.schedule(now, "mo", ("mo", mo))
+        return {"id": mo["id"]}
 
     def webhook_posts(self, channel: str, events: list[Any]):
         for event in events:
