@@ -2,9 +2,9 @@
 (``outbound_messages``) in the transaction that stored the reply, and sent by the vendor's send run.
 
 **Off by default.** ``MESSAGING_CONSENT_CONFIRM`` lists the vendors whose opt-out replies are answered
-(``ConsentRules.confirm_vendors``); the text is per language, the keyword's (``MESSAGING_CONSENT_CONFIRM_TEXT_<LANG>``
-replaces a default of :data:`DEFAULT_TEXTS` or adds a language; a language without a text gets
-:data:`FALLBACK_LANGUAGE`'s).
+(``ConsentRules.confirm_vendors``). The text is in the language of the keyword the customer used:
+``MESSAGING_CONSENT_CONFIRM_TEXT_<LANG>`` replaces a default of :data:`DEFAULT_TEXTS` or adds a
+language; a language without a text gets :data:`FALLBACK_LANGUAGE`'s.
 
 **Once.** The row's ``message_key`` is derived from the opt-out's evidence (the inbound message:
 :func:`confirmation_key`) and inserted on conflict do nothing, so a reply stored or read again never
