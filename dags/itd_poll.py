@@ -19,6 +19,8 @@ DOC = """
 * **poll_received** → `inbound_messages`: for each phone of interest (phones sent to via ITD in the
   last `lookback_days`, plus param `phones`), each Chilean day since its watermark. `503 NO WHATSAPP
   MESSAGES` is an empty day; duplicates are ignored by `uuid`; the watermark moves only after commit.
+  Replies are read for opt-out/opt-in keywords; a new opt-out's confirmation is queued when
+  `MESSAGING_CONSENT_CONFIRM` lists `itd`.
 * **poll_statuses** → `message_status_events` and the current status of open ITD sends (not read or
   failed), concurrently and bounded per run.
 """
@@ -86,12 +88,15 @@ def itd_poll():
     def poll_received() -> dict[str, int]:
         from latam_messaging.itd.hook import ItdHook
         from latam_messaging.itd.poller import phones_of_interest, poll_itd_received
+        from latam_messaging.vendors import consent_rules
         from latam_messaging.warehouse.db import open_warehouse
 
         params = get_current_context()["params"]
         warehouse = open_warehouse()
         phones = phones_of_interest(warehouse, params["lookback_days"], params["phones"] or [])
-        stats = poll_itd_received(warehouse, ItdHook(), phones, lookback_days=params["lookback_days"])
+        stats = poll_itd_received(
+            warehouse, ItdHook(), phones, lookback_days=params["lookback_days"], consent=consent_rules()
+        )
         print(f"received: {asdict(stats)}")
         assets.emit_changes({assets.INBOUND_MESSAGES: stats.new_messages})
         return asdict(stats)

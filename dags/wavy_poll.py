@@ -62,11 +62,11 @@ def wavy_poll():
         outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)],
     )
     def parse_pages() -> dict[str, int]:
-        from latam_messaging.vendors import callback_parsers
+        from latam_messaging.vendors import callback_parsers, consent_rules
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
 
-        stats = ingest_pending(open_warehouse(), callback_parsers())
+        stats = ingest_pending(open_warehouse(), callback_parsers(), consent=consent_rules())
         print(f"parsed: {asdict(stats)}")
         assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)

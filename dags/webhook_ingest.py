@@ -21,7 +21,9 @@ The webhook receiver stores every authenticated vendor callback raw in **`raw_we
   `outbound_messages` (Teleprom `identificador` = our `message_key`, ITD `uuid`, Wavy
   `correlationId`); the message's `delivery_status` only moves forward; an `unknown` send that
   gets a status becomes `accepted`.
-* Inbound → **`inbound_messages`**.
+* Inbound → **`inbound_messages`**, read for opt-out/opt-in keywords (`suppressions`); a new opt-out
+  gets its confirmation reply queued in `outbound_messages` when `MESSAGING_CONSENT_CONFIRM` lists the
+  vendor (sent by the vendor's send DAG).
 
 Unparseable bodies keep `parse_state = error` with the reason; nothing is deleted and reprocessing
 is idempotent (param `reparse_errors` retries the errors after a parser fix).
@@ -42,12 +44,14 @@ is idempotent (param `reparse_errors` retries the errors after a parser fix).
 def webhook_ingest():
     @task(outlets=[assets.changes(assets.MESSAGE_STATUS_EVENTS), assets.changes(assets.INBOUND_MESSAGES)])
     def parse_pending() -> dict[str, int]:
-        from latam_messaging.vendors import callback_parsers
+        from latam_messaging.vendors import callback_parsers, consent_rules
         from latam_messaging.warehouse.db import open_warehouse
         from latam_messaging.webhooks.ingest import ingest_pending
 
         params = get_current_context()["params"]
-        stats = ingest_pending(open_warehouse(), callback_parsers(), reparse_errors=params["reparse_errors"])
+        stats = ingest_pending(
+            open_warehouse(), callback_parsers(), reparse_errors=params["reparse_errors"], consent=consent_rules()
+        )
         print(f"webhook ingest: {asdict(stats)}")
         assets.emit_changes({assets.MESSAGE_STATUS_EVENTS: stats.statuses, assets.INBOUND_MESSAGES: stats.inbound})
         return asdict(stats)

@@ -112,3 +112,12 @@ def page_panels() -> list[Any]:
 def adapter(name: str):
     """A new send adapter of vendor ``name``."""
     return VENDORS[name].adapter_class()()
+
+
+def consent_rules():
+    """The consent rules in force (``consent.replies.ConsentRules``) with every vendor's send adapter,
+    which says what an opt-out's confirmation needs at that vendor (``consent.confirm``): what the tops
+    that store inbound messages hand ``webhooks.ingest.ingest_pending`` and the pollers."""
+    from latam_messaging.consent.replies import ConsentRules
+
+    return ConsentRules.from_settings(confirmers={name: adapter(name) for name in VENDORS})

@@ -1,13 +1,17 @@
-"""A vendor that answers from a script, and the shared transport with nothing vendor-specific on top:
-what the transport's decisions are tested against (real HTTP, real sockets)."""
+"""A vendor that answers from a script, the shared transport with nothing vendor-specific on top (what
+the transport's decisions are tested against: real HTTP, real sockets), and a proxy that lets a
+simulator act and then loses its answer."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
 
 from latam_messaging.common.transport import VendorHttpHook
 from latam_messaging.wavy.hook import WAVY_ERRORS
@@ -105,3 +109,53 @@ def scripted_vendors(monkeypatch):
                 item.close()
             else:
                 item.__exit__(None, None, None)
+
+
+class FaultyProxy:
+    """Forwards to a simulator; for the first ``faults`` POSTs to ``path`` it lets the vendor act, then
+    answers ``504`` (``mode="504"``) or cuts the connection without an answer (``mode="cut"``)."""
+
+    def __init__(self, target: str, path: str, mode: str, faults: int = 1):
+        proxy = self
+        self.target, self.path, self.mode, self.faults = target, "/" + path.lstrip("/"), mode, faults
+        self.forwarded = 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = requests.request(method, proxy.target + self.path, data=body, headers=headers, timeout=30)
+                with proxy.lock:
+                    fault = method == "POST" and self.path.split("?")[0] == proxy.path and proxy.faults > 0
+                    proxy.faults -= fault
+                    proxy.forwarded += method == "POST" and self.path.split("?")[0] == proxy.path
+                if fault and proxy.mode == "cut":
+                    self.connection.shutdown(socket.SHUT_RDWR)  # the vendor acted; the answer never comes
+                    self.close_connection = True
+                    return
+                status, content = (504, b"<html>gateway timeout</html>") if fault else (answer.status_code, answer.content)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html" if fault else answer.headers.get("Content-Type", ""))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_POST(self):  # noqa: N802
+                self._forward("POST")
+
+            def do_GET(self):  # noqa: N802
+                self._forward("GET")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

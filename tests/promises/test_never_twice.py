@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pendulum
 import pytest
@@ -40,6 +39,7 @@ from tests.helpers.connections import set_connection
 from tests.helpers.drops import drop_csv
 from tests.helpers.ledger import states
 from tests.helpers.paths import ROOT
+from tests.helpers.scripted import FaultyProxy
 from tests.helpers.sending import (
     adapter_for,
     assert_each_row_sent_once,
@@ -349,57 +349,7 @@ def test_5xx_answers_to_sends_are_never_repeated_but_left_unknown(
     assert states(warehouse, "wavy")["unknown"] > 0
 
 
-# ---- ambiguous answers -----------------------------------------------------------------------------------
-class FaultyProxy:
-    """Forwards to a simulator; for the first ``faults`` POSTs to ``path`` it lets the vendor act, then
-    answers ``504`` (``mode="504"``) or cuts the connection without an answer (``mode="cut"``)."""
-
-    def __init__(self, target: str, path: str, mode: str, faults: int = 1):
-        proxy = self
-        self.target, self.path, self.mode, self.faults = target, "/" + path.lstrip("/"), mode, faults
-        self.forwarded = 0
-        self.lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self, method: str) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = requests.request(method, proxy.target + self.path, data=body, headers=headers, timeout=30)
-                with proxy.lock:
-                    fault = method == "POST" and self.path.split("?")[0] == proxy.path and proxy.faults > 0
-                    proxy.faults -= fault
-                    proxy.forwarded += method == "POST" and self.path.split("?")[0] == proxy.path
-                if fault and proxy.mode == "cut":
-                    self.connection.shutdown(socket.SHUT_RDWR)  # the vendor acted; the answer never comes
-                    self.close_connection = True
-                    return
-                status, content = (504, b"<html>gateway timeout</html>") if fault else (answer.status_code, answer.content)
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html" if fault else answer.headers.get("Content-Type", ""))
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def do_POST(self):  # noqa: N802
-                self._forward("POST")
-
-            def do_GET(self):  # noqa: N802
-                self._forward("GET")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
+# ---- ambiguous answers (``FaultyProxy``: the vendor acts, then the answer is a 504 or never comes) ---------
 @pytest.mark.parametrize("mode", ["504", "cut"])
 def test_itd_send_answered_504_or_cut_after_acting_reaches_the_vendor_once(
     warehouse, itd_server, drop_dir, monkeypatch, mode

@@ -163,10 +163,10 @@ def test_a_batch_write_failure_is_retried_body_by_body(receiver, warehouse, monk
         assert post(receiver.hook_url("itd"), json.dumps(itd_inbound(f"in-{n}")).encode()) == 200
     real = ingest.store_inbound
 
-    def refusing(wh, conn, messages, source):  # the database refuses one row (as PostgreSQL would)
+    def refusing(wh, conn, messages, source, **rules):  # the database refuses one row (as PostgreSQL would)
         if any(m["vendor_message_id"] == "in-1" for m in messages):
             raise sa.exc.DataError("INSERT", {}, ValueError("refused by the database"))
-        return real(wh, conn, messages, source)
+        return real(wh, conn, messages, source, **rules)
 
     monkeypatch.setattr(ingest, "store_inbound", refusing)
     stats = ingest_pending(warehouse, callback_parsers())

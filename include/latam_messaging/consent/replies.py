@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 import sqlalchemy as sa
@@ -22,21 +22,27 @@ from latam_messaging.consent.keywords import Intent, KeywordMatch, Keywords
 from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.warehouse.db import Warehouse
 
+if TYPE_CHECKING:
+    from latam_messaging.consent.confirm import Confirmer
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ConsentRules:
-    """What consent reads replies with: the keyword lists, the region of national numbers, and which
-    vendors answer an opt-out with a confirmation (and its text per language)."""
+    """What consent reads replies with: the keyword lists, the region of national numbers, which
+    vendors answer an opt-out with a confirmation (and its text per language), and the send adapters
+    that know what a vendor's confirmation needs (``consent.confirm``; handed in by the top)."""
 
     keywords: Keywords
     region: str = "AR"
     confirm_vendors: frozenset[str] = frozenset()
     confirm_texts: Mapping[str, str] = field(default_factory=dict)
+    confirmers: Mapping[str, Confirmer] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls) -> ConsentRules:
+    def from_settings(cls, confirmers: Mapping[str, Confirmer] | None = None) -> ConsentRules:
+        """The rules the settings say; ``confirmers`` (vendor name → send adapter) from the registry."""
         from latam_messaging import settings
 
         current = settings.current()
@@ -45,6 +51,7 @@ class ConsentRules:
             region=current.default_region,
             confirm_vendors=current.consent_confirm_vendors,
             confirm_texts=current.consent_confirm_texts,
+            confirmers=dict(confirmers or {}),
         )
 
 

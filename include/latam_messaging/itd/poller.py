@@ -13,6 +13,7 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.common.timeparse import UTC
+from latam_messaging.consent.replies import ConsentRules
 from latam_messaging.itd import contract
 from latam_messaging.itd.callbacks import inbound_message
 from latam_messaging.itd.contract import VENDOR_TIMEZONE as ITD_TZ
@@ -96,9 +97,13 @@ def poll_itd_received(
     lookback_days: int = 7,
     workers: int = 4,
     max_requests: int = 2000,
+    consent: ConsentRules | None = None,
 ) -> ReceivedStats:
     """Each phone, each Chilean day from its watermark to today. The watermark (the last day fully
-    polled) moves only after that phone's messages are committed; today is polled again next time."""
+    polled) moves only after that phone's messages are committed; today is polled again next time.
+    ``consent``: the rules replies are read with, and the send adapters that confirm opt-outs (from
+    the top; default: the settings' rules, which confirm nothing)."""
+    consent = consent or ConsentRules.from_settings()
     today = pendulum.now(ITD_TZ).date()
     marks = watermarks(warehouse, "itd_received")
     plans, budget = [], max_requests
@@ -133,7 +138,7 @@ def poll_itd_received(
             if problems:  # reasons name fields and ids only, never content
                 log.warning("ITD received messages of one phone not stored: %s", "; ".join(problems)[:500])
             with warehouse.begin() as conn:
-                stats.new_messages += store_inbound(warehouse, conn, messages, "poll")
+                stats.new_messages += store_inbound(warehouse, conn, messages, "poll", consent=consent)
                 completed = max(days[-1].subtract(days=1) if days[-1] == today else days[-1], days[0])
                 if truncated:  # a day that may miss messages is polled again until it does not
                     completed = min(completed, truncated[0])

@@ -3,8 +3,10 @@ sendWhatsapp adapter (one message a request; ITD takes no client id, so its ``uu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import sqlalchemy as sa
 
 from latam_messaging.drops.validation import RowRejected, RowValidator
 from latam_messaging.itd.contract import CONTENT_TYPES
@@ -59,6 +61,10 @@ class ItdAdapter(SendAdapter):
 
     def make_hook(self, pool_size: int) -> ItdHook:
         return ItdHook(pool_size=pool_size)
+
+    def confirmation_fields(self, conn: sa.Connection, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A TEXT message (ITD sends from the account of the API token: nothing to choose)."""
+        return {"content_type": "TEXT"}
 
     def send_batch(self, hook: ItdHook, rows: Sequence[Row]) -> list[SendOutcome]:
         outcomes = []

@@ -9,10 +9,13 @@ returns one :class:`SendOutcome` per row otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
+
 from latam_messaging.common.transport import VendorHttpHook
+from latam_messaging.consent.confirm import CannotConfirm
 from latam_messaging.drops.validation import RowValidator
 from latam_messaging.sending.ledger import SendOutcome, SendRow
 from latam_messaging.warehouse.db import Warehouse
@@ -46,6 +49,14 @@ class SendAdapter:
 
     def send_batch(self, hook: Any, rows: Sequence[Row]) -> list[SendOutcome]:
         raise NotImplementedError
+
+    def confirmation_fields(self, conn: sa.Connection, message: Mapping[str, Any]) -> dict[str, Any]:
+        """What a free-text answer to the inbound ``message`` (an opt-out's confirmation,
+        ``consent/confirm.py``) needs on its ledger row beyond vendor, phone and content: e.g. the
+        account to send from, the content type :meth:`send_batch` expects. Raises
+        :class:`CannotConfirm` (the reason, no phone or text) when it cannot be answered; by default a
+        vendor cannot."""
+        raise CannotConfirm(f"{self.vendor} sends no free-text reply")
 
     def load_reference(self, warehouse: Warehouse) -> list[dict[str, Any]]:
         """Reference data the row validator needs (``ValidationContext.reference``); none by default."""

@@ -18,6 +18,12 @@ FORM: dict[str, Any] = {
             "schema": {"type": ["integer", "null"], "default": 500, "minimum": 1},
             "description": "Destinations per MessageWpp request.",
         },
+        "default_account": {
+            "label": "Default account",
+            "schema": {"type": ["integer", "null"], "minimum": 1},
+            "description": "Account id (ruteo) that sends opt-out confirmations when the customer's reply names "
+            "neither one of our accounts nor one of our messages.",
+        },
     },
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port", "extra"],

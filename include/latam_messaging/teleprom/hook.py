@@ -90,7 +90,8 @@ class TelepromHook(VendorHttpHook):
     """Teleprom WhatsApp API (``https://mayten.cloud``).
 
     Connection: host = base URL, login = username, password = password. Extras: ``timeout``,
-    ``max_retries``, ``batch_size`` (destinations per MessageWpp request).
+    ``max_retries``, ``batch_size`` (destinations per MessageWpp request), ``default_account`` (the
+    account that answers an opt-out's confirmation when the reply names none of ours).
 
     :param teleprom_conn_id: the Airflow connection to use.
     """
@@ -101,7 +102,7 @@ class TelepromHook(VendorHttpHook):
     connection_form = FORM
     hook_name = "Teleprom (WhatsApp)"
     errors = TELEPROM_ERRORS
-    hook_extras = VendorHttpHook.hook_extras | {"batch_size"}
+    hook_extras = VendorHttpHook.hook_extras | {"batch_size", "default_account"}
 
     def __init__(self, teleprom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(teleprom_conn_id, **kwargs)

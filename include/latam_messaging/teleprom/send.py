@@ -1,21 +1,34 @@
 """Sending Teleprom HSM drops: the row validator (templates from ``teleprom_templates``) and the
-MessageWpp adapter (rows grouped by account and template; our ``message_key`` is the trackingNumber)."""
+MessageWpp adapter (rows grouped by account and template; our ``message_key`` is the trackingNumber).
+Rows with no template (an opt-out's confirmation: its text in ``content``) go out as free-form
+messages (MessageWppFreeForm), which WhatsApp allows inside the 24-hour customer-service window."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
+import sqlalchemy as sa
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from latam_messaging.consent.confirm import CannotConfirm
 from latam_messaging.drops.validation import RowRejected, RowValidator, ValidationContext
 from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import Row, SendAdapter
 from latam_messaging.sending.ledger import SendOutcome
 from latam_messaging.teleprom.contract import DEFAULT_BATCH_SIZE
 from latam_messaging.teleprom.hook import TelepromHook
-from latam_messaging.teleprom.models import HsmDestination, HsmMessage
+from latam_messaging.teleprom.models import FreeFormDestination, HsmDestination, HsmMessage, SendBatchResult
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
+
+log = logging.getLogger(__name__)
+ACCOUNTS = schema.teleprom_accounts
+OUTBOUND = schema.outbound_messages
+#: The most digits an account id (BIGINT) can have: a longer number is no account id.
+ACCOUNT_ID_DIGITS = 18
 
 
 class TelepromRowValidator(RowValidator):
@@ -98,21 +111,99 @@ class TelepromAdapter(SendAdapter):
         return hook.batch_size  # the connection extra ``batch_size``
 
     def batches(self, rows: Sequence[Row], size: int | None = None) -> list[list[Row]]:
-        def by_template(r: Row) -> tuple[int, int]:
-            return (r.account_id, r.template_id)
+        """One request per (kind, account, template): HSM rows by template, free-form rows (no
+        template) by the account they are sent from."""
 
-        return [list(group) for _, group in groupby(sorted(rows, key=by_template), key=by_template)]
+        def request_of(r: Row) -> tuple[bool, int, int]:
+            return (r.template_id is None, r.account_id or 0, r.template_id or 0)
+
+        return [list(group) for _, group in groupby(sorted(rows, key=request_of), key=request_of)]
 
     def send_batch(self, hook: TelepromHook, rows: Sequence[Row]) -> list[SendOutcome]:
+        if rows[0].template_id is None:
+            return self._send_free_form(hook, rows)
         message = HsmMessage(
             account_id=rows[0].account_id,
             template_id=rows[0].template_id,
             destinations=[HsmDestination(r.message_key, r.phone, r.params or []) for r in rows],
         )
-        answer = hook.send_hsm([message])
+        return self._outcomes(rows, hook.send_hsm([message]))
+
+    def _send_free_form(self, hook: TelepromHook, rows: Sequence[Row]) -> list[SendOutcome]:
+        """Rows of one account as free-form messages (their ``content`` is the text). A row with no
+        account or no text is refused here: there is nothing Teleprom could send."""
+        sendable = [r for r in rows if r.account_id is not None and r.content]
+        keys = {r.message_key for r in sendable}
+        refused = [
+            SendOutcome(r.message_key, MessageState.REJECTED, error="a free-form message needs an account and a text")
+            for r in rows
+            if r.message_key not in keys
+        ]
+        if not sendable:
+            return refused
+        destinations = [FreeFormDestination(r.message_key, r.phone, text=r.content) for r in sendable]
+        return self._outcomes(sendable, hook.send_free_form(sendable[0].account_id, destinations)) + refused
+
+    @staticmethod
+    def _outcomes(rows: Sequence[Row], answer: SendBatchResult) -> list[SendOutcome]:
+        """Teleprom's answer, one result per destination in request order (MessageWpp and free form alike)."""
         return [
             SendOutcome(row.message_key, MessageState.ACCEPTED, result.message_id, vendor_answer=result.status)
             if result.accepted
             else SendOutcome(row.message_key, MessageState.REJECTED, error=f"Teleprom: {result.status}", vendor_answer=result.status)
             for row, result in zip(rows, answer.results, strict=True)
         ]
+
+    # ---- confirmations of opt-outs (consent/confirm.py) ----------------------------------------------
+    def confirmation_fields(self, conn: sa.Connection, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A free-form text from the account the customer wrote to: the reply's ``to_account`` when it
+        is a known active account (its id, or its number: V3 replies carry the display phone number),
+        else the account of our message it answers (``in_reply_to``: V3's ``gs_id`` is the id MessageWpp
+        answered, V0's ``identificador`` our message_key), else the connection's ``default_account``."""
+        account = (
+            self._account_named(conn, message.get("to_account"))
+            or self._account_replied_to(conn, message.get("in_reply_to"))
+            or self._default_account()
+        )
+        if account is None:
+            raise CannotConfirm(
+                "no Teleprom account to answer from: the reply names no known account and no message of ours, "
+                "and connection teleprom_default has no default_account extra"
+            )
+        return {"account_id": account, "content_type": "TEXT"}
+
+    @staticmethod
+    def _account_named(conn: sa.Connection, to_account: Any) -> int | None:
+        digits = "".join(c for c in to_account if c.isdigit()) if isinstance(to_account, str) else ""
+        if not digits:
+            return None
+        named = ACCOUNTS.c.source_number == digits
+        if len(digits) <= ACCOUNT_ID_DIGITS:
+            named = sa.or_(ACCOUNTS.c.account_id == int(digits), named)
+        query = sa.select(ACCOUNTS.c.account_id).where(ACCOUNTS.c.active, named).order_by(ACCOUNTS.c.account_id)
+        return conn.execute(query.limit(1)).scalar()
+
+    @staticmethod
+    def _account_replied_to(conn: sa.Connection, in_reply_to: Any) -> int | None:
+        if not isinstance(in_reply_to, str) or not in_reply_to:
+            return None
+        ours = sa.or_(OUTBOUND.c.vendor_message_id == in_reply_to, OUTBOUND.c.message_key == in_reply_to)
+        query = sa.select(OUTBOUND.c.account_id).where(
+            OUTBOUND.c.vendor == "teleprom", ours, OUTBOUND.c.account_id.is_not(None)
+        )
+        return conn.execute(query.limit(1)).scalar()
+
+    def _default_account(self) -> int | None:
+        """The ``default_account`` extra of ``teleprom_default`` (read once per adapter), or None."""
+        if not hasattr(self, "_default"):
+            self._default: int | None = None
+            try:
+                value = TelepromHook().extras.get("default_account")
+            except AirflowNotFoundException:
+                value = None
+            if value not in (None, ""):
+                try:
+                    self._default = int(value)
+                except (TypeError, ValueError):
+                    log.warning("connection teleprom_default: default_account %r is not an account id", value)
+        return self._default

@@ -35,7 +35,9 @@ class WavyRowValidator(RowValidator):
 
 
 class WavyAdapter(SendAdapter):
-    """send-bulk-sms, up to 1000 a request; our ``message_key`` is the correlationId."""
+    """send-bulk-sms, up to 1000 a request; our ``message_key`` is the correlationId. Opt-outs by SMS
+    (MO) get no confirmation reply: ``confirmation_fields`` keeps the default (it cannot); confirmations
+    go through the WhatsApp vendors' free-text sends only."""
 
     vendor = "wavy"
     folder = "wavy_sms"

@@ -1,7 +1,8 @@
 """Inbound messages (customers' replies and MO texts) into ``inbound_messages``, from every path —
 webhook bodies and vendor polls alike: each row checked against the columns it goes to, stored once
 per (vendor, vendor_message_id), and read for consent (opt-out and opt-in keywords) in the same
-transaction."""
+transaction, where a new opt-out's confirmation reply is also queued when it is turned on
+(``consent/confirm.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.consent.confirm import queue_confirmations
 from latam_messaging.consent.replies import ConsentRules, ReplyOutcome, read_replies
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -98,9 +100,10 @@ def store_inbound(
     consent: ConsentRules | None = None,
     replies: ReplyOutcome | None = None,
 ) -> int:
-    """Insert inbound messages once per (vendor, vendor_message_id) and read them for consent (with
-    ``consent``, else the settings' rules; what was found is added to ``replies`` if given). Returns
-    how many messages were new."""
+    """Insert inbound messages once per (vendor, vendor_message_id), read them for consent and queue
+    the confirmations of new opt-outs, all in ``conn``'s transaction. ``consent``: the rules, with the
+    send adapters that confirm (from the top); else the settings' rules, which confirm nothing. What
+    was found is added to ``replies`` if given. Returns how many messages were new."""
     if not messages:
         return 0
     now = pendulum.now("UTC")
@@ -128,9 +131,9 @@ def store_inbound(
         for m in messages
     ]
     new = warehouse.insert_new(conn, schema.inbound_messages, rows, keys=["vendor", "vendor_message_id"], count=True)
-    found = read_replies(
-        warehouse, conn, rows, consent or ConsentRules.from_settings(), created_by=f"inbound {source}", now=now
-    )
+    rules = consent or ConsentRules.from_settings()
+    found = read_replies(warehouse, conn, rows, rules, created_by=f"inbound {source}", now=now)
+    queue_confirmations(warehouse, conn, found.opt_outs, rules, now)
     if replies is not None:
         replies.opt_outs.extend(found.opt_outs)
         replies.opt_ins += found.opt_ins

@@ -27,6 +27,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.consent.replies import ConsentRules
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -153,12 +154,18 @@ def _parse(item: Mapping[str, Any], parsers: Mapping[str, VendorParser]) -> Pars
     return ParseOutcome(item["id"], state, reasons, parsed.format_version, statuses, inbound)
 
 
-def _write(warehouse: Warehouse, outcomes: Sequence[ParseOutcome], stats: WebhookIngestStats) -> None:
+def _write(
+    warehouse: Warehouse,
+    outcomes: Sequence[ParseOutcome],
+    stats: WebhookIngestStats,
+    consent: ConsentRules | None = None,
+) -> None:
     """Everything the outcomes carry and their new parse states, in one transaction."""
     now = pendulum.now("UTC")
     with warehouse.begin() as conn:
         statuses = apply_status_events(warehouse, conn, [e for o in outcomes for e in o.statuses])
-        inbound = store_inbound(warehouse, conn, [m for o in outcomes for m in o.inbound], "webhook")
+        messages = [m for o in outcomes for m in o.inbound]
+        inbound = store_inbound(warehouse, conn, messages, "webhook", consent=consent)
         conn.execute(
             sa.update(RAW_EVENTS)
             .where(RAW_EVENTS.c.id == sa.bindparam("i"))
@@ -180,10 +187,15 @@ def _write_failure(exc: BaseException) -> str:
     return f"write failed: {type(orig).__name__}: {first_line}"[:300]
 
 
-def _write_isolated(warehouse: Warehouse, outcomes: Sequence[ParseOutcome], stats: WebhookIngestStats) -> None:
+def _write_isolated(
+    warehouse: Warehouse,
+    outcomes: Sequence[ParseOutcome],
+    stats: WebhookIngestStats,
+    consent: ConsentRules | None = None,
+) -> None:
     """Write the batch; when that fails, body by body, marking a body whose own write fails ``error``."""
     try:
-        _write(warehouse, outcomes, stats)
+        _write(warehouse, outcomes, stats, consent)
         return
     except sa.exc.OperationalError:
         raise  # the warehouse is away: nothing to isolate, the run fails and retries later
@@ -193,7 +205,7 @@ def _write_isolated(warehouse: Warehouse, outcomes: Sequence[ParseOutcome], stat
         )
     for outcome in outcomes:
         try:
-            _write(warehouse, [outcome], stats)
+            _write(warehouse, [outcome], stats, consent)
         except sa.exc.OperationalError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -210,10 +222,14 @@ def ingest_pending(
     *,
     reparse_errors: bool = False,
     limit: int | None = None,
+    consent: ConsentRules | None = None,
 ) -> WebhookIngestStats:
     """Parse the stored bodies waiting (and, if asked, those that failed before) with each vendor's
-    parser (``parsers``: vendor name → parser, from the registry)."""
+    parser (``parsers``: vendor name → parser, from the registry). ``consent``: the rules inbound
+    messages are read with, with the send adapters that confirm opt-outs (from the registry; see
+    ``webhooks.inbound.store_inbound``)."""
     stats = WebhookIngestStats()
+    consent = consent or ConsentRules.from_settings()  # read once per run, not per batch
     states = [ParseState.PENDING.value]
     if reparse_errors:
         states += [ParseState.ERROR.value, ParseState.PARTIAL.value]
@@ -227,7 +243,7 @@ def ingest_pending(
             break
         last_id = batch[-1]["id"]
         outcomes = [_parse(item, parsers) for item in batch]
-        _write_isolated(warehouse, outcomes, stats)
+        _write_isolated(warehouse, outcomes, stats, consent)
         stats.events += len(batch)
         stats.parsed += sum(1 for o in outcomes if o.state == ParseState.PARSED)
         stats.partial += sum(1 for o in outcomes if o.state == ParseState.PARTIAL)

@@ -204,6 +204,36 @@ def test_send_free_form(teleprom_hook, teleprom_server):
     assert sim_state(teleprom_server)["messages"][0]["kind"] == "free"
 
 
+def test_the_simulated_free_form_endpoint_answers_as_the_contract_infers(teleprom_hook, teleprom_server):
+    """``contract.SEND_FREE_FORM``: MessageWpp's body without ``hsmId`` (``text``/``mediaUrl`` per
+    destination) and MessageWpp's answers: 401 without a token, 400 for a body it cannot read, one
+    result per destination in request order, refusals per destination."""
+    url = f"{teleprom_server.url}/{contract.SEND_FREE_FORM.path}"
+    body = contract.free_form_body(39, [FreeFormDestination("f-1", "5493516723999", text="hola").to_api()])
+    assert requests.post(url, json=body, timeout=5).status_code == 401
+    token = {"Authorization": f"Bearer {teleprom_hook.login().value}"}
+    for bad in ({}, {"messages": []}, {"messages": [{"sourceId": "39", "destinations": []}]}, {"messages": [{"sourceId": 39}]}):
+        assert requests.post(url, json=bad, headers=token, timeout=5).status_code == 400
+    answer = requests.post(url, json=body, headers=token, timeout=5).json()
+    assert set(answer) == {"responses", "trackUuid"} and answer["responses"][0]["status"] == "OK"
+    with pytest.raises(TelepromValidationError):  # what the hook makes of a 400
+        teleprom_hook.send_free_form("39", [FreeFormDestination("f-2", "5493516723999", text="hola")])
+    batch = teleprom_hook.send_free_form(
+        41,
+        [
+            FreeFormDestination("f-3", "123", text="hola"),
+            FreeFormDestination("f-4", "5493516723999", media_url="https://x.y/a.jpg"),
+            FreeFormDestination("f-5", "5493516723998", text="línea 1\nlínea 2"),
+        ],
+    )
+    assert [r.status for r in batch.results] == ["Invalid destination number", "OK", "OK, with line break"]
+    assert [r.accepted for r in batch.results] == [False, True, True]
+    [refused] = teleprom_hook.send_free_form(99, [FreeFormDestination("f-6", "5493516723999", text="hola")]).results
+    assert (refused.status, refused.message_id) == ("Account not found", None)
+    sent = sim_state(teleprom_server)["messages"]
+    assert [(m["tracking"], m["kind"], m["account_id"]) for m in sent] == [("f-1", "free", 39), ("f-4", "free", 41), ("f-5", "free", 41)]
+
+
 # ---- number checks and shortener -----------------------------------------------------------------
 def test_number_lookup_and_sim_swap(teleprom_hook):
     results = teleprom_hook.number_lookup(["5493516723999", "541143214321", "123"])
