@@ -66,7 +66,7 @@ def seed_consent(warehouse, day1: pendulum.DateTime) -> None:
         assert suppressions.end(conn, ENDED_MANUAL, sources=[Source.MANUAL], at=day2, by="test", evidence="row 2") == 1
 
         # the files: ITD's rejects its opted-out phone and one registry phone at ingest (and a bad phone)
-        files = [(FILE_ITD, "itd", "itd_whatsapp", "/drops/itd_whatsapp/archive/campaña (1) 'x'.csv")]
+        files = [(FILE_ITD, "itd", "itd_whatsapp", "/drops/itd_whatsapp/archive/campaña (1) 'x' <b>.csv")]
         files.append((FILE_WAVY, "wavy", "wavy_sms", "/drops/wavy_sms/archive/otp.csv"))
         conn.execute(
             schema.drop_files.insert(),

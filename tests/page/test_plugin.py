@@ -412,10 +412,10 @@ def test_consent_section_numbers_are_the_sql_counts(warehouse, tmp_path):
     ]
     itd_file = [r for r in consent["suppressed"] if r["file_sha256"] == FILE_ITD[:12]]
     assert {(r["file"], r["source"], r["at_ingest"], r["at_claim"]) for r in itd_file} == {
-        ("campaña (1) 'x'.csv", "keyword", 1, 0),
-        ("campaña (1) 'x'.csv", "registry:no_llame", 1, 1),
+        ("campaña (1) 'x' <b>.csv", "keyword", 1, 0),
+        ("campaña (1) 'x' <b>.csv", "registry:no_llame", 1, 1),
     }
-    assert "campaña (1) &#39;x&#39;.csv" in page  # a file name is text, escaped
+    assert "campaña (1) &#39;x&#39; &lt;b&gt;.csv" in page and "<b>.csv" not in page  # a file name is text
     assert [(r["file"], r["exemption"], r["rows"], r["sent"]) for r in consent["exempt"]] == [
         ("otp.csv", "run manual__1 by ops: OTP codes are transactional", 1, 1),
         ("(no file)", "opt-out confirmation", 1, 0),

@@ -113,7 +113,7 @@ def test_rows_skipped_per_file_and_source_at_ingest_and_at_claim(warehouse):
         (FILE_WAVY, "wavy", "wavy_sms", "keyword"): (0, 1, 1),
     }
     paths = {r["path"] for r in view(warehouse, "report_suppressed_rows")}
-    assert paths == {"/drops/itd_whatsapp/archive/campaña (1) 'x'.csv", "/drops/wavy_sms/archive/otp.csv"}
+    assert paths == {"/drops/itd_whatsapp/archive/campaña (1) 'x' <b>.csv", "/drops/wavy_sms/archive/otp.csv"}
     # the same counts as the tables they stand for
     with warehouse.engine.connect() as conn:
         at_ingest = conn.execute(
