@@ -263,7 +263,8 @@ def post_opt_out_reply(env: dict[str, str]) -> None:
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
-    print(f'\n(consent) {_masked(OPT_OUT_PHONE)} replied "{OPT_OUT_TEXT}" to the ITD campaign (webhook posted to the receiver)')
+    phone = _masked(OPT_OUT_PHONE)
+    print(f'\n(consent) {phone} replied "{OPT_OUT_TEXT}" to the ITD campaign (webhook posted to the receiver)')
 
 
 def next_campaign_skips_the_opt_out(env: dict[str, str]) -> bool:

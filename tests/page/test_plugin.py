@@ -310,7 +310,12 @@ def seed_old_consent(warehouse, now) -> None:
         )
         conn.execute(
             schema.drop_files.insert().values(
-                file_sha256=sha, vendor="wavy", folder="wavy_sms", path="old.csv", rows_total=3, state="done",
+                file_sha256=sha,
+                vendor="wavy",
+                folder="wavy_sms",
+                path="old.csv",
+                rows_total=3,
+                state="done",
                 claimed_at=now.subtract(days=30),
             )
         )
@@ -320,12 +325,11 @@ def seed_old_consent(warehouse, now) -> None:
             )
         )
         base = {"vendor": "wavy", "phone": "5491100000098", "file_sha256": sha, "created_at": old, "updated_at": old}
+        skipped = {"message_key": "k-old-1", "state": "suppressed", "error": "suppressed: manual (old row)"}
+        exempt = {"message_key": "k-old-2", "state": "accepted", "consent_exempt": "old exemption"}
         conn.execute(
             schema.outbound_messages.insert(),
-            [
-                {**base, "message_key": "k-old-1", "state": "suppressed", "error": "suppressed: manual (old row)", "consent_exempt": None},
-                {**base, "message_key": "k-old-2", "state": "accepted", "error": None, "consent_exempt": "old exemption"},
-            ],
+            [{**base, "consent_exempt": None, **skipped}, {**base, "error": None, **exempt}],
         )
 
 
