@@ -13,10 +13,13 @@ DOC = """
 Runs daily at 07:00 local time **and** whenever the send, poll or webhook DAGs update the warehouse
 tables (Assets). The reporting views (`report_delivery_funnel`, `report_failure_reasons`,
 `report_time_to_deliver`, `report_rejects_by_reason`, `report_itd_credits_daily`,
-`report_inbound_daily`, `report_risky_share`) are live SQL views, kept current by the warehouse
-migrations; this DAG renders **`reports/<date>/index.html`** with PNG charts (funnel, rejects,
-inbound), time-to-deliver percentiles, ITD credit burn and days left, and the risky-number share —
-readable without opening the warehouse. `MESSAGING_REPORT_DIR` changes where (default `reports/`).
+`report_inbound_daily`, `report_risky_share`, and for consent `report_active_suppressions`,
+`report_optouts_daily`, `report_suppressed_rows`, `report_optout_keywords`, `report_consent_exempt`)
+are live SQL views, kept current by the warehouse migrations; this DAG renders
+**`reports/<date>/index.html`** with PNG charts (funnel, rejects, inbound), time-to-deliver
+percentiles, ITD credit burn and days left, the risky-number share and a Consent section (the
+Messaging page's numbers) — readable without opening the warehouse. `MESSAGING_REPORT_DIR` changes
+where (default `reports/`).
 """
 
 

@@ -4,11 +4,16 @@ Sets up a local Airflow home under ``.airflow/`` (SQLite metadata, SQLite wareho
 simulators (and the webhook receiver, once it exists) unless they already run, drops the sample
 CSVs, runs each DAG with ``airflow dags test``, prints the warehouse tables, and stops what it
 started. Safe to run again: the same drops are recognised and nothing is sent twice.
+
+Consent: before ``webhook_ingest`` a customer of the first ITD campaign replies "Baja."; after it, the
+next campaign (``data/consent_demo/``) lists that phone again and ``itd_whatsapp_send`` must skip it
+(a reject ``suppressed: keyword (…)``, nothing more at the simulator), or the demo fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +31,13 @@ BIN = Path(sys.executable).parent
 SIMULATOR_URLS = {"teleprom": "http://127.0.0.1:8081", "itd": "http://127.0.0.1:8082", "wavy": "http://127.0.0.1:8083"}
 RECEIVER_URL = "http://127.0.0.1:8090"
 SAMPLES = ROOT / "data" / "samples"
+#: The consent demo (issue 23): after the first campaign, the customer of this phone (the first row of
+#: data/samples/itd_whatsapp/) replies "Baja." through ITD's webhook; the next campaign to them,
+#: data/consent_demo/itd_whatsapp/, is sent by itd_whatsapp_send to everybody else.
+CONSENT_SAMPLES = ROOT / "data" / "consent_demo"
+OPT_OUT_PHONE = "56960002104"
+OPT_OUT_TEXT = "Baja."
+CONSENT_DAGS = ("itd_whatsapp_send", "webhook_ingest")
 
 #: The order in which the demo runs the DAGs (those whose file exists).
 DEMO_ORDER = [
@@ -190,16 +203,130 @@ def run_dag(dag_id: str, env: dict[str, str]) -> bool:
     return state == "success"
 
 
-def summary(env: dict[str, str]) -> None:
-    """Counts and funnel of the warehouse the ``messaging_warehouse`` connection names (as the DAGs saw it)."""
-    os.environ.update(env)  # before Airflow is imported: its home and the connections of this run
-    sys.path.insert(0, str(ROOT / "include"))
-    import sqlalchemy as sa
+def _use_demo_environment(env: dict[str, str]) -> None:
+    """This process as the DAGs see it: before Airflow is imported, its home and the connections of this run."""
+    os.environ.update(env)
+    if str(ROOT / "include") not in sys.path:
+        sys.path.insert(0, str(ROOT / "include"))
 
+
+def _warehouse(env: dict[str, str]):
+    """The warehouse the DAGs of this run use (the ``messaging_warehouse`` connection), migrated."""
+    _use_demo_environment(env)
     from latam_messaging.warehouse.db import Warehouse
 
     warehouse = Warehouse.from_connection()
     warehouse.migrate()
+    return warehouse
+
+
+def _masked(phone: str) -> str:
+    from latam_messaging.page.queries import mask_phone
+
+    return mask_phone(phone)
+
+
+def _simulator_messages_to(vendor: str, phone: str) -> int:
+    """How many messages the simulator has accepted for ``phone`` (its ``/_sim/state``)."""
+    with urllib.request.urlopen(f"{SIMULATOR_URLS[vendor]}/_sim/state", timeout=5) as answer:
+        state = json.load(answer)
+    return sum(1 for message in state["messages"] if message["phone"] == phone)
+
+
+def post_opt_out_reply(env: dict[str, str]) -> None:
+    """The customer of ``OPT_OUT_PHONE`` answers the first campaign "Baja.": an ITD inbound webhook as ITD
+    posts it (its document's ``webhook_inbound.json`` shape), through the webhook receiver. The same
+    message (its ``uuid``) every run: a second run reads it again and changes nothing."""
+    _use_demo_environment(env)
+    from latam_messaging.itd.simulator import ACCOUNT_PHONE
+
+    body = {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"latam-messaging-demo/opt-out/{OPT_OUT_PHONE}")),
+        "accountPhone": ACCOUNT_PHONE,
+        "senderPhone": OPT_OUT_PHONE,
+        "content": OPT_OUT_TEXT,
+        "sendAt": int(time.time() * 1000),
+        "messageType": "chat",
+        "caption": "",
+        "url": "",
+        "title": "",
+        "description": "",
+        "lng": "",
+        "lat": "",
+        "direction": 1,
+    }
+    request = urllib.request.Request(
+        f"{RECEIVER_URL}/webhooks/itd/{env['MESSAGING_WEBHOOK_SECRET']}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    phone = _masked(OPT_OUT_PHONE)
+    print(f'\n(consent) {phone} replied "{OPT_OUT_TEXT}" to the ITD campaign (webhook posted to the receiver)')
+
+
+def next_campaign_skips_the_opt_out(env: dict[str, str]) -> bool:
+    """After ``webhook_ingest`` read the reply: show the suppression, drop the next campaign (which lists the
+    phone again), send it, and show the row rejected for consent and the simulator's count for the phone
+    (0 since the opt-out). False when any of them is not so."""
+    import sqlalchemy as sa
+
+    from latam_messaging.consent import suppressions
+    from latam_messaging.warehouse import schema
+
+    warehouse = _warehouse(env)
+    phone = _masked(OPT_OUT_PHONE)
+    with warehouse.engine.connect() as conn:
+        active = suppressions.active(conn, OPT_OUT_PHONE)
+    if not active:
+        print(f"(consent) FAILED: no active suppression for {phone} after webhook_ingest")
+        return False
+    for row in active:
+        print(
+            f"(consent) {phone} suppressed: source {row['source']}, scope {row['scope']}, "
+            f"{row['reason']}, evidence {row['evidence']}"
+        )
+    before = _simulator_messages_to("itd", OPT_OUT_PHONE)
+    root = Path(env["MESSAGING_DROP_DIR"])
+    samples = sorted(CONSENT_SAMPLES.glob("*/*.csv"))
+    for sample in samples:
+        folder = root / sample.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f"{sample.name}.part"
+        shutil.copyfile(sample, part)
+        part.rename(folder / sample.name)
+        print(f"(consent) dropped the next campaign {sample.parent.name}/{sample.name}: it lists {phone} again")
+    ok = run_dag("itd_whatsapp_send", env)
+    digests = [hashlib.sha256(sample.read_bytes()).hexdigest() for sample in samples]
+    rejects = schema.drop_rejects
+    query = (
+        sa.select(rejects.c.row_number, rejects.c.reason)
+        .where(rejects.c.file_sha256.in_(digests), rejects.c.reason.like("suppressed:%"))
+        .order_by(rejects.c.row_number)
+    )
+    with warehouse.engine.connect() as conn:
+        skipped = conn.execute(query).all()
+    warehouse.engine.dispose()
+    for row_number, reason in skipped:
+        print(f"(consent) row {row_number} of the next campaign rejected: {reason}")
+    after = _simulator_messages_to("itd", OPT_OUT_PHONE)
+    print(
+        f"(consent) messages the ITD simulator received for {phone} since the opt-out: {after - before} "
+        f"(before it: {before})"
+    )
+    if not skipped or after != before:
+        print("(consent) FAILED: the opted-out phone was not skipped")
+        return False
+    return ok
+
+
+def summary(env: dict[str, str]) -> None:
+    """Counts and funnel of the warehouse the ``messaging_warehouse`` connection names (as the DAGs saw it)."""
+    import sqlalchemy as sa
+
+    warehouse = _warehouse(env)
     where = warehouse.engine.url.render_as_string(hide_password=True)
     print(f"\nWarehouse tables ({where}):")
     for table, count in warehouse.table_counts().items():
@@ -229,10 +356,38 @@ def summary(env: dict[str, str]) -> None:
         print(f"  {vendor:<10}{stage:<10}{int(messages):>5}  {str(reason)[:90]}")
     if not failures:
         print("  none")
+    consent_summary(warehouse)
     reports = sorted(Path(env["MESSAGING_REPORT_DIR"]).glob("*/index.html"))
     if reports:
         print(f"\nReport: {reports[-1]}")
     warehouse.engine.dispose()
+
+
+def consent_summary(warehouse) -> None:
+    """Active suppressions by source and scope, and the rows skipped for consent per file and source."""
+    import sqlalchemy as sa
+
+    with warehouse.engine.connect() as conn:
+        active = conn.execute(
+            sa.text("SELECT source, scope, active FROM report_active_suppressions ORDER BY active DESC, source, scope")
+        ).all()
+        skipped = conn.execute(
+            sa.text(
+                "SELECT folder, path, source, rejected_at_ingest, suppressed_at_claim FROM report_suppressed_rows "
+                "ORDER BY claimed_at, path, source"
+            )
+        ).all()
+    print("\nConsent: active suppressions by source (report_active_suppressions):")
+    for source, scope, count in active:
+        print(f"  {source:<24}{'scope ' + scope:<16}{int(count):>6}")
+    if not active:
+        print("  none")
+    print("Rows skipped for consent (report_suppressed_rows):")
+    for folder, path, source, at_ingest, at_claim in skipped:
+        name = f"{folder}/{Path(path).name.split('-', 2)[-1]}" if path else "(no file)"
+        print(f"  {name:<44}{source:<20} at ingest {int(at_ingest):>3}, at send {int(at_claim):>3}")
+    if not skipped:
+        print("  none")
 
 
 def main() -> int:
@@ -299,11 +454,16 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.dag:
             drop_samples(env)
         results = []
+        consent = not args.dag and all(d in available for d in CONSENT_DAGS)
         for dag_id in [args.dag] if args.dag else available:
             if dag_id == "itd_poll" and not args.dag:
                 print("\n(waiting a few seconds for the simulators to deliver statuses and replies)")
                 time.sleep(6)
+            if consent and dag_id == "webhook_ingest":
+                post_opt_out_reply(env)
             results.append(run_dag(dag_id, env))
+            if consent and dag_id == "webhook_ingest":
+                results.append(next_campaign_skips_the_opt_out(env))
         ok = all(results)
         summary(env)
     finally:

@@ -265,3 +265,38 @@ def test_page_and_report_show_the_same_itd_credits(warehouse, tmp_path, case):
         f"days of credit left: {shown if days_left is None else days_left}."
     )
     assert burn_line in report.html.read_text()
+
+
+def test_report_has_the_consent_section_of_the_page(warehouse, tmp_path):
+    """The report's Consent section and summary are the page's numbers (one set of queries)."""
+    from fastapi.testclient import TestClient
+
+    from latam_messaging.page.app import create_app, require_airflow_user
+    from latam_messaging.reporting import render_report
+    from tests.helpers.consent import seed_consent
+
+    seed_consent(warehouse, pendulum.now("UTC").subtract(days=1))
+    app = create_app(warehouse_factory=lambda: warehouse, report_dir=tmp_path / "none", panels=[])
+    app.dependency_overrides[require_airflow_user] = lambda: "tester"
+    with TestClient(app) as client:
+        cards = {card["id"]: card["value"] for card in client.get("/api/summary").json()["consent"]["cards"]}
+    assert cards == {"consent-active": 6, "consent-optouts": 8, "consent-skipped": 5, "consent-exempt": 2}
+
+    report = render_report(warehouse, tmp_path / "report")
+    assert {k: v for k, v in report.summary.items() if "consent" in k or "suppress" in k or "opt_outs" in k} == {
+        "suppressions_active": 6,
+        "opt_outs_last_7_days": 8,
+        "rows_skipped_for_consent_last_14_days": 5,
+        "rows_consent_exempt_last_14_days": 2,
+    }
+    html = report.html.read_text()
+    section = html[html.index("<h2>Consent</h2>") :]
+    for text in (
+        "<td>registry:no_llame</td>",
+        "<td>baja</td>",
+        "campaña (1) 'x' &lt;b&gt;.csv",
+        "run manual__1 by ops: OTP codes are transactional",
+        "<td>rows skipped for consent: at send</td>\n      <td>3</td>",
+    ):
+        assert text in section, text
+    assert "<b>.csv" not in html and "5511922222222" not in html  # file names are text; no phone in the report

@@ -1,10 +1,11 @@
-"""Reporting views (created by migration 3) and the rendered report under ``reports/<date>/``.
+"""Reporting views (created by migrations 3, 5, 7 and 8) and the rendered report under ``reports/<date>/``.
 
 The views are plain SQL over the ledger and event tables, the same on SQLite and PostgreSQL except
 for date arithmetic (see ``warehouse/views.py``). Percentiles are computed here with pandas, since
 SQLite has no percentile functions. Vendor measures (the ITD credit balance, burn and days left)
 come from the vendors' page panels (``Vendor.page_panels``, handed in by the caller): the same numbers
-as the Messaging page.
+as the Messaging page. So does its Consent section (``page.queries.consent``: suppressions, opt-outs,
+keywords, rows skipped and rows under an exemption).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.page import queries
 from latam_messaging.page.panels import Panel, PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 from latam_messaging.warehouse.views import VIEW_NAMES
@@ -70,6 +72,26 @@ def _panels(warehouse: Warehouse, makers: Sequence[PanelFunction]) -> list[Panel
         return [make(conn) for make in makers]
 
 
+def _consent(warehouse: Warehouse) -> dict:
+    """The Messaging page's Consent section (``page.queries.consent``), read the same way: the same numbers."""
+    with warehouse.read_only() as conn:
+        return queries.consent(conn)
+
+
+def _card_values(cards: list[dict]) -> dict:
+    """``{title: value, "title: detail": value}`` of the page's cards, in their order."""
+    values = {}
+    for card in cards:
+        values[card["title"]] = card["value"]
+        values.update({f"{card['title']}: {detail['label']}": detail["value"] for detail in card["details"]})
+    return values
+
+
+def _files(rows: list[dict]) -> pd.DataFrame:
+    """Per-file rows of the Consent section without the short hash (the file name and its claim time say which)."""
+    return pd.DataFrame(rows).drop(columns=["file_sha256"], errors="ignore")
+
+
 def render_report(
     warehouse: Warehouse,
     out_root: Path,
@@ -106,6 +128,8 @@ def render_report(
         else pd.DataFrame()
     )
     panels = _panels(warehouse, panels)
+    consent = _consent(warehouse)
+    consent_totals = {card["id"]: card for card in consent["cards"]}
 
     figures = [
         _bar(by_vendor, directory / "funnel.png", "Delivery funnel per vendor", "messages"),
@@ -130,6 +154,10 @@ def render_report(
         **{name: value for panel in panels for name, value in panel.report_summary.items()},
         "risky_share_percent": risky_share,
         "unrecognised_status_events": int(unrecognised["events"].sum()) if not unrecognised.empty else 0,
+        "suppressions_active": consent_totals["consent-active"]["value"],
+        f"opt_outs_last_{queries.OPTOUT_DAYS}_days": consent_totals["consent-optouts"]["value"],
+        f"rows_skipped_for_consent_last_{queries.DEFAULT_DAYS}_days": consent_totals["consent-skipped"]["value"],
+        f"rows_consent_exempt_last_{queries.DEFAULT_DAYS}_days": consent_totals["consent-exempt"]["value"],
     }
 
     def table(frame: pd.DataFrame, index_name: str | None = None) -> str:
@@ -157,6 +185,15 @@ def render_report(
 <h2>ITD credits</h2>{table(credits)}
 {"".join(f"<p>{html.escape(note)}</p>" for panel in panels for note in panel.report_notes)}
 <h2>Risky numbers</h2>{table(risky)}
+<h2>Consent</h2>
+<p>Phones that must not be sent to (an opt-out reply, the vendor's opt-out status, a list or registry file): rows to
+them are rejected at ingest or skipped when claimed for sending. The same numbers as the Messaging page.</p>
+{table(pd.DataFrame([_card_values(consent["cards"])]).T.rename(columns={0: "value"}), "measure")}
+<h3>Active suppressions by source</h3>{table(pd.DataFrame(consent["active"]))}
+<h3>Opt-outs per day and source (last {queries.OPTOUT_DAYS} days)</h3>{table(pd.DataFrame(consent["optouts"]))}
+<h3>Opt-out keywords customers replied</h3>{table(pd.DataFrame(consent["keywords"]))}
+<h3>Rows skipped for consent by file (last {queries.DEFAULT_DAYS} days)</h3>{table(_files(consent["suppressed"]))}
+<h3>Rows under a consent exemption by file (last {queries.DEFAULT_DAYS} days)</h3>{table(_files(consent["exempt"]))}
 </body></html>"""
     index = directory / "index.html"
     index.write_text(page, encoding="utf-8")

@@ -294,3 +294,148 @@ def test_plugin_serves_logged_in_users(api_client, warehouse, tmp_path, monkeypa
     assert "5491•••••••55" in page.text and "5491122334455" not in page.text
     assert api_client.get("/messaging/report/").text == "<html>the report</html>"
     assert api_client.get("/messaging/report/..%2Fsecret.html").status_code == 404
+
+
+# ---- the Consent section -------------------------------------------------------------------------------
+def seed_old_consent(warehouse, now) -> None:
+    """Outside the page's windows: an opt-out 20 days ago, a file claimed 30 days ago with a row skipped
+    at ingest, one suppressed at claim and one under an exemption."""
+    from latam_messaging.consent import suppressions
+    from latam_messaging.consent.suppressions import Source, Suppression
+
+    old, sha = now.subtract(days=20), "ee" * 32
+    with warehouse.begin() as conn:
+        suppressions.add(
+            warehouse, conn, [Suppression("5491100000099", "all", Source.MANUAL, "old row", old, "test")], old
+        )
+        conn.execute(
+            schema.drop_files.insert().values(
+                file_sha256=sha,
+                vendor="wavy",
+                folder="wavy_sms",
+                path="old.csv",
+                rows_total=3,
+                state="done",
+                claimed_at=now.subtract(days=30),
+            )
+        )
+        conn.execute(
+            schema.drop_rejects.insert().values(
+                file_sha256=sha, row_number=1, reason="suppressed: manual (old row)", raw_row="{}", rejected_at=old
+            )
+        )
+        base = {"vendor": "wavy", "phone": "5491100000098", "file_sha256": sha, "created_at": old, "updated_at": old}
+        skipped = {"message_key": "k-old-1", "state": "suppressed", "error": "suppressed: manual (old row)"}
+        exempt = {"message_key": "k-old-2", "state": "accepted", "consent_exempt": "old exemption"}
+        conn.execute(
+            schema.outbound_messages.insert(),
+            [{**base, "consent_exempt": None, **skipped}, {**base, "error": None, **exempt}],
+        )
+
+
+def consent_counts(warehouse, now) -> dict[str, int]:
+    """What each consent card stands for, counted from the tables (not the views)."""
+    optout_since = now.subtract(days=queries.OPTOUT_DAYS - 1).start_of("day")
+    files_since = now.subtract(days=queries.DEFAULT_DAYS)
+    recent = "(f.claimed_at >= :files OR f.claimed_at IS NULL)"
+    counts = {
+        "consent-active": "SELECT COUNT(*) FROM suppressions WHERE ended_at IS NULL",
+        "consent-phones": "SELECT COUNT(DISTINCT phone) FROM suppressions WHERE ended_at IS NULL",
+        "consent-optouts": "SELECT COUNT(*) FROM suppressions WHERE since >= :optouts",
+        "consent-optins": "SELECT COUNT(*) FROM suppressions WHERE ended_at >= :optouts",
+        "consent-skipped-ingest": "SELECT COUNT(*) FROM drop_rejects r JOIN drop_files f ON f.file_sha256 = r.file_sha256 "
+        "WHERE r.reason LIKE 'suppressed: %' AND f.claimed_at >= :files",
+        "consent-skipped-claim": "SELECT COUNT(*) FROM outbound_messages o LEFT JOIN drop_files f ON f.file_sha256 = "
+        f"o.file_sha256 WHERE o.state = 'suppressed' AND {recent}",
+        "consent-exempt": "SELECT COUNT(*) FROM outbound_messages o LEFT JOIN drop_files f ON f.file_sha256 = "
+        f"o.file_sha256 WHERE o.consent_exempt IS NOT NULL AND {recent}",
+        "consent-exempt-sent": "SELECT COUNT(*) FROM outbound_messages o LEFT JOIN drop_files f ON f.file_sha256 = "
+        f"o.file_sha256 WHERE o.consent_exempt IS NOT NULL AND o.state = 'accepted' AND {recent}",
+    }
+    times = {
+        "optouts": sa.bindparam("optouts", optout_since, type_=schema.UtcDateTime()),
+        "files": sa.bindparam("files", files_since, type_=schema.UtcDateTime()),
+    }
+    found = {}
+    with warehouse.engine.connect() as conn:
+        for card, sql in counts.items():
+            query = sa.text(sql).bindparams(*(p for name, p in times.items() if f":{name}" in sql))
+            found[card] = int(conn.execute(query).scalar_one())
+    found["consent-skipped"] = found["consent-skipped-ingest"] + found["consent-skipped-claim"]
+    return found
+
+
+def test_consent_section_numbers_are_the_sql_counts(warehouse, tmp_path):
+    """Each consent card, in ``/api/summary`` and on the page, is the SQL count it stands for; the tables
+    under it add up to the cards; what is older than the windows is left out."""
+    from fastapi.testclient import TestClient
+
+    from tests.helpers.consent import FILE_ITD, OPTED_OUT_BR, seed_consent
+
+    now = pendulum.now("UTC")
+    seed_consent(warehouse, now.subtract(days=1))
+    seed_old_consent(warehouse, now)
+    expected = consent_counts(warehouse, now)
+    assert expected == {
+        "consent-active": 7,  # 2 replies, Wavy's status, 3 registry phones, the old manual one
+        "consent-phones": 7,
+        "consent-optouts": 8,  # the 9 made but the one of 20 days ago
+        "consent-optins": 2,  # "ALTA" and the manual entry removed
+        "consent-skipped-ingest": 2,
+        "consent-skipped-claim": 3,
+        "consent-skipped": 5,
+        "consent-exempt": 2,  # one of the wavy file, the confirmation without a file
+        "consent-exempt-sent": 1,
+    }
+
+    app = page_app.create_app(warehouse_factory=lambda: warehouse, report_dir=tmp_path, panels=[])
+    app.dependency_overrides[page_app.require_airflow_user] = lambda: "tester"
+    with TestClient(app) as client:
+        consent = client.get("/api/summary").json()["consent"]
+        page = client.get("/").text
+
+    cards = {card["id"]: card["value"] for card in consent["cards"]}
+    cards |= {d["id"]: d["value"] for card in consent["cards"] for d in card["details"]}
+    assert cards == expected
+    for element_id, value in expected.items():
+        assert f'id="{element_id}">{value}<' in page
+    # the tables add up to the cards
+    assert sum(r["active"] for r in consent["active"]) == expected["consent-active"]
+    assert sum(r["started"] for r in consent["optouts"]) == expected["consent-optouts"]
+    assert sum(r["rows"] for r in consent["suppressed"]) == expected["consent-skipped"]
+    assert sum(r["rows"] for r in consent["exempt"]) == expected["consent-exempt"]
+    assert {(r["source"], r["scope"]): r["active"] for r in consent["active"]} == {
+        ("registry:no_llame", "all"): 3,
+        ("keyword", "all"): 2,
+        ("vendor_status", "wavy"): 1,
+        ("manual", "all"): 1,
+    }
+    assert consent["keywords"] == [
+        {"keyword": "baja", "language": "es", "opt_outs": 2, "phones": 2},
+        {"keyword": "sair", "language": "pt", "opt_outs": 1, "phones": 1},
+    ]
+    itd_file = [r for r in consent["suppressed"] if r["file_sha256"] == FILE_ITD[:12]]
+    assert {(r["file"], r["source"], r["at_ingest"], r["at_claim"]) for r in itd_file} == {
+        ("campaña (1) 'x' <b>.csv", "keyword", 1, 0),
+        ("campaña (1) 'x' <b>.csv", "registry:no_llame", 1, 1),
+    }
+    assert "campaña (1) &#39;x&#39; &lt;b&gt;.csv" in page and "<b>.csv" not in page  # a file name is text
+    assert [(r["file"], r["exemption"], r["rows"], r["sent"]) for r in consent["exempt"]] == [
+        ("otp.csv", "run manual__1 by ops: OTP codes are transactional", 1, 1),
+        ("(no file)", "opt-out confirmation", 1, 0),
+    ]
+    assert OPTED_OUT_BR not in page  # the section names no phone
+
+
+def test_consent_section_of_an_empty_warehouse(warehouse, tmp_path):
+    data = page_app.snapshot(warehouse, report_dir=tmp_path)
+    consent = data["consent"]
+    assert consent["active"] == consent["optouts"] == consent["keywords"] == consent["suppressed"] == []
+    assert consent["exempt"] == [] and {c["id"]: c["value"] for c in consent["cards"]} == {
+        "consent-active": 0,
+        "consent-optouts": 0,
+        "consent-skipped": 0,
+        "consent-exempt": 0,
+    }
+    page = page_app.render_page(data, None, base="/messaging")
+    assert 'id="consent-active-table-empty"' in page and 'id="consent-exempt">0<' in page

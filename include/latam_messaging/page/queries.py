@@ -17,9 +17,10 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.lifecycle import MessageState
-from latam_messaging.page.panels import Card, PanelFunction
+from latam_messaging.page.panels import Card, Detail, PanelFunction
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.warehouse.views import SUPPRESSED_PREFIX
 
 #: Days of history on the page.
 DEFAULT_DAYS = 14
@@ -114,6 +115,10 @@ def count_unknown(conn: sa.Connection) -> int:
 
 #: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.
 _REJECT_CATEGORIES = [
+    (
+        lambda r: r.startswith("suppressed:"),
+        lambda r: "suppressed: " + suppressed_source(r),
+    ),  # its evidence may say anything
     (lambda r: r.startswith("phone"), "invalid or missing phone"),
     (lambda r: r.startswith("duplicate"), "duplicate row in the file"),
     (lambda r: r.startswith("held:"), "held: risky number"),
@@ -123,8 +128,15 @@ _REJECT_CATEGORIES = [
 ]
 
 
+def suppressed_source(reason: str) -> str:
+    """``suppressed: <source> (<evidence>)`` → ``<source>``, as ``views.suppressed_source`` reads it in SQL."""
+    start, cut = len(SUPPRESSED_PREFIX), reason.find(" (")
+    return reason[start:cut] if cut > start else reason[start:]
+
+
 def reject_category(reason: str) -> str:
-    return next((category for matches, category in _REJECT_CATEGORIES if matches(reason)), reason)
+    category = next((category for matches, category in _REJECT_CATEGORIES if matches(reason)), reason)
+    return category(reason) if callable(category) else category
 
 
 def rejects_by_file(
@@ -197,6 +209,168 @@ def failure_reasons(conn: sa.Connection, *, limit: int = FAILURE_REASONS_LIMIT) 
     ]
 
 
+# ---- consent -------------------------------------------------------------------------------------------
+#: Days of opt-outs shown per day and source (today and the 6 before, UTC).
+OPTOUT_DAYS = 7
+#: Opt-out keywords listed at most (the most used first).
+KEYWORDS_LIMIT = 10
+
+
+def _since_time(now: pendulum.DateTime, days: int) -> sa.BindParameter:
+    """``now - days`` bound as the warehouse stores times (a view's timestamp column compared in SQL)."""
+    return sa.bindparam("since", now.subtract(days=days), type_=schema.UtcDateTime())
+
+
+def active_suppressions(conn: sa.Connection) -> list[dict]:
+    """Active suppressions (not ended) per source and scope, the most first (``report_active_suppressions``)."""
+    query = sa.text("SELECT source, scope, active FROM report_active_suppressions ORDER BY active DESC, source, scope")
+    return [{"source": s, "scope": sc, "active": int(n)} for s, sc, n in conn.execute(query)]
+
+
+def count_suppressed_phones(conn: sa.Connection) -> int:
+    """Phones with at least one active suppression (one phone may have several: a reply and a registry)."""
+    t = schema.suppressions
+    query = sa.select(sa.func.count(sa.distinct(t.c.phone))).where(t.c.ended_at.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def optouts_daily(conn: sa.Connection, *, days: int = OPTOUT_DAYS, now: pendulum.DateTime | None = None) -> list[dict]:
+    """Suppressions started and ended per day (UTC, today and the ``days - 1`` before), source and scope."""
+    now = now or pendulum.now("UTC")
+    query = sa.text(
+        "SELECT day, source, scope, started, ended FROM report_optouts_daily WHERE day >= :since "
+        "ORDER BY day DESC, source, scope"
+    )
+    rows = conn.execute(query, {"since": _since(conn, days - 1, now)})
+    return [
+        {"day": _day(d), "source": s, "scope": sc, "started": int(a or 0), "ended": int(b or 0)}
+        for d, s, sc, a, b in rows
+    ]
+
+
+def optout_keywords(conn: sa.Connection, *, limit: int = KEYWORDS_LIMIT) -> list[dict]:
+    """The opt-out keywords customers replied, per language, the most used first (all time)."""
+    query = sa.text(
+        "SELECT keyword, language, opt_outs, phones FROM report_optout_keywords "
+        "ORDER BY opt_outs DESC, keyword, language LIMIT :limit"
+    )
+    return [
+        {"keyword": k, "language": lang, "opt_outs": int(n), "phones": int(p)}
+        for k, lang, n, p in conn.execute(query, {"limit": limit})
+    ]
+
+
+def _file_columns(file_sha256: str | None, folder: str | None, path: str | None, claimed_at: Any) -> dict:
+    return {
+        "file": Path(path).name if path else ("(no file)" if file_sha256 is None else "(file not recorded)"),
+        "folder": folder or "",
+        "file_sha256": (file_sha256 or "")[:12],
+        "claimed_at": _day(claimed_at)[:19] if claimed_at is not None else "",
+    }
+
+
+def suppressed_rows_by_file(
+    conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
+) -> list[dict]:
+    """Rows skipped for consent per drop file claimed within ``days`` (and rows of no recorded file) and source:
+    rejected at ingest, and suppressed when claimed for sending (``report_suppressed_rows``)."""
+    now = now or pendulum.now("UTC")
+    query = (
+        sa.text(
+            "SELECT file_sha256, vendor, folder, path, claimed_at, source, rejected_at_ingest, suppressed_at_claim, "
+            "rows_suppressed FROM report_suppressed_rows WHERE claimed_at >= :since OR claimed_at IS NULL "
+            "ORDER BY claimed_at IS NULL, claimed_at DESC, file_sha256, source"
+        )
+        .bindparams(_since_time(now, days))
+        .columns(claimed_at=schema.UtcDateTime())
+    )
+    return [
+        {
+            **_file_columns(r.file_sha256, r.folder, r.path, r.claimed_at),
+            "vendor": r.vendor,
+            "source": r.source,
+            "at_ingest": int(r.rejected_at_ingest or 0),
+            "at_claim": int(r.suppressed_at_claim or 0),
+            "rows": int(r.rows_suppressed or 0),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def exempt_rows_by_file(
+    conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None
+) -> list[dict]:
+    """Rows loaded under an explicit consent exemption per drop file claimed within ``days`` (and rows of
+    no recorded file) and exemption (who and why): how many, and how many the vendor accepted (``report_consent_exempt``)."""
+    now = now or pendulum.now("UTC")
+    query = (
+        sa.text(
+            "SELECT file_sha256, vendor, folder, path, claimed_at, consent_exempt, rows_exempt, rows_sent "
+            "FROM report_consent_exempt WHERE claimed_at >= :since OR claimed_at IS NULL "
+            "ORDER BY claimed_at IS NULL, claimed_at DESC, file_sha256, consent_exempt"
+        )
+        .bindparams(_since_time(now, days))
+        .columns(claimed_at=schema.UtcDateTime())
+    )
+    return [
+        {
+            **_file_columns(r.file_sha256, r.folder, r.path, r.claimed_at),
+            "vendor": r.vendor,
+            "exemption": r.consent_exempt,
+            "rows": int(r.rows_exempt or 0),
+            "sent": int(r.rows_sent or 0),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def consent(conn: sa.Connection, *, days: int = DEFAULT_DAYS, now: pendulum.DateTime | None = None) -> dict:
+    """The page's Consent section (and the report's): who is suppressed, opt-outs of the last
+    :data:`OPTOUT_DAYS` days, the top keywords, rows skipped and rows sent under an exemption per file of
+    the last ``days`` days; ``cards``: the totals of those tables."""
+    now = now or pendulum.now("UTC")
+    data = {
+        "optout_days": OPTOUT_DAYS,
+        "active": active_suppressions(conn),
+        "phones": count_suppressed_phones(conn),
+        "optouts": optouts_daily(conn, now=now),
+        "keywords": optout_keywords(conn),
+        "suppressed": suppressed_rows_by_file(conn, days=days, now=now),
+        "exempt": exempt_rows_by_file(conn, days=days, now=now),
+    }
+    cards = [
+        Card(
+            "active suppressions",
+            sum(r["active"] for r in data["active"]),
+            "consent-active",
+            (Detail("phones", data["phones"], "consent-phones"),),
+        ),
+        Card(
+            f"opt-outs, last {OPTOUT_DAYS} days",
+            sum(r["started"] for r in data["optouts"]),
+            "consent-optouts",
+            (Detail("ended", sum(r["ended"] for r in data["optouts"]), "consent-optins"),),
+        ),
+        Card(
+            "rows skipped for consent",
+            sum(r["rows"] for r in data["suppressed"]),
+            "consent-skipped",
+            (
+                Detail("at ingest", sum(r["at_ingest"] for r in data["suppressed"]), "consent-skipped-ingest"),
+                Detail("at send", sum(r["at_claim"] for r in data["suppressed"]), "consent-skipped-claim"),
+            ),
+        ),
+        Card(
+            "rows under a consent exemption",
+            sum(r["rows"] for r in data["exempt"]),
+            "consent-exempt",
+            (Detail("sent", sum(r["sent"] for r in data["exempt"]), "consent-exempt-sent"),),
+        ),
+    ]
+    data["cards"] = [dataclasses.asdict(card) for card in cards]
+    return data
+
+
 def latest_report(report_dir: str | Path | None = None) -> Path | None:
     """The newest ``<MESSAGING_REPORT_DIR>/<date>/index.html`` (default ``reports/``)."""
     from latam_messaging.settings import current
@@ -229,6 +403,7 @@ def snapshot(
             "rejects": rejects_by_file(conn, days=days, now=now),
             "inbound": inbound_volume(conn, days=days, now=now),
             "failures": failure_reasons(conn),
+            "consent": consent(conn, days=days, now=now),
         }
         totals = {k: sum(row[k] for row in data["funnel"]) for k in ("messages", "delivered", "failed")}
         cards = [

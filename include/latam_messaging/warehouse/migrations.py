@@ -95,9 +95,16 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
 
 
 def _v8_consent(conn: sa.Connection) -> None:
+    from latam_messaging.warehouse import views
+
     add_columns(conn, schema.outbound_messages, "consent_exempt", "expires_at")
     schema.suppressions.create(conn)
     schema.suppression_staging.create(conn)
+    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
+    for name in views.CHANGED_IN_V8:
+        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+    for name in views.CHANGED_IN_V8 + views.NEW_IN_V8:
+        conn.execute(sa.text(statements[name]))
 
 
 MIGRATIONS: list[Migration] = [
@@ -108,7 +115,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "lossless status events and inbound (ITD direction, ids, notes); report views", _v5_lossless_events),
     Migration(6, "drop ix_outbound_claimed_by (answers are found by key; the planner misused it)", _v6_drop_claimed_by_index),
     Migration(7, "failure reasons, pricing and conversations of status events; Meta inbound fields", _v7_vendor_reasons_and_costs),
-    Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at", _v8_consent),
+    Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
 ]
 
 

@@ -1,5 +1,6 @@
 """The reporting views as they are now (plain SQL over the ledger and event tables, the same on SQLite
-and PostgreSQL except for date arithmetic). A migration that changes one drops and re-creates it from here."""
+and PostgreSQL except for date arithmetic and string search). A migration that changes one drops and
+re-creates it from here."""
 
 from __future__ import annotations
 
@@ -13,12 +14,32 @@ VIEW_NAMES = [
     "report_risky_share",
     "report_unrecognised_statuses",
     "report_conversations",
+    "report_active_suppressions",
+    "report_optouts_daily",
+    "report_suppressed_rows",
+    "report_optout_keywords",
+    "report_consent_exempt",
 ]
 
 #: Views migration 5 drops and re-creates from :func:`view_statements` (new or changed there).
 CHANGED_IN_V5 = ["report_time_to_deliver", "report_unrecognised_statuses"]
 #: Views migration 7 drops and re-creates (failure reasons by the vendor's error; billable conversations).
 CHANGED_IN_V7 = ["report_failure_reasons", "report_conversations"]
+#: Views migration 8 creates (consent) or drops and re-creates (rejects: ``suppressed: <source>`` is one
+#: category per source, not one per piece of evidence).
+NEW_IN_V8 = [
+    "report_active_suppressions",
+    "report_optouts_daily",
+    "report_suppressed_rows",
+    "report_optout_keywords",
+    "report_consent_exempt",
+]
+CHANGED_IN_V8 = ["report_rejects_by_reason"]
+
+#: What a row skipped for consent carries (``consent.suppressions.reason_text``): ``suppressed: <source> (<evidence>)``.
+SUPPRESSED_PREFIX = "suppressed: "
+#: What an opt-out reply's suppression says (``consent.replies``): ``replied '<keyword>' (<language>)``.
+KEYWORD_REASON_PREFIX = "replied '"
 
 
 def seconds_between(start: str, end: str, dialect: str) -> str:
@@ -31,8 +52,24 @@ def least(a: str, b: str, dialect: str) -> str:
     return f"LEAST({a}, {b})" if dialect == "postgresql" else f"MIN({a}, {b})"
 
 
+def position(needle: str, haystack: str, dialect: str) -> str:
+    """The 1-based place of ``needle`` in ``haystack`` (SQL expressions), 0 when absent."""
+    return f"strpos({haystack}, {needle})" if dialect == "postgresql" else f"instr({haystack}, {needle})"
+
+
+def suppressed_source(reason: str, dialect: str) -> str:
+    """``suppressed: <source> (<evidence>)`` → ``<source>`` (``keyword``, ``vendor_status``, ``manual``,
+    ``registry:<name>``): the text between the prefix and the first `` (``; all of the rest without one."""
+    start = len(SUPPRESSED_PREFIX) + 1
+    cut = position("' ('", reason, dialect)
+    return (
+        f"CASE WHEN {cut} > {start} THEN substr({reason}, {start}, {cut} - {start}) ELSE substr({reason}, {start}) END"
+    )
+
+
 def view_statements(dialect: str) -> list[str]:
     day = "date({})"
+    source = suppressed_source("r.reason", dialect)
     return [
         f"""CREATE VIEW report_delivery_funnel AS
 SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_type, {day.format("created_at")} AS day,
@@ -65,11 +102,12 @@ JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('
 JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'unknown'
 WHERE o.accepted_at IS NOT NULL
 GROUP BY o.vendor, o.message_key, o.accepted_at""",
-        """CREATE VIEW report_rejects_by_reason AS
+        f"""CREATE VIEW report_rejects_by_reason AS
 SELECT folder, reason, COUNT(*) AS rows_rejected
 FROM (
     SELECT f.folder,
-           CASE WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
+           CASE WHEN r.reason LIKE 'suppressed:%' THEN 'suppressed: ' || {source}
+                WHEN r.reason LIKE 'phone%' THEN 'invalid or missing phone'
                 WHEN r.reason LIKE 'duplicate%' THEN 'duplicate row in the file'
                 WHEN r.reason LIKE 'held:%' THEN 'held: risky number'
                 WHEN r.reason LIKE 'row has%' THEN 'malformed row'
@@ -107,4 +145,68 @@ FROM (
     GROUP BY vendor, vendor_message_id
 ) priced
 GROUP BY vendor, {day.format("first_at")}, pricing_category, conversation_origin, billable""",
+        *consent_statements(dialect),
+    ]
+
+
+def consent_statements(dialect: str) -> list[str]:
+    """The consent views (migration 8): who is suppressed now, opt-outs per day, rows skipped per file,
+    the keywords customers used, and rows loaded under an explicit exemption."""
+    day = "date({})"
+    skipped = SUPPRESSED_PREFIX.rstrip() + "%"
+    # where "' (" follows the keyword of "replied 'baja' (es)" (the SQL literal ''' (' is the text ' ()
+    quote_paren = position("''' ('", "reason", dialect)
+    kw = len(KEYWORD_REASON_PREFIX) + 1
+    is_reply = f"reason LIKE 'replied ''%' AND {quote_paren} > {kw}"
+    return [
+        """CREATE VIEW report_active_suppressions AS
+SELECT source, scope, COUNT(*) AS active
+FROM suppressions WHERE ended_at IS NULL GROUP BY source, scope""",
+        # started: the day of the evidence (the reply, the vendor's event, the file's load); ended: the day of
+        # the opt-in or the remove line that closed it. One started and ended on the same day counts in both.
+        f"""CREATE VIEW report_optouts_daily AS
+SELECT day, source, scope, SUM(started) AS started, SUM(ended) AS ended
+FROM (
+    SELECT {day.format("since")} AS day, source, scope, 1 AS started, 0 AS ended FROM suppressions
+    UNION ALL
+    SELECT {day.format("ended_at")} AS day, source, scope, 0 AS started, 1 AS ended FROM suppressions
+    WHERE ended_at IS NOT NULL
+) changes
+GROUP BY day, source, scope""",
+        # per drop file and source: rows rejected at ingest (drop_rejects 'suppressed: …') and rows that became
+        # 'suppressed' when claimed for sending (their error names the suppression); rows of no file: NULL file
+        f"""CREATE VIEW report_suppressed_rows AS
+SELECT s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source,
+       SUM(s.at_ingest) AS rejected_at_ingest, SUM(s.at_claim) AS suppressed_at_claim, COUNT(*) AS rows_suppressed
+FROM (
+    SELECT r.file_sha256, d.vendor, {suppressed_source("r.reason", dialect)} AS source, 1 AS at_ingest, 0 AS at_claim
+    FROM drop_rejects r JOIN drop_files d ON d.file_sha256 = r.file_sha256
+    WHERE r.reason LIKE '{skipped}'
+    UNION ALL
+    SELECT o.file_sha256, o.vendor, {suppressed_source("o.error", dialect)} AS source, 0 AS at_ingest, 1 AS at_claim
+    FROM outbound_messages o WHERE o.state = 'suppressed'
+) s
+LEFT JOIN drop_files f ON f.file_sha256 = s.file_sha256
+GROUP BY s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source""",
+        # every opt-out reply read (ended ones too): "replied 'baja' (es)" → keyword baja, language es
+        f"""CREATE VIEW report_optout_keywords AS
+SELECT keyword, language, COUNT(*) AS opt_outs, COUNT(DISTINCT phone) AS phones
+FROM (
+    SELECT phone,
+           CASE WHEN {is_reply} THEN substr(reason, {kw}, {quote_paren} - {kw}) ELSE reason END AS keyword,
+           CASE WHEN {is_reply} THEN substr(reason, {quote_paren} + 3, length(reason) - {quote_paren} - 3) END
+               AS language
+    FROM suppressions WHERE source = 'keyword'
+) replies
+GROUP BY keyword, language
+ORDER BY opt_outs DESC, keyword, language""",
+        # rows loaded under an explicit exemption (a send run's consent_exempt param, an opt-out confirmation),
+        # per file and exemption text (who and why); rows_sent: those the vendor accepted
+        """CREATE VIEW report_consent_exempt AS
+SELECT o.file_sha256, o.vendor, f.folder, f.path, f.claimed_at, o.consent_exempt,
+       COUNT(*) AS rows_exempt, SUM(CASE WHEN o.state = 'accepted' THEN 1 ELSE 0 END) AS rows_sent
+FROM outbound_messages o
+LEFT JOIN drop_files f ON f.file_sha256 = o.file_sha256
+WHERE o.consent_exempt IS NOT NULL
+GROUP BY o.file_sha256, o.vendor, f.folder, f.path, f.claimed_at, o.consent_exempt""",
     ]
