@@ -193,13 +193,16 @@ def test_each_path_queues_one_confirmation_and_never_a_second(paths, warehouse, 
     assert warehouse.count(IN) == 2 and len(suppressed(warehouse, phone)) == 1
 
 
-def test_a_new_opt_out_after_an_opt_in_is_confirmed_again(paths, warehouse, monkeypatch):
+def test_a_phone_toggling_baja_and_alta_gets_one_confirmation_a_day(paths, warehouse, monkeypatch):
+    """Each opt-out suppresses; only the first of the day is confirmed: a customer (or whoever holds the
+    webhook path) toggling BAJA/ALTA cannot turn confirmations into a spam loop."""
     confirm_on(monkeypatch)
     at = pendulum.now("UTC").subtract(minutes=30)
     paths.send("itd-webhook", "out-1", "baja", at)
     paths.send("itd-webhook", "in-1", "alta", at.add(minutes=1))
     paths.send("itd-webhook", "out-2", "Baja!", at.add(minutes=2))
-    assert len(confirmations(warehouse)) == 2  # once per opt-out, not once per phone
+    assert len(confirmations(warehouse)) == 1
+    assert warehouse.count(schema.suppressions) == 2
 
 
 # ---- sent once, through the vendor's send run, and nothing else reaches the phone -----------------

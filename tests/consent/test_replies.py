@@ -10,6 +10,7 @@ import pendulum
 import requests
 import sqlalchemy as sa
 
+from latam_messaging.common.phones import consent_key as K
 from latam_messaging.consent import suppressions
 from latam_messaging.itd import poller as itd_poller
 from latam_messaging.vendors import callback_parsers
@@ -65,18 +66,18 @@ def wavy_mo(mid: str, phone: str, text: str, at: pendulum.DateTime = T0) -> dict
 def test_an_opt_out_reply_on_every_webhook_path_suppresses_the_sender_for_every_vendor(receiver, warehouse):
     post(receiver.hook_url("teleprom"), v0_received("in-1", "5493515238015", "BAJA"))
     post(receiver.hook_url("teleprom"), v3_incoming("wamid.t3", "5493515318047", "text", {"body": "baja."}))
-    post(receiver.hook_url("teleprom"), v3_incoming("wamid.btn", "5493515318048", "button", {"payload": "STOP", "text": "Dejar de recibir"}))
+    post(receiver.hook_url("teleprom"), v3_incoming("wamid.btn", "5493515318048", "button", {"payload": "STOP", "text": "Ya no, gracias"}))
     post(receiver.hook_url("itd"), itd_inbound("itd-1", "56936858019", "No enviar"))
     post(receiver.hook_url("wavy", "mo"), wavy_mo("mo-1", "5511987650001", "SAIR"))
     post(receiver.hook_url("teleprom"), v3_incoming("wamid.chat", "5493515318049", "text", {"body": "no, gracias, mañana no puedo"}))
     ingest(warehouse)
     assert warehouse.count(schema.inbound_messages) == 6
     assert rows(warehouse) == [
-        ("5493515238015", "all", "keyword", "inbound_messages teleprom/in-1", "replied 'baja' (es)", False),
-        ("5493515318047", "all", "keyword", "inbound_messages teleprom/wamid.t3", "replied 'baja' (es)", False),
-        ("5493515318048", "all", "keyword", "inbound_messages teleprom/wamid.btn", "replied 'stop' (es)", False),
-        ("56936858019", "all", "keyword", "inbound_messages itd/itd-1", "replied 'no enviar' (es)", False),
-        ("5511987650001", "all", "keyword", "inbound_messages wavy/mo-1", "replied 'sair' (pt)", False),
+        (K("5493515238015"), "all", "keyword", "inbound_messages teleprom/in-1", "replied 'baja' (es)", False),
+        (K("5493515318047"), "all", "keyword", "inbound_messages teleprom/wamid.t3", "replied 'baja' (es)", False),
+        (K("5493515318048"), "all", "keyword", "inbound_messages teleprom/wamid.btn", "replied 'stop' (es)", False),
+        (K("56936858019"), "all", "keyword", "inbound_messages itd/itd-1", "replied 'no enviar' (es)", False),
+        (K("5511987650001"), "all", "keyword", "inbound_messages wavy/mo-1", "replied 'sair' (pt)", False),
     ]
     with warehouse.engine.connect() as conn:
         [item] = suppressions.active(conn, "5493515318047")
@@ -104,8 +105,8 @@ def test_an_opt_out_read_by_the_itd_poll_and_the_wavy_mo_poll(warehouse, itd_hoo
     wavy_poller.drain_wavy_queue(warehouse, wavy_hook, "receive_list")
     ingest(warehouse)
     assert [(r[0], r[2], r[3]) for r in rows(warehouse)] == [
-        ("56961234567", "keyword", "inbound_messages itd/itd-poll-1"),
-        ("5511987650002", "keyword", "inbound_messages wavy/mo-poll-1"),
+        (K("56961234567"), "keyword", "inbound_messages itd/itd-poll-1"),
+        (K("5511987650002"), "keyword", "inbound_messages wavy/mo-poll-1"),
     ]
 
 
@@ -162,8 +163,8 @@ def test_a_vendor_opt_out_status_suppresses_the_phone_for_that_vendor(receiver, 
     events = {r["vendor_message_id"]: r["id"] for r in warehouse.rows(schema.message_status_events)}
     got = rows(warehouse)
     assert got == [
-        ("5511987650003", "wavy", "vendor_status", f"message_status_events {events['w-1']}", "wavy: DESTINATION_BLOCKED_BY_OPTOUT", False),
-        ("5493515318047", "teleprom", "vendor_status", f"message_status_events {events['gs-1']}", f"teleprom: 131050: {error['title']}", False),
+        (K("5511987650003"), "wavy", "vendor_status", f"message_status_events {events['w-1']}", "wavy: DESTINATION_BLOCKED_BY_OPTOUT", False),
+        (K("5493515318047"), "teleprom", "vendor_status", f"message_status_events {events['gs-1']}", f"teleprom: 131050: {error['title']}", False),
     ]
     # scoped to the vendor: another vendor may still send to the phone
     with warehouse.engine.connect() as conn:
@@ -171,3 +172,23 @@ def test_a_vendor_opt_out_status_suppresses_the_phone_for_that_vendor(receiver, 
         assert suppressions.screen(conn, ["5511987650003"], ("all", "wavy", "sms")) == {
             "5511987650003": f"suppressed: vendor_status (message_status_events {events['w-1']})"
         }
+
+
+def test_an_old_opt_out_read_after_a_newer_opt_in_is_not_the_last_word(receiver, warehouse):
+    phone = "5493515238015"
+    post(receiver.hook_url("teleprom"), v0_received("o-1", phone, "BAJA", T0))
+    ingest(warehouse)
+    post(receiver.hook_url("teleprom"), v0_received("i-1", phone, "ALTA", T0.add(minutes=10)))
+    ingest(warehouse)
+    post(receiver.hook_url("teleprom"), v0_received("o-0", phone, "Baja", T0.add(minutes=5)))  # delivered late
+    ingest(warehouse)
+    assert [r[5] for r in rows(warehouse)] == [True]
+    with warehouse.engine.connect() as conn:
+        assert suppressions.screen(conn, [phone], ("all",)) == {}
+
+
+def test_zero_width_characters_cannot_hide_a_keyword_and_whatsapp_forms_are_read(receiver, warehouse):
+    post(receiver.hook_url("teleprom"), v3_incoming("wamid.zw", "5493515318047", "text", {"body": "BA\u200bJA\u00ad"}))
+    post(receiver.hook_url("teleprom"), v3_incoming("wamid.br", "551187650001", "text", {"body": "Descadastrar"}))  # no 9th digit
+    ingest(warehouse)
+    assert sorted(r[0] for r in rows(warehouse)) == sorted([K("5493515318047"), "5511987650001"])

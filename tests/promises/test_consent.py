@@ -123,20 +123,33 @@ def test_an_opt_out_arriving_mid_send_stops_the_rest_of_the_campaign(warehouse, 
 def test_only_an_explicit_exemption_sends_to_a_suppressed_phone_and_it_is_counted(run_dag, warehouse, wavy_server, wavy_hook, drop_dir):
     suppress(warehouse, BR, evidence="registry row 1")
     drop_csv(drop_dir, "wavy_sms", "otp.csv", f"phone,message\n{BR},Tu código es 1234\n5511987650002,Tu código es 9876\n")
-    run = run_dag("wavy_sms_send", run_conf={"consent_exempt": "OTP codes; approved by legal (Ana)"})
+    # a campaign dropped at the same moment is not covered by the exemption
+    drop_csv(drop_dir, "wavy_sms", "promo-same-time.csv", f"phone,message\n{BR},Promo\n")
+    conf = {"consent_exempt": "OTP codes; approved by legal (Ana)", "consent_exempt_files": ["otp.csv"]}
+    run = run_dag("wavy_sms_send", run_conf=conf)
     assert run.state == "success"
     rows = warehouse.rows(sa.select(T.c.phone, T.c.state, T.c.consent_exempt).order_by(T.c.phone))
     assert [(r["phone"], r["state"]) for r in rows] == [(BR, "accepted"), ("5511987650002", "accepted")]
-    assert all(r["consent_exempt"] == f"OTP codes; approved by legal (Ana) (run {run.run_id})" for r in rows)
+    text = f"OTP codes; approved by legal (Ana) (run {run.run_id}) (file otp.csv)"
+    assert [r["consent_exempt"] for r in rows] == [text, text]
     assert sent_to(wavy_server, BR) == 1
     [ingest_task] = [ti for ti in run.get_task_instances() if ti.task_id == "ingest_drops"]
-    assert ingest_task.xcom_pull(task_ids="ingest_drops")["rows_exempt"] == 2
+    stats = ingest_task.xcom_pull(task_ids="ingest_drops")
+    assert (stats["rows_exempt"], stats["rows_exempt_overriding"], stats["rows_screened"]) == (2, 1, 1)
+    assert rejects(warehouse) == ["suppressed: manual (registry row 1)"]
 
-    # without the flag, the next file's row to that phone is rejected, and a pending one suppressed
-    drop_csv(drop_dir, "wavy_sms", "promo.csv", f"phone,message\n{BR},Promo\n")
+    # without the flag, the next file's row to that phone is rejected
+    drop_csv(drop_dir, "wavy_sms", "promo.csv", f"phone,message\n{BR},Promo 2\n")
     assert run_dag("wavy_sms_send").state == "success"
     assert sent_to(wavy_server, BR) == 1
-    assert rejects(warehouse) == ["suppressed: manual (registry row 1)"]
+    assert rejects(warehouse) == ["suppressed: manual (registry row 1)"] * 2
+
+
+def test_an_exemption_that_names_no_file_loads_nothing(run_dag, warehouse, wavy_server, wavy_hook, drop_dir):
+    drop_csv(drop_dir, "wavy_sms", "otp.csv", f"phone,message\n{BR},Tu código es 1234\n")
+    assert run_dag("wavy_sms_send", run_conf={"consent_exempt": "OTP codes; approved by legal (Ana)"}).state == "failed"
+    assert warehouse.count(T) == 0 and sim_state(wavy_server)["accepted_messages"] == 0
+    assert (drop_dir / "wavy_sms" / "otp.csv").exists()  # untouched, for a corrected run
 
 
 def test_a_vendor_opt_out_status_stops_that_vendor_only(receiver, warehouse, wavy_server, wavy_hook, itd_server, itd_hook, drop_dir):

@@ -91,3 +91,34 @@ def split_country_code(e164_digits: str) -> tuple[str, str]:
         raise InvalidPhoneError(f"phone {e164_digits!r} has no recognisable country code") from exc
     national = e164_digits[len(str(number.country_code)) :]
     return str(number.country_code), national
+
+
+def consent_key(e164_digits: str) -> str:
+    """The form under which consent matches a phone: one subscriber, one key, however the number is written.
+
+    Three markets write one mobile two valid ways, and a customer who opts out under one must not be
+    reached under the other: Argentina's mobile ``54 9 …`` (WhatsApp, international dialling) and ``54 …``
+    (the national number, as SMS gateways and many CSVs have it) → ``54 …``; Mexico's old ``52 1 …`` → ``52 …``;
+    Brazil's mobiles without the ninth digit (``55 DD 8xxx-xxxx``, still sent by WhatsApp for some accounts)
+    → ``55 DD 9 8xxx-xxxx``. Anything else is its own key."""
+    digits = e164_digits
+    if len(digits) == 13 and digits.startswith("549"):
+        return "54" + digits[3:]
+    if len(digits) == 13 and digits.startswith("521"):
+        return "52" + digits[3:]
+    if len(digits) == 12 and digits.startswith("55") and digits[4] in "6789":
+        return digits[:4] + "9" + digits[4:]
+    return digits
+
+
+def normalise_any_form(raw: str, default_region: str = "AR") -> str:
+    """:func:`normalise_phone`, also reading the forms WhatsApp sends that are no longer valid numbers
+    (Brazil without the ninth digit, Mexico's ``52 1``): their :func:`consent_key` form is parsed instead."""
+    try:
+        return normalise_phone(raw, default_region)
+    except InvalidPhoneError:
+        digits = "".join(ch for ch in (raw or "") if ch.isdigit())
+        key = consent_key(digits)
+        if key == digits:
+            raise
+        return normalise_phone(f"+{key}", default_region)

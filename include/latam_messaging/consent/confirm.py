@@ -9,7 +9,8 @@ language; a language without a text gets :data:`FALLBACK_LANGUAGE`'s.
 **Once.** The row's ``message_key`` is derived from the opt-out's evidence (the inbound message:
 :func:`confirmation_key`) and inserted on conflict do nothing, so a reply stored or read again never
 queues a second row; only *new* opt-outs are confirmed (``read_replies`` returns a suppression only
-when it is new), so a second "BAJA" from a phone already suppressed gets none. The row is then a send
+when it is new), so a second "BAJA" from a phone already suppressed gets none; and a phone gets at most
+one confirmation a day (a customer toggling BAJA/ALTA, or forged bodies, cannot make a spam loop of it). The row is then a send
 like any other: claimed once, ``unknown`` (never re-sent) when the vendor's answer is ambiguous.
 
 **Only this message reaches the suppressed phone.** The row carries ``consent_exempt`` =
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.consent import suppressions
 from latam_messaging.lifecycle import MessageState
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.db import Warehouse
@@ -120,11 +122,14 @@ def queue_confirmations(
             log.warning("opt-out confirmation of a %s reply not queued: %s in its adapter", vendor, type(exc).__name__)
             continue
         since = pendulum.instance(opt_out.suppression.since)
+        if suppressions.keyword_opt_outs_since(conn, opt_out.phone, now.subtract(hours=24)) > 1:
+            log.info("opt-out confirmation not queued: the phone was already confirmed within 24 hours")
+            continue
         row = {
             **fields,
             "message_key": confirmation_key(opt_out.suppression.evidence),
             "vendor": vendor,
-            "phone": opt_out.suppression.phone,
+            "phone": opt_out.phone,
             "content": confirmation_text(opt_out.match.language, rules.confirm_texts),
             "state": MessageState.PENDING.value,
             "consent_exempt": EXEMPTION,

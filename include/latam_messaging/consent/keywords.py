@@ -31,13 +31,18 @@ class Intent(StrEnum):
 DEFAULT_KEYWORDS: dict[str, dict[Intent, tuple[str, ...]]] = {
     "es": {
         Intent.OPT_OUT: (
-            "baja", "darme de baja", "dar de baja", "stop", "salir", "cancelar", "no enviar", "no enviar mas",
-            "no me envien mas", "parar", "basta", "desuscribir", "desuscribirme", "no molestar", "no llame",
+            "baja", "darme de baja", "dar de baja", "darse de baja", "stop", "salir", "cancelar", "no enviar",
+            "no enviar mas", "no envien mas", "no me envien mas", "no quiero recibir mas", "dejar de recibir",
+            "cancelar suscripcion", "parar", "basta", "desuscribir", "desuscribirme", "desuscribirse",
+            "no molestar", "no llame",
         ),
         Intent.OPT_IN: ("alta", "darme de alta", "start", "volver", "suscribir", "suscribirme"),
     },
     "pt": {
-        Intent.OPT_OUT: ("sair", "parar", "pare", "descadastrar", "cancelar", "nao enviar", "nao quero receber"),
+        Intent.OPT_OUT: (
+            "sair", "parar", "pare", "descadastrar", "cancelar", "nao enviar", "nao quero receber",
+            "nao quero receber mais",
+        ),
         Intent.OPT_IN: ("voltar", "cadastrar", "recadastrar"),
     },
     "en": {
@@ -48,9 +53,11 @@ DEFAULT_KEYWORDS: dict[str, dict[Intent, tuple[str, ...]]] = {
 
 
 def normalise(text: str) -> str:
-    """Case, accents, punctuation and whitespace folded away: ``"¡No  Enviár!"`` → ``"no enviar"``."""
+    """Case, accents, punctuation and whitespace folded away: ``"¡No  Enviár!"`` → ``"no enviar"``.
+    Invisible format characters (zero-width spaces and joiners, soft hyphens, direction marks) are
+    removed first, so they cannot split a word; full-width letters fold to their ASCII forms (NFKD)."""
     folded = unicodedata.normalize("NFKD", text[: MAX_KEYWORD_CHARS * 4]).casefold()
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = "".join(c for c in folded if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
     return _NOT_WORD.sub(" ", folded).strip()
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.common.phones import InvalidPhoneError, normalise_phone
+from latam_messaging.common.phones import InvalidPhoneError, normalise_any_form
 from latam_messaging.consent import suppressions
 from latam_messaging.consent.keywords import Intent, KeywordMatch, Keywords
 from latam_messaging.consent.suppressions import Source, Suppression
@@ -57,17 +57,21 @@ class ConsentRules:
 
 @dataclass(frozen=True)
 class OptOut:
-    """A new opt-out read from a reply: the suppression, and the reply it came from."""
+    """A new opt-out read from a reply: the suppression, the reply it came from, and the sender's phone
+    as the reply wrote it (normalised; the suppression holds its consent key)."""
 
     suppression: Suppression
     match: KeywordMatch
     message: Mapping[str, Any]
+    phone: str
 
 
 @dataclass
 class ReplyOutcome:
     opt_outs: list[OptOut] = field(default_factory=list)
     opt_ins: int = 0  # suppressions ended by opt-in replies
+    unreadable: int = 0  # keyword replies from a sender that is not a phone number (logged, not read)
+    superseded: int = 0  # opt-out replies older than an opt-in already read (not the customer's last word)
 
 
 def evidence_of(message: Mapping[str, Any]) -> str:
@@ -78,7 +82,7 @@ def _phone(raw: Any, region: str) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         return None
     try:
-        return normalise_phone(raw, region)
+        return normalise_any_form(raw, region)
     except InvalidPhoneError:
         return None
 
@@ -102,6 +106,7 @@ def read_replies(
             continue
         phone = _phone(message.get("from_phone"), rules.region)
         if phone is None:
+            outcome.unreadable += 1
             log.warning("a %s reply from a number that is not a phone number: not read for consent", match.intent)
             continue
         at = message.get("received_at") or now
@@ -109,6 +114,10 @@ def read_replies(
     for at, phone, match, message in sorted(found, key=lambda f: f[0]):
         evidence = evidence_of(message)
         if match.intent == Intent.OPT_OUT:
+            if suppressions.opted_in_after(conn, phone, at):
+                outcome.superseded += 1
+                log.info("an opt-out reply older than an opt-in already read: not the customer's last word")
+                continue
             item = Suppression(
                 phone=phone,
                 scope=suppressions.ALL,
@@ -119,7 +128,7 @@ def read_replies(
                 reason=f"replied {match.keyword!r} ({match.language})",
             )
             if suppressions.add(warehouse, conn, [item], now):
-                outcome.opt_outs.append(OptOut(item, match, message))
+                outcome.opt_outs.append(OptOut(item, match, message, phone))
         else:
             outcome.opt_ins += suppressions.end(
                 conn, phone, sources=suppressions.ENDED_BY_OPT_IN, at=at, by=created_by, evidence=evidence

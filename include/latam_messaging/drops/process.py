@@ -37,6 +37,8 @@ Store = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
 #: Phones of a chunk's valid rows → the reason each blocked one must not be used (e.g. it opted out).
 Screen = Callable[[list[str]], dict[str, str]]
 InTransaction = Callable[[sa.Connection, str], None]
+#: Told which file is about to be read: its SHA-256 and the name it was dropped under.
+BeginFile = Callable[[str, str], None]
 
 
 def _nothing(conn: sa.Connection, sha256: str) -> None:
@@ -144,11 +146,13 @@ def process_drops(
     promote: InTransaction = _nothing,
     discard: InTransaction = _nothing,
     screen: Screen | None = None,
+    begin_file: BeginFile | None = None,
 ) -> DropStats:
     """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
     valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
     file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record.
-    ``screen`` rejects valid rows whose phone it blocks, with its reason (consent)."""
+    ``screen`` rejects valid rows whose phone it blocks, with its reason (consent); ``begin_file`` is
+    told each file's SHA-256 and name before its rows are read."""
     stats = DropStats()
     warehouse = registry.warehouse
     with folder.leased():
@@ -172,6 +176,8 @@ def process_drops(
                 stats.duplicates += 1
                 continue
             registry.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
+            if begin_file is not None:
+                begin_file(fp.sha256, claimed.name)
             validator = make_validator(fp.sha256)
             try:
                 screened_before = stats.rows_screened

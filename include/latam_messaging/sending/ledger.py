@@ -253,7 +253,7 @@ class Ledger:
             chosen = OUTBOUND.c.message_key.in_(candidates.scalar_subquery())
         check_move((MessageState.PENDING,), MessageState.SENDING)
         check_move((MessageState.PENDING,), MessageState.SUPPRESSED)
-        blocked_by = suppressions.blocker(OUTBOUND.c.phone, self.scopes)
+        blocked_by = suppressions.blocker(suppressions.consent_key_of(OUTBOUND.c.phone), self.scopes)
         blocked = sa.and_(OUTBOUND.c.consent_exempt.is_(None), blocked_by.is_not(None))
         statement = move(
             MessageState.PENDING,

@@ -44,8 +44,23 @@ PROGRESS_EVERY_S = 5.0
 @dataclass
 class IngestStats(DropStats):
     rows_scheduled: int = 0
-    #: rows loaded under an explicit consent exemption (sent even if their phone opted out)
+    #: rows of the files named in an explicit consent exemption (sent even if their phone opted out)
     rows_exempt: int = 0
+    #: of those, rows whose phone was suppressed when the file was read: the exemption's real reach
+    rows_exempt_overriding: int = 0
+
+
+@dataclass(frozen=True)
+class ConsentExemption:
+    """An explicit transactional exemption: why (who decided), and the files it covers, by the name they
+    were dropped under. Files not named are screened as always."""
+
+    reason: str
+    files: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip() or not self.files:
+            raise ValueError("a consent exemption needs a reason and the names of the files it covers")
 
 
 def risky_numbers(warehouse: Warehouse) -> dict[str, str]:
@@ -64,14 +79,15 @@ def ingest_drops(
     window: SendWindow | None = None,
     now: pendulum.DateTime | None = None,
     folder: DropFolder | None = None,
-    consent_exempt: str | None = None,
+    exemption: ConsentExemption | None = None,
 ) -> IngestStats:
     """Claim every ready CSV of the adapter's folder and put its rows in the ledger: staged while
     the file is read, all sendable at once when the whole file is (a failed file leaves nothing).
 
-    Rows whose phone is suppressed (opted out) for this vendor are rejected ``suppressed: …`` — unless
-    ``consent_exempt`` (who and why, e.g. a DAG run's param for transactional messages) is given: then
-    every row of these files is loaded with that text and sent even to suppressed phones (logged, counted)."""
+    Rows whose phone is suppressed (opted out) for this vendor are rejected ``suppressed: …`` — except in
+    the files an explicit ``exemption`` names (transactional messages): their rows are loaded with the
+    exemption's text in ``consent_exempt`` and sent even to suppressed phones (logged and counted; the
+    rows whose phone was suppressed are counted apart). Other files of the same run are screened."""
     now = now or pendulum.now("UTC")
     ledger = Ledger(warehouse, adapter.vendor, adapter.channel)
     registry = DropRegistry(warehouse, adapter.vendor)
@@ -79,28 +95,46 @@ def ingest_drops(
     risky = risky_numbers(warehouse) if adapter.folder in settings.hold_risky_folders() else {}
     window_open = may_send(window, now)
     scheduled = 0
+    current = {"exempt": None}  # the exemption text of the file being read, if it is exempt
+    exempt_rows: dict[str, int] = {}  # sha256 → rows of each exempt file, counted once the file loads
+    overriding: dict[str, int] = {}
+
+    def begin_file(sha256: str, name: str) -> None:
+        exempt = exemption is not None and name in exemption.files
+        current["exempt"] = f"{exemption.reason} (file {name})"[:300] if exempt else None
+        current["sha256"] = sha256
+        if exempt:
+            log.warning("%s is read under the consent exemption (%s): suppressed phones are NOT skipped", name, exemption.reason)
+            overriding[sha256] = 0
 
     def make_validator(sha256: str) -> RowValidator:
         return adapter.validator(ValidationContext(sha256, region, timezone, reference, risky))
 
     def screen(phones: list[str]) -> dict[str, str]:
         with warehouse.engine.connect() as conn:
-            return suppressions.screen(conn, phones, ledger.scopes)
+            blocked = suppressions.screen(conn, phones, ledger.scopes)
+        if current["exempt"]:
+            overriding[current["sha256"]] += len(blocked)
+            return {}
+        return blocked
 
     def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
         for row in rows:
-            row.update(state=MessageState.STAGED, created_at=now, updated_at=now, consent_exempt=consent_exempt)
+            row.update(state=MessageState.STAGED, created_at=now, updated_at=now, consent_exempt=current["exempt"])
+        if current["exempt"]:
+            exempt_rows[current["sha256"]] = exempt_rows.get(current["sha256"], 0) + len(rows)
         with warehouse.begin() as conn:
             ledger.stage(conn, rows)
             registry.add_rejects(conn, rejects)
 
+    loaded: set[str] = set()
+
     def promote(conn: sa.Connection, sha256: str) -> None:
         nonlocal scheduled
         scheduled += ledger.promote_file(conn, sha256, now, window_open=window_open)
+        loaded.add(sha256)
 
     folder = folder or DropFolder(drop_root, adapter.folder)
-    if consent_exempt:
-        log.warning("consent exemption in force for this run (%s): suppressed phones are NOT skipped", consent_exempt)
     stats = process_drops(
         folder,
         registry,
@@ -109,12 +143,16 @@ def ingest_drops(
         now,
         promote=promote,
         discard=ledger.discard_file,
-        screen=None if consent_exempt else screen,
+        screen=screen,
+        begin_file=begin_file,
     )
-    exempt = stats.rows_valid if consent_exempt else 0
+    exempt = sum(n for sha, n in exempt_rows.items() if sha in loaded)
+    reach = sum(n for sha, n in overriding.items() if sha in loaded)
     if exempt:
-        log.warning("%d row(s) loaded under the consent exemption (%s)", exempt, consent_exempt)
-    return IngestStats(**dataclasses.asdict(stats), rows_scheduled=scheduled, rows_exempt=exempt)
+        log.warning("%d row(s) loaded under the consent exemption, %d of them to a suppressed phone", exempt, reach)
+    return IngestStats(
+        **dataclasses.asdict(stats), rows_scheduled=scheduled, rows_exempt=exempt, rows_exempt_overriding=reach
+    )
 
 
 # ---- dispatch --------------------------------------------------------------------------------------

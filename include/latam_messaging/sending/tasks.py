@@ -55,9 +55,17 @@ def send_params() -> dict[str, Param]:
             type=["null", "string"],
             minLength=10,
             maxLength=200,
-            description="TRANSACTIONAL sends only (one-time codes, service notices): why this run's files may reach "
-            "phones that opted out, and who decided, e.g. 'OTP codes; approved by legal (Ana)'. Every row loaded by "
-            "this run carries the text and the run id; the rows are counted on the page. Leave empty for campaigns.",
+            description="TRANSACTIONAL sends only (one-time codes, service notices): why the files named in "
+            "consent_exempt_files may reach phones that opted out, and who decided, e.g. 'OTP codes; approved by "
+            "legal (Ana)'. Their rows carry the text, the file and the run id; they are counted on the page. "
+            "Leave empty for campaigns.",
+        ),
+        "consent_exempt_files": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string", "minLength": 1, "maxLength": 255},
+            description="The names of the dropped files (e.g. otp_2026-11-29.csv) the consent exemption covers; "
+            "required with consent_exempt. Other files of the run are screened as always.",
         ),
         "send_window": Param(
             None,
@@ -102,12 +110,22 @@ def send_pipeline(vendor: str) -> None:
         from latam_messaging.sending.pipeline import ingest_drops as ingest
         from latam_messaging.warehouse.db import open_warehouse
 
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from latam_messaging.sending.pipeline import ConsentExemption
+
         context = get_current_context()
         params = context["params"]
-        exempt = (params.get("consent_exempt") or "").strip() or None
-        if exempt:
-            exempt = f"{exempt} (run {context['run_id']})"[:300]
-            print(f"WARNING consent exemption for this run: {exempt}")
+        reason = (params.get("consent_exempt") or "").strip()
+        files = frozenset(f for f in params.get("consent_exempt_files") or [] if f)
+        if bool(reason) != bool(files):
+            raise AirflowFailException(
+                "consent_exempt and consent_exempt_files go together: a reason, and the names of the files it "
+                "covers. Nothing was loaded."
+            )
+        exemption = ConsentExemption(f"{reason} (run {context['run_id']})", files) if reason else None
+        if exemption:
+            print(f"WARNING consent exemption for {sorted(files)}: {exemption.reason}")
         stats = ingest(
             VENDORS[vendor].adapter_class()(),
             open_warehouse(),
@@ -115,7 +133,7 @@ def send_pipeline(vendor: str) -> None:
             region=settings.default_region(),
             timezone=settings.timezone(),
             window=_window(vendor, params),
-            consent_exempt=exempt,
+            exemption=exemption,
         )
         print(f"ingest: {asdict(stats)}")
         return asdict(stats)

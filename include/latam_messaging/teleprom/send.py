@@ -156,13 +156,14 @@ class TelepromAdapter(SendAdapter):
 
     # ---- confirmations of opt-outs (consent/confirm.py) ----------------------------------------------
     def confirmation_fields(self, conn: sa.Connection, message: Mapping[str, Any]) -> dict[str, Any]:
-        """A free-form text from the account the customer wrote to: the reply's ``to_account`` when it
-        is a known active account (its id, or its number: V3 replies carry the display phone number),
-        else the account of our message it answers (``in_reply_to``: V3's ``gs_id`` is the id MessageWpp
-        answered, V0's ``identificador`` our message_key), else the connection's ``default_account``."""
+        """A free-form text from the account the customer wrote to: the account of our message it answers
+        (``in_reply_to``: V3's ``gs_id`` is the id MessageWpp answered, V0's ``identificador`` our
+        message_key), else the reply's ``to_account`` when it is a known active account written as a number
+        (its id, or its number: V3 replies carry the display phone number; V0's ``empresa`` is a company
+        name, never read for digits), else the connection's ``default_account``."""
         account = (
-            self._account_named(conn, message.get("to_account"))
-            or self._account_replied_to(conn, message.get("in_reply_to"))
+            self._account_replied_to(conn, message.get("in_reply_to"))
+            or self._account_named(conn, message.get("to_account"))
             or self._default_account()
         )
         if account is None:
@@ -174,7 +175,10 @@ class TelepromAdapter(SendAdapter):
 
     @staticmethod
     def _account_named(conn: sa.Connection, to_account: Any) -> int | None:
-        digits = "".join(c for c in to_account if c.isdigit()) if isinstance(to_account, str) else ""
+        text = to_account.strip() if isinstance(to_account, str) else ""
+        if not text or not all(c.isdigit() or c in "+ -" for c in text):
+            return None  # a name ("Farmacia 2"), not a number
+        digits = "".join(c for c in text if c.isdigit())
         if not digits:
             return None
         named = ACCOUNTS.c.source_number == digits

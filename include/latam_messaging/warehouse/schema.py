@@ -256,12 +256,13 @@ suppressions = sa.Table(
     "suppressions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("phone", sa.String(20), nullable=False),  # E.164 digits, as outbound_messages.phone
+    sa.Column("phone", sa.String(20), nullable=False),  # E.164 digits in their consent key form (common.phones)
     sa.Column("scope", sa.String(16), nullable=False),  # all | a vendor | a channel (whatsapp, sms)
     sa.Column("source", sa.String(64), nullable=False),  # keyword | vendor_status | manual | registry:<name>
     sa.Column("evidence", sa.String(300), nullable=False),  # what proves it: an inbound id, an event id, a file row
     sa.Column("reason", sa.Text),
     sa.Column("since", Ts, nullable=False),  # when the evidence happened (the reply's time, the event's, the load's)
+    sa.Column("last_seen_at", Ts),  # the newest evidence of the same (phone, scope, source) while active
     sa.Column("created_at", Ts, nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),  # a DAG/task, a receiver, a person
     sa.Column("ended_at", Ts),
