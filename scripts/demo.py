@@ -30,6 +30,7 @@ SAMPLES = ROOT / "data" / "samples"
 DEMO_ORDER = [
     "teleprom_catalog_sync",
     "number_checks",
+    "suppression_lists",
     "teleprom_hsm_send",
     "itd_whatsapp_send",
     "wavy_sms_send",

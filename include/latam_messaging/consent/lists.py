@@ -157,10 +157,10 @@ def _evidence_prefix(sha256: str) -> str:
     return f"drop_files {sha256} row "
 
 
-#: A file's last row per (phone, scope), private to the transaction that applies the file: the planner
-#: then knows how many rows it has (PostgreSQL ``ANALYZE``s it), which it never does of the staging table,
-#: whose statistics describe whatever it held when last sampled (a plan built on "1 row" that meets a
-#: million rows never ends).
+#: PostgreSQL: a file's last row per (phone, scope), private to the transaction that applies the file
+#: (dropped at its end, committed or not). The planner then knows how many rows it has (``ANALYZE``),
+#: which it never knows of the staging table, whose statistics describe whatever it held when last
+#: sampled: a plan made for "1 row" that meets a million never ends.
 _LAST = sa.Table(
     "suppression_last_rows",
     sa.MetaData(),
@@ -170,6 +170,7 @@ _LAST = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("row_number", sa.Integer, nullable=False),
     prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
 )
 
 
@@ -210,43 +211,47 @@ def apply_file(
     the partial unique index: exact under concurrent loads too); its removes end the active
     suppressions of (phone, scope) from ``ends`` whose evidence is not newer than ``now``.
     """
-    last = _LAST.c
+    if warehouse.dialect == "postgresql":
+        _LAST.create(conn)
+        conn.execute(_LAST.insert().from_select([c.name for c in _LAST.c], _last_rows(sha256)))
+        conn.exec_driver_sql(f"ANALYZE {_LAST.name}")
+        last_rows: sa.FromClause = _LAST
+    else:  # SQLite plans by its indexes, not statistics; and the first statement must write (below)
+        last_rows = _last_rows(sha256).subquery("last_rows")
+    last = last_rows.c
     at = sa.bindparam("now", now, type_=SUPPRESSIONS.c.since.type)
     prefix = _evidence_prefix(sha256)
-    _LAST.create(conn)
-    try:
-        conn.execute(_LAST.insert().from_select([c.name for c in _LAST.c], _last_rows(sha256)))
-        if warehouse.dialect == "postgresql":
-            conn.exec_driver_sql(f"ANALYZE {_LAST.name}")
-        adds = sa.select(
-            last.phone,
-            last.scope,
-            sa.literal(source, SUPPRESSIONS.c.source.type),
-            sa.literal(prefix) + sa.cast(last.row_number, sa.String),
-            last.reason,
-            at,
-            at,
-            sa.literal(by, SUPPRESSIONS.c.created_by.type),
-        ).where(last.action == Action.ADD)
-        columns = ["phone", "scope", "source", "evidence", "reason", "since", "created_at", "created_by"]
-        insert = warehouse.insert(SUPPRESSIONS).from_select(columns, adds).on_conflict_do_nothing()
-        # psycopg 3 reports an INSERT's rowcount only when asked to keep it
-        added = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
-        wanted = conn.execute(sa.select(sa.func.count()).where(last.action == Action.ADD)).scalar_one()
-        end = (
-            sa.update(SUPPRESSIONS)
-            .where(
-                SUPPRESSIONS.c.phone == last.phone,
-                SUPPRESSIONS.c.scope == last.scope,
-                last.action == Action.REMOVE,
-                SUPPRESSIONS.c.ended_at.is_(None),
-                SUPPRESSIONS.c.source.in_(list(ends)),
-                SUPPRESSIONS.c.since <= at,
-            )
-            .values(ended_at=at, ended_by=by, end_evidence=sa.literal(prefix) + sa.cast(last.row_number, sa.String))
+    adds = sa.select(
+        last.phone,
+        last.scope,
+        sa.literal(source, SUPPRESSIONS.c.source.type),
+        sa.literal(prefix) + sa.cast(last.row_number, sa.String),
+        last.reason,
+        at,
+        at,
+        sa.literal(by, SUPPRESSIONS.c.created_by.type),
+    ).where(last.action == Action.ADD)
+    columns = ["phone", "scope", "source", "evidence", "reason", "since", "created_at", "created_by"]
+    insert = warehouse.insert(SUPPRESSIONS).from_select(columns, adds).on_conflict_do_nothing()
+    # SQLite: the transaction's first statement writes, so it takes the write lock before it reads (a
+    # read first could not become a write once another run had committed: "database is locked");
+    # psycopg 3 reports an INSERT's rowcount only when asked to keep it
+    added = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
+    wanted = conn.execute(sa.select(sa.func.count()).select_from(last_rows).where(last.action == Action.ADD)).scalar_one()
+    end = (
+        sa.update(SUPPRESSIONS)
+        .where(
+            SUPPRESSIONS.c.phone == last.phone,
+            SUPPRESSIONS.c.scope == last.scope,
+            last.action == Action.REMOVE,
+            SUPPRESSIONS.c.ended_at.is_(None),
+            SUPPRESSIONS.c.source.in_(list(ends)),
+            SUPPRESSIONS.c.since <= at,
         )
-        ended = conn.execute(end).rowcount
-    finally:
+        .values(ended_at=at, ended_by=by, end_evidence=sa.literal(prefix) + sa.cast(last.row_number, sa.String))
+    )
+    ended = conn.execute(end).rowcount
+    if warehouse.dialect == "postgresql":
         _LAST.drop(conn)
     discard_file(conn, sha256)
     return Applied(added=added, already_active=wanted - added, ended=ended)

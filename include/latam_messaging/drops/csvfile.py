@@ -229,13 +229,14 @@ def phone_list_layout(first: list[str], encoding: str, delimiter: str, optional:
         positional[phones[0]] = "phone"
         return CsvLayout(encoding, delimiter, positional, has_header=False)
     names = [canonical_column(c) for c in first]
+    written = [c.strip() for c in first]  # the header as written, for an error (never a row's content)
     if len(names) == 1:
         index = 0
     else:
         ranks = {i: r for i, name in enumerate(names) if (r := _phone_rank(name)) is not None}
         if not ranks:
             raise UnreadableDropError(
-                f"no phone column: the header has {len(names)} column(s) ({_named(names)}) and none is named "
+                f"no phone column: the header has {len(names)} column(s) ({_named(written)}) and none is named "
                 "like a phone number (phone, telefono, celular, movil, numero, nro, msisdn, linea, ...); "
                 "name it phone"
             )
@@ -243,7 +244,7 @@ def phone_list_layout(first: list[str], encoding: str, delimiter: str, optional:
         likely = [i for i, r in ranks.items() if r == best]
         if len(likely) > 1:
             raise UnreadableDropError(
-                f"more than one column could hold the phone ({_named([names[i] for i in likely])}); "
+                f"more than one column could hold the phone ({_named([written[i] for i in likely])}); "
                 "name the one to read phone"
             )
         [index] = likely
