@@ -238,18 +238,49 @@ def apply_file(
     # psycopg 3 reports an INSERT's rowcount only when asked to keep it
     added = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
     wanted = conn.execute(sa.select(sa.func.count()).select_from(last_rows).where(last.action == Action.ADD)).scalar_one()
-    end = (
-        sa.update(SUPPRESSIONS)
-        .where(
-            SUPPRESSIONS.c.phone == last.phone,
-            SUPPRESSIONS.c.scope == last.scope,
-            last.action == Action.REMOVE,
-            SUPPRESSIONS.c.ended_at.is_(None),
-            SUPPRESSIONS.c.source.in_(list(ends)),
-            SUPPRESSIONS.c.since <= at,
+    ending = sa.and_(SUPPRESSIONS.c.ended_at.is_(None), SUPPRESSIONS.c.source.in_(list(ends)), SUPPRESSIONS.c.since <= at)
+    if warehouse.dialect == "postgresql":
+        # Driven by the file's removes, one index lookup each: a LATERAL behind OFFSET 0 is never flattened
+        # into a join, and the target is joined by id alone, so no plan rescans the removes for each row
+        # of a just-loaded table whose statistics still say "empty". The lookup locks what it will end
+        # (FOR UPDATE re-reads a row another run ended meanwhile, and drops it): nothing is ended twice.
+        found = SUPPRESSIONS.alias("found")
+        match = (
+            sa.select(found.c.id)
+            .where(
+                found.c.phone == last.phone,
+                found.c.scope == last.scope,
+                found.c.ended_at.is_(None),
+                found.c.source.in_(list(ends)),
+                found.c.since <= at,
+            )
+            .offset(0)
+            .with_for_update()
+            .lateral("match")
         )
-        .values(ended_at=at, ended_by=by, end_evidence=sa.literal(prefix) + sa.cast(last.row_number, sa.String))
-    )
+        pairs = (
+            sa.select(match.c.id, last.row_number)
+            .select_from(last_rows)
+            .join(match, sa.true())
+            .where(last.action == Action.REMOVE)
+            .subquery("pairs")
+        )
+        end = (
+            sa.update(SUPPRESSIONS)
+            .where(SUPPRESSIONS.c.id == pairs.c.id)
+            .values(ended_at=at, ended_by=by, end_evidence=sa.literal(prefix) + sa.cast(pairs.c.row_number, sa.String))
+        )
+    else:
+        end = (
+            sa.update(SUPPRESSIONS)
+            .where(
+                SUPPRESSIONS.c.phone == last.phone,
+                SUPPRESSIONS.c.scope == last.scope,
+                last.action == Action.REMOVE,
+                ending,
+            )
+            .values(ended_at=at, ended_by=by, end_evidence=sa.literal(prefix) + sa.cast(last.row_number, sa.String))
+        )
     ended = conn.execute(end).rowcount
     if warehouse.dialect == "postgresql":
         _LAST.drop(conn)
