@@ -43,6 +43,7 @@ CONSENT_DAGS = ("itd_whatsapp_send", "webhook_ingest")
 DEMO_ORDER = [
     "teleprom_catalog_sync",
     "number_checks",
+    "suppression_lists",
     "teleprom_hsm_send",
     "itd_whatsapp_send",
     "wavy_sms_send",

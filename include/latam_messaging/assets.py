@@ -26,6 +26,7 @@ INBOUND_MESSAGES = table_asset("inbound_messages")
 ITD_CREDIT_SNAPSHOTS = table_asset("itd_credit_snapshots")
 SIM_SWAP_CHECKS = table_asset("sim_swap_checks")
 NUMBER_LOOKUPS = table_asset("number_lookups")
+SUPPRESSIONS = table_asset("suppressions")
 
 
 def changes(asset: Asset) -> AssetAlias:

@@ -109,6 +109,13 @@ def page_panels() -> list[Any]:
     return [load(path) for vendor in VENDORS.values() for path in vendor.page_panels]
 
 
+def suppression_scopes() -> frozenset[str]:
+    """The scopes a suppression may name besides ``all``: every vendor and every vendor's channel
+    (``whatsapp``, ``sms``), for the ``suppression_lists`` DAG (loads the send adapters' classes)."""
+    channels = {VENDORS[name].adapter_class().channel for name in VENDORS}
+    return frozenset(VENDORS) | {channel for channel in channels if channel}
+
+
 def adapter(name: str):
     """A new send adapter of vendor ``name``."""
     return VENDORS[name].adapter_class()()

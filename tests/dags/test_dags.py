@@ -22,6 +22,7 @@ def test_dagbag_imports_without_errors():
         "itd_poll",
         "wavy_poll",
         "number_checks",
+        "suppression_lists",
         "webhook_ingest",
         "messaging_report",
     }

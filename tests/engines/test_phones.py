@@ -114,3 +114,52 @@ def test_fast_path_declines_what_the_parser_rewrites():
 def test_fast_path_agrees_with_the_parser_on_any_digits(digits, shape, region):
     text = shape.format(digits)
     assert _answer(text, region) == _parser_answer(text, region)
+
+
+# ---- the fast validity check is phonenumbers' is_valid_number, for regions alone on their code ----------
+SINGLE_REGION_EXAMPLES = sorted(
+    (region, str(n.national_number))
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
+    if len(regions) == 1 and regions[0] != phonenumbers.UNKNOWN_REGION
+    for region in regions
+    for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+    if (n := phonenumbers.example_number_for_type(region, kind)) and not n.italian_leading_zero
+)
+
+
+def _library_valid(region: str, national: str) -> bool:
+    code = phonenumbers.country_code_for_region(region)
+    return phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=code, national_number=int(national)))
+
+
+def test_fast_validity_agrees_with_phonenumbers_on_every_example():
+    from latam_messaging.common.phones import _valid_national
+
+    assert len(SINGLE_REGION_EXAMPLES) > 300
+    for region, national in SINGLE_REGION_EXAMPLES:
+        assert _valid_national(region, len(national), national) is True, (region, national)
+        assert _library_valid(region, national), (region, national)
+
+
+@given(
+    st.sampled_from(SINGLE_REGION_EXAMPLES),
+    st.integers(min_value=0, max_value=16),
+    st.text(alphabet="0123456789", min_size=0, max_size=3),
+    st.sampled_from(["replace", "append", "drop"]),
+)
+def test_fast_validity_agrees_with_phonenumbers_on_numbers_near_the_examples(example, at, digits, how):
+    """Examples with digits replaced, added or dropped: valid and invalid numbers of every length."""
+    from latam_messaging.common.phones import _valid_national
+
+    region, national = example
+    at = min(at, len(national))
+    if how == "replace":
+        national = national[:at] + digits + national[at + len(digits) :]
+    elif how == "append":
+        national = national[:at] + digits + national[at:]
+    else:
+        national = national[:at] + national[at + len(digits) :]
+    national = national.lstrip("0")
+    if not national:
+        return
+    assert _valid_national(region, len(national), national) == _library_valid(region, national), (region, national)

@@ -27,7 +27,7 @@ from latam_messaging.vendors import VENDORS  # noqa: E402
 
 SECRET = "stack-test-secret"
 TERMINAL = {"success", "failed"}
-#: the nine DAGs of ``dags/``
+#: the ten DAGs of ``dags/``
 DAG_IDS = [
     "teleprom_catalog_sync",
     "teleprom_hsm_send",
@@ -36,6 +36,7 @@ DAG_IDS = [
     "itd_poll",
     "wavy_poll",
     "number_checks",
+    "suppression_lists",
     "webhook_ingest",
     "messaging_report",
 ]

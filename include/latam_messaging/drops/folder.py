@@ -1,10 +1,11 @@
 """CSV drop folders: atomic claim with an owner and a lease, safe opening, content fingerprint.
 
 A writer uploads ``name.csv.part`` and renames it to ``name.csv`` when complete; only ``*.csv`` is
-ready. A run claims a file by renaming it into its own ``.claimed/<owner>/`` folder (atomic on one
-filesystem: two workers can never both get it) and keeps the lease file ``.claimed/<owner>.lease``
-fresh while it works. Files left by a run that died (its lease older than ``lease_s``) are taken over
-the same way, file by file, by rename; files of a live run are never touched.
+ready (a folder may accept more names: registry exports are often ``*.txt``). A run claims a file by
+renaming it into its own ``.claimed/<owner>/`` folder (atomic on one filesystem: two workers can never
+both get it) and keeps the lease file ``.claimed/<owner>.lease`` fresh while it works. Files left by a
+run that died (its lease older than ``lease_s``) are taken over the same way, file by file, by rename;
+files of a live run are never touched.
 
 Only regular files are read: a symlink, directory or FIFO named ``*.csv`` is moved to ``failed/``
 unopened (``lstat``), and every open uses ``O_NOFOLLOW`` and checks ``fstat``, so a file swapped for
@@ -74,8 +75,18 @@ def is_regular(path: Path) -> bool:
 
 
 class DropFolder:
-    def __init__(self, root: Path, name: str, *, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S):
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        *,
+        owner: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        patterns: tuple[str, ...] = ("*.csv",),
+    ):
         self.name = name
+        #: The names of ready files (``glob`` patterns); a ``.part`` upload never matches.
+        self.patterns = patterns
         self.path = Path(root) / name
         self.claimed = self.path / CLAIMED
         self.owner = owner or new_owner()
@@ -138,7 +149,11 @@ class DropFolder:
     def _leftovers(self) -> list[Path]:
         """Claimed files whose owner is gone (lease expired), and files of the old flat layout."""
         found = [inner for entry in self._gone_owner_dirs() for inner in sorted(entry.iterdir())]
-        return found + sorted(p for p in self.claimed.glob("*.csv") if not p.is_dir() or p.is_symlink())
+        flat = self._ready(self.claimed)
+        return found + [p for p in flat if not p.is_dir() or p.is_symlink()]
+
+    def _ready(self, folder: Path) -> list[Path]:
+        return sorted({path for pattern in self.patterns for path in folder.glob(pattern)})
 
     def _sweep(self) -> None:
         """Forget dead owners whose files have all been taken over."""
@@ -148,13 +163,14 @@ class DropFolder:
                 (self.claimed / f"{entry.name}.lease").unlink(missing_ok=True)
 
     def claim_ready(self) -> Iterator[Path]:
-        """Leftovers of dead runs first, then every ready ``*.csv``, each claimed atomically.
+        """Leftovers of dead runs first, then every ready ``*.csv`` (or :attr:`patterns`), each claimed
+        atomically.
 
         Anything named ``*.csv`` that is not a regular file is moved to ``failed/`` unread.
         """
         self.ensure()
         self.mine.mkdir(exist_ok=True)
-        candidates = self._leftovers() + sorted(self.path.glob("*.csv"))
+        candidates = self._leftovers() + self._ready(self.path)
         for candidate in candidates:
             if not is_regular(candidate):
                 if candidate.exists() or candidate.is_symlink():

@@ -10,6 +10,8 @@ Promises:
   under this run's lease and is taken over by a later run once the lease has expired.
 * **Nothing of a file leaks into an error text** but the reasons ``csvfile`` writes (which name only
   columns we expected) and, for the unexpected, the exception's type and the row number.
+* **A list that must list something** (``require_rows``: a registry export) fails when no row of it is
+  usable: an empty or unreadable export is a broken export, never an empty list.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.drops.csvfile import CsvRow, UnreadableDropError, read_layout, read_rows
+from latam_messaging.drops.csvfile import CsvLayout, CsvRow, UnreadableDropError, read_layout, read_rows
 from latam_messaging.drops.folder import ARCHIVE, FAILED, DropFolder, NotARegularFileError, fingerprint
 from latam_messaging.drops.registry import DropRegistry, FileState
 from latam_messaging.drops.validation import RowRejected, RowValidator
@@ -39,6 +42,8 @@ Screen = Callable[[list[str]], dict[str, str]]
 InTransaction = Callable[[sa.Connection, str], None]
 #: Told which file is about to be read: its SHA-256 and the name it was dropped under.
 BeginFile = Callable[[str, str], None]
+#: A file's path and encoding → its layout (default: the header, checked for the validator's columns).
+ReadHeader = Callable[[Path, str], CsvLayout]
 
 
 def _nothing(conn: sa.Connection, sha256: str) -> None:
@@ -96,11 +101,16 @@ def _load(
     now: pendulum.DateTime,
     screen: Screen | None,
     stats: DropStats,
+    read_header: ReadHeader | None,
+    require_rows: bool,
 ) -> tuple[int, int]:
     valid = rejected = 0
     row_number = 0
     try:
-        layout = read_layout(claimed, encoding, set(validator.required_columns))
+        if read_header is None:
+            layout = read_layout(claimed, encoding, set(validator.required_columns))
+        else:
+            layout = read_header(claimed, encoding)
         for chunk in read_rows(claimed, layout):
             checked = _check_with(validator, chunk)
             kept: list[tuple[CsvRow, dict[str, Any]]] = []
@@ -133,6 +143,11 @@ def _load(
     except Exception as exc:
         log.exception("unexpected error reading a drop after row %d", row_number)
         raise _FileFailed(f"{type(exc).__name__} while loading the rows after row {row_number}") from None
+    if require_rows and not valid:
+        if not rejected:
+            after = " after its header" if layout.has_header else ""
+            raise _FileFailed(f"the file lists nothing: it has no rows{after}")
+        raise _FileFailed(f"none of its {rejected} row(s) is usable (each was rejected): not a list of phones")
     return valid, rejected
 
 
@@ -147,12 +162,16 @@ def process_drops(
     discard: InTransaction = _nothing,
     screen: Screen | None = None,
     begin_file: BeginFile | None = None,
+    read_header: ReadHeader | None = None,
+    require_rows: bool = False,
 ) -> DropStats:
     """Claim each ready CSV of ``folder``, validate its rows chunk by chunk and hand each chunk's
     valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
     file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record.
     ``screen`` rejects valid rows whose phone it blocks, with its reason (consent); ``begin_file`` is
-    told each file's SHA-256 and name before its rows are read."""
+    told each file's SHA-256 and name before its rows are read. ``read_header`` reads a file's layout
+    another way (a list of phones: ``read_layout(..., any_phone_column=True)``); ``require_rows`` fails a
+    file that has no valid row."""
     stats = DropStats()
     warehouse = registry.warehouse
     with folder.leased():
@@ -181,7 +200,9 @@ def process_drops(
             validator = make_validator(fp.sha256)
             try:
                 screened_before = stats.rows_screened
-                valid, rejected = _load(claimed, fp.sha256, fp.encoding, validator, store, now, screen, stats)
+                valid, rejected = _load(
+                    claimed, fp.sha256, fp.encoding, validator, store, now, screen, stats, read_header, require_rows
+                )
             except _FileFailed as failure:
                 moved = folder.finish(claimed, FAILED)
                 with warehouse.begin() as conn:

@@ -108,10 +108,7 @@ class RowValidator:
         values = {k: (v or "").strip() for k, v in raw.items()}
         if not any(values.values()):
             raise RowRejected("row is empty")
-        try:
-            phone = _phone(values.get("phone", ""), self.context.default_region)
-        except InvalidPhoneError as exc:
-            raise RowRejected(str(exc)) from exc
+        phone = self.phone(values)
         if phone in self.context.risky:
             raise RowRejected(f"held: number_checks flagged this number ({self.context.risky[phone]})")
         tracking = values.get("tracking_id") or None
@@ -131,6 +128,14 @@ class RowValidator:
             "send_at": parse_send_at(values.get("send_at", ""), self.context.timezone),
             **fields,
         }
+
+    def phone(self, values: Mapping[str, str]) -> str:
+        """The row's ``phone`` as E.164 digits (national numbers in ``MESSAGING_DEFAULT_REGION``), or
+        :class:`RowRejected` saying why it is not a number."""
+        try:
+            return _phone(values.get("phone", ""), self.context.default_region)
+        except InvalidPhoneError as exc:
+            raise RowRejected(str(exc)) from exc
 
     def vendor_fields(self, values: dict[str, str]) -> dict[str, Any]:
         raise NotImplementedError

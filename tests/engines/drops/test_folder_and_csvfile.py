@@ -420,3 +420,106 @@ def test_a_small_file_not_in_its_encoding_names_its_first_row(tmp_path):
     layout = csvfile.CsvLayout("utf-8", ",", ["phone", "message"])  # as read_layout found the header
     with pytest.raises(UnreadableDropError, match=r"^the file is not valid utf-8 text at or after row 1$"):
         list(read_rows(path, layout))
+
+
+# ---- lists of phones (registry exports): no header, or any phone column -------------------------------------
+LIST_COLUMNS = {"action", "reason"}
+
+
+def list_layout(tmp_path, data: bytes | str, encoding: str = "utf-8-sig") -> csvfile.CsvLayout:
+    return read_layout(write(tmp_path / "a.csv", data), encoding, LIST_COLUMNS, any_phone_column=True)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["+54 9 11 5555-1234", "5491155551234", "(011) 4555-1234", "011.4555.1234", " 123456 ", "+55 (11) 98765 0001"],
+)
+def test_a_field_written_as_a_phone_looks_like_one(field):
+    assert csvfile.looks_like_phone(field)
+
+
+@pytest.mark.parametrize("field", ["telefono", "12345", "+", "", "5491155551234x", "nro 5491155551234", "1-2-3-4-5"])
+def test_a_name_or_a_short_number_does_not_look_like_a_phone(field):
+    assert not csvfile.looks_like_phone(field)
+
+
+def test_a_list_without_a_header_starts_at_its_first_line(tmp_path):
+    data = "+54 9 11 5555-1234\n\n5491155551235\n"
+    layout = list_layout(tmp_path, data)
+    assert (layout.columns, layout.has_header, layout.delimiter) == (["phone"], False, ",")
+    [rows] = read_rows(tmp_path / "a.csv", layout)
+    assert [(r.number, r.values) for r in rows] == [
+        (1, {"phone": "+54 9 11 5555-1234"}),
+        (2, {"phone": ""}),
+        (3, {"phone": "5491155551235"}),
+    ]
+
+
+def test_a_headerless_line_with_more_fields_keeps_the_first_phone_and_names_the_rest_by_position(tmp_path):
+    layout = list_layout(tmp_path, "Ana;+54 9 11 5555-1234;remove\nEva;5491155551235;add\n")
+    assert (layout.columns, layout.has_header, layout.delimiter) == (["column_1", "phone", "column_3"], False, ";")
+
+
+@pytest.mark.parametrize(
+    ("header", "columns"),
+    [
+        ("Abonado", ["phone"]),  # the only column, whatever its name
+        ("Nombre;Nro_Linea;Fecha Alta", ["column_1", "phone", "column_3"]),
+        ("numero_documento,celular,accion", ["column_1", "phone", "action"]),  # a document number is not a phone
+        ("id_cliente;MSISDN;Motivo", ["column_1", "phone", "reason"]),
+        ("Nombre,Número,Fecha", ["column_1", "phone", "column_3"]),  # an alias of phone
+        ("nombre,nro,whatsapp", ["column_1", "column_2", "phone"]),  # a bare number only without a better name
+        ("nombre,nro", ["column_1", "phone"]),
+        ("scope,telefono,tracking_id", ["column_1", "phone", "column_3"]),  # only the list's columns by name
+    ],
+)
+def test_the_phone_column_of_a_list_is_found_whatever_its_name(tmp_path, header, columns):
+    layout = list_layout(tmp_path, header + "\n")
+    assert (layout.columns, layout.has_header) == (columns, True)
+
+
+def test_a_windows_1252_list_header_with_a_bom_less_utf8_twin(tmp_path):
+    assert list_layout(tmp_path, "Teléfono Móvil;Observación\n".encode("cp1252"), "cp1252").columns == [
+        "phone",
+        "column_2",
+    ]
+    assert list_layout(tmp_path, "\ufeffTeléfono\r\n5491155551234\r\n".encode()).columns == ["phone"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            "Nombre;Apellido;Ciudad\n",
+            "no phone column: the header has 3 column(s) (Nombre, Apellido, Ciudad) and none is named like a phone",
+        ),
+        ("Telefono Fijo,Celular,x\n", "more than one column could hold the phone (Telefono Fijo, Celular)"),
+        ("telefono,accion,action\n", "the header names these columns twice: action"),
+        ("".join(f"c{i}," for i in range(20)) + "\n", "(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 and 9 more)"),
+    ],
+)
+def test_a_list_without_one_phone_column_fails_naming_the_columns_it_found(tmp_path, data, reason):
+    with pytest.raises(UnreadableDropError) as raised:
+        list_layout(tmp_path, data)
+    assert reason in str(raised.value)
+
+
+def test_other_folders_still_need_their_header(tmp_path):
+    """Without ``any_phone_column`` nothing changes: a first line of phone numbers is a bad header."""
+    path = write(tmp_path / "a.csv", "5491155551234\n5491155551235\n")
+    with pytest.raises(UnreadableDropError, match="required column"):
+        read_layout(path, "utf-8", {"phone"})
+    assert read_layout(write(tmp_path / "b.csv", "telefono\n1\n"), "utf-8", {"phone"}).has_header
+
+
+def test_a_folder_takes_the_names_it_is_given_and_never_an_upload(tmp_path):
+    write(tmp_path / "reg" / "a.csv", "1")
+    write(tmp_path / "reg" / "b.txt", "2")
+    write(tmp_path / "reg" / "c.txt.part", "uploading")
+    write(tmp_path / "reg" / "d.xlsx", "3")
+    folder = DropFolder(tmp_path, "reg", owner="run", patterns=("*.csv", "*.txt"))
+    with folder.leased():
+        assert [p.name for p in folder.claim_ready()] == ["a.csv", "b.txt"]
+    write(tmp_path / "csv-only" / "b.txt", "2")
+    with DropFolder(tmp_path, "csv-only", owner="run").leased() as default:
+        assert list(default.claim_ready()) == []
