@@ -12,6 +12,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.common.phones import consent_key
 from latam_messaging.consent import lists, suppressions
 from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.vendors import suppression_scopes
@@ -19,10 +20,11 @@ from latam_messaging.warehouse import schema
 from tests.helpers.drops import drop_csv
 
 S = schema.suppressions
-A = "5491155551234"  # +54 9 11 5555-1234
-B = "5491155551235"
-C = "5491155551236"
-D = "5491155551237"
+# +54 9 11 5555-1234 …, as consent keys them (the Argentine mobile without its 9: common.phones.consent_key)
+A = consent_key("5491155551234")
+B = consent_key("5491155551235")
+C = consent_key("5491155551236")
+D = consent_key("5491155551237")
 
 
 def load(warehouse, drop_dir) -> lists.ListStats:

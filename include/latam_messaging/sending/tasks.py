@@ -106,13 +106,12 @@ def send_pipeline(vendor: str) -> None:
     @task(retries=2, retry_delay=pendulum.duration(minutes=1))
     def ingest_drops() -> dict[str, int]:
         """Claim the ready CSVs, validate every row, write the ledger and the rejects."""
-        from latam_messaging import settings
-        from latam_messaging.sending.pipeline import ingest_drops as ingest
-        from latam_messaging.warehouse.db import open_warehouse
-
         from airflow.sdk.exceptions import AirflowFailException
 
+        from latam_messaging import settings
         from latam_messaging.sending.pipeline import ConsentExemption
+        from latam_messaging.sending.pipeline import ingest_drops as ingest
+        from latam_messaging.warehouse.db import open_warehouse
 
         context = get_current_context()
         params = context["params"]
