@@ -36,6 +36,12 @@ Sends the CSV drops of **`{folder}/`** (under `MESSAGING_DROP_DIR`) via {how}.
    rows whose answer was ambiguous (5xx, timeout): they are never re-sent automatically. To release
    unknown rows you checked were not sent, trigger with the param `release_unknown`.
 
+**Consent.** A row whose phone opted out (`suppressions`: a "BAJA" reply, a vendor's opt-out status, a
+list or registry file) is rejected at ingest (`suppressed: <source> (<evidence>)`) and, if the opt-out
+lands later, becomes `suppressed` when claimed: never sent. Transactional files only: the params
+`consent_exempt` (why, who decided) and `consent_exempt_files` (which files) let their rows through,
+logged and counted.
+
 Columns: see README (Dropping a file). Connections: the vendor's `*_default` and `messaging_warehouse`.
 """
 
