@@ -108,7 +108,6 @@ class ListRowValidator(RowValidator):
     row per (phone, scope) decides, when the file is applied.
     """
 
-    vendor = FOLDER
     required_columns = frozenset({"phone"})
 
     def __init__(self, context: ValidationContext, scopes: frozenset[str] | None):
@@ -141,10 +140,7 @@ class ListRowValidator(RowValidator):
         }
 
     def deduplicate(self, row: dict[str, Any]) -> dict[str, Any]:
-        return row
-
-    def vendor_fields(self, values: dict[str, str]) -> dict[str, Any]:  # pragma: no cover - check() is whole
-        raise NotImplementedError
+        return row  # a repeated phone is no error in a list: its last row wins when the file is applied
 
 
 @dataclass(frozen=True)
