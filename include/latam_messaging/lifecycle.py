@@ -8,7 +8,8 @@ moves it from state to state.
 run died, or a 5xx/timeout after sending). An in-doubt row is never re-sent on its own: a vendor
 event or status search proves it was accepted (:func:`resolve_in_doubt`), or an operator releases it
 after checking with the vendor. ``suppressed`` is final: the phone had opted out (``consent``) when the
-row was claimed, so it was never sent.
+row was claimed, so it was never sent. ``cancelled`` is final too: an operator cancelled the row's
+campaign while it waited (``scheduled``/``pending``); a run in flight cannot claim it any more.
 
 **Delivery status** (``outbound_messages.delivery_status`` and ``message_status_events.status``,
 :class:`DeliveryStatus`) is what the *vendor* says happened after acceptance (vendor-apis.md §4):
@@ -52,6 +53,8 @@ class MessageState(StrEnum):
     UNKNOWN = "unknown"
     #: Never sent: its phone was suppressed (opted out) when it was claimed. Final.
     SUPPRESSED = "suppressed"
+    #: Never sent: an operator cancelled its campaign while it waited. Final.
+    CANCELLED = "cancelled"
 
 
 class DeliveryStatus(StrEnum):
@@ -99,17 +102,18 @@ _S = MessageState
 #: failed, or unknown when the answer is ambiguous) is written for rows ``sending`` and also for rows
 #: already marked ``unknown`` by a watcher while their owner was still waiting for the answer. A claim
 #: makes a pending row ``sending``, or ``suppressed`` when its phone opted out; a row whose time to be
-#: sent ran out (``expires_at``) fails unsent.
+#: sent ran out (``expires_at``) fails unsent; a waiting row of a cancelled campaign is ``cancelled``.
 MOVES: dict[MessageState, frozenset[MessageState]] = {
     _S.STAGED: frozenset({_S.SCHEDULED, _S.PENDING}),
-    _S.SCHEDULED: frozenset({_S.PENDING, _S.FAILED}),
-    _S.PENDING: frozenset({_S.SENDING, _S.SUPPRESSED, _S.FAILED}),
+    _S.SCHEDULED: frozenset({_S.PENDING, _S.FAILED, _S.CANCELLED}),
+    _S.PENDING: frozenset({_S.SENDING, _S.SUPPRESSED, _S.FAILED, _S.CANCELLED}),
     _S.SENDING: frozenset({_S.PENDING, _S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN}),
     _S.UNKNOWN: frozenset({_S.PENDING, _S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN}),
     _S.ACCEPTED: frozenset(),
     _S.REJECTED: frozenset(),
     _S.FAILED: frozenset(),
     _S.SUPPRESSED: frozenset(),
+    _S.CANCELLED: frozenset(),
 }
 #: What a vendor's answer to a send may make of a row.
 ANSWERS = frozenset({_S.ACCEPTED, _S.REJECTED, _S.FAILED, _S.UNKNOWN})

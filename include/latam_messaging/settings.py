@@ -36,6 +36,23 @@ class Settings:
     consent_confirm_vendors: frozenset[str] = frozenset()
     #: MESSAGING_CONSENT_CONFIRM_TEXT_<LANG>: the confirmation's text per language (defaults in consent.confirm)
     consent_confirm_texts: Mapping[str, str] = field(default_factory=dict)
+    #: MESSAGING_PRICES: the price table, JSON ``{vendor: {category: price}}`` (campaigns.pricing); empty: no costs
+    prices_json: str = ""
+    #: MESSAGING_CURRENCY: the prices' currency
+    currency: str = "USD"
+    #: MESSAGING_UPLOAD_DIR: where the page keeps uploads until confirmed (on the drop volume: a confirmed
+    #: upload is renamed into its drop folder, atomically). Default ``<drop dir>/_uploads``.
+    upload_dir: Path | None = None
+    #: MESSAGING_UPLOAD_MAX_MB: the largest upload the page accepts
+    upload_max_mb: int = 50
+
+    def uploads(self) -> Path:
+        return self.upload_dir or self.drop_dir / "_uploads"
+
+    def prices(self):
+        from latam_messaging.campaigns.pricing import parse_prices
+
+        return parse_prices(self.prices_json)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +85,10 @@ class Settings:
             consent_confirm_texts={
                 k[len(confirm_text) :].lower(): v for k, v in env.items() if k.startswith(confirm_text) and v.strip()
             },
+            prices_json=env.get("MESSAGING_PRICES", ""),
+            currency=(env.get("MESSAGING_CURRENCY") or "USD").strip().upper()[:8],
+            upload_dir=Path(env["MESSAGING_UPLOAD_DIR"]) if env.get("MESSAGING_UPLOAD_DIR") else None,
+            upload_max_mb=int(env.get("MESSAGING_UPLOAD_MAX_MB") or 50),
         )
 
 

@@ -40,8 +40,9 @@ Store = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
 #: Phones of a chunk's valid rows → the reason each blocked one must not be used (e.g. it opted out).
 Screen = Callable[[list[str]], dict[str, str]]
 InTransaction = Callable[[sa.Connection, str], None]
-#: Told which file is about to be read: its SHA-256 and the name it was dropped under.
-BeginFile = Callable[[str, str], None]
+#: Told which file is about to be read: its SHA-256, the name it was dropped under, its claimed path and
+#: its encoding.
+BeginFile = Callable[[str, str, Path, str], None]
 #: A file's path and encoding → its layout (default: the header, checked for the validator's columns).
 ReadHeader = Callable[[Path, str], CsvLayout]
 
@@ -78,7 +79,7 @@ class _FileFailed(Exception):
         self.reason = reason
 
 
-def _check_with(validator: RowValidator, chunk: list[CsvRow]) -> list[tuple[dict[str, Any] | None, str | None]]:
+def check_rows(validator: RowValidator, chunk: list[CsvRow]) -> list[tuple[dict[str, Any] | None, str | None]]:
     """Each row checked (everything but duplicates): ``(row, None)`` or ``(None, reason)``."""
     checked: list[tuple[dict[str, Any] | None, str | None]] = []
     for row in chunk:
@@ -112,7 +113,7 @@ def _load(
         else:
             layout = read_header(claimed, encoding)
         for chunk in read_rows(claimed, layout):
-            checked = _check_with(validator, chunk)
+            checked = check_rows(validator, chunk)
             kept: list[tuple[CsvRow, dict[str, Any]]] = []
             rejects = []
             for row, (good, reason) in zip(chunk, checked, strict=True):
@@ -169,7 +170,7 @@ def process_drops(
     valid rows and rejects to ``store`` (idempotent: a crashed run is redone); then ``promote`` the
     file's rows (or ``discard`` them) in the transaction that closes its ``drop_files`` record.
     ``screen`` rejects valid rows whose phone it blocks, with its reason (consent); ``begin_file`` is
-    told each file's SHA-256 and name before its rows are read. ``read_header`` reads a file's layout
+    told each file's SHA-256, name, claimed path and encoding before its rows are read. ``read_header`` reads a file's layout
     another way (a list of phones: ``read_layout(..., any_phone_column=True)``); ``require_rows`` fails a
     file that has no valid row."""
     stats = DropStats()
@@ -196,7 +197,7 @@ def process_drops(
                 continue
             registry.start_file(fp.sha256, folder.name, str(claimed), fp.size_bytes, now)
             if begin_file is not None:
-                begin_file(fp.sha256, claimed.name)
+                begin_file(fp.sha256, claimed.name, claimed, fp.encoding)
             validator = make_validator(fp.sha256)
             try:
                 screened_before = stats.rows_screened

@@ -24,25 +24,19 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging.page import queries
+from latam_messaging.page import queries, security
 from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 
 #: The resource name auth managers see for this page (``is_authorized_custom_view``).
-RESOURCE_NAME = "Messaging"
+RESOURCE_NAME = security.RESOURCE_NAME
 URL_PREFIX = "/messaging"
 
 
 async def require_airflow_user(request: Request) -> Any:
-    """Airflow's own authentication, then the auth manager's decision on this custom view."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
-
-    credentials = await bearer_scheme(request)  # auto_error=False: None without a bearer header
-    user = await get_user(request=request, _oauth_token=None, bearer_credentials=credentials)
-    if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user):
-        raise HTTPException(status_code=403, detail="Forbidden: no access to the Messaging page")
-    return user
+    """Airflow's own authentication, then the auth manager's decision on reading this custom view (writes
+    need more: ``security.require_editor``)."""
+    return await security.authenticated_user(request, "GET")
 
 
 def registry_panels() -> list[PanelFunction]:

@@ -58,6 +58,11 @@ class SendAdapter:
         vendor cannot."""
         raise CannotConfirm(f"{self.vendor} sends no free-text reply")
 
+    def price_category(self, row: Mapping[str, Any], reference: Sequence[Mapping[str, Any]]) -> str | None:
+        """The pricing category a validated ``row`` will likely be billed in (``campaigns.pricing``), for a
+        preview's estimate: e.g. its template's category. None: the vendor's ``default`` price."""
+        return None
+
     def load_reference(self, warehouse: Warehouse) -> list[dict[str, Any]]:
         """Reference data the row validator needs (``ValidationContext.reference``); none by default."""
         return []

@@ -22,6 +22,8 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging import settings
+from latam_messaging.campaigns import records
+from latam_messaging.campaigns import registration as campaigns
 from latam_messaging.common import errors
 from latam_messaging.common.ratelimit import RateLimiter
 from latam_messaging.consent import suppressions
@@ -99,7 +101,8 @@ def ingest_drops(
     exempt_rows: dict[str, int] = {}  # sha256 → rows of each exempt file, counted once the file loads
     overriding: dict[str, int] = {}
 
-    def begin_file(sha256: str, name: str) -> None:
+    def begin_file(sha256: str, name: str, path: Path, encoding: str) -> None:
+        campaigns.register_dropped_file(warehouse, adapter, sha256, name, path, encoding, now)
         exempt = exemption is not None and name in exemption.files
         current["exempt"] = f"{exemption.reason} (file {name})"[:300] if exempt else None
         current["sha256"] = sha256
@@ -132,7 +135,12 @@ def ingest_drops(
     def promote(conn: sa.Connection, sha256: str) -> None:
         nonlocal scheduled
         scheduled += ledger.promote_file(conn, sha256, now, window_open=window_open)
+        records.file_loaded(conn, sha256, now)  # a campaign cancelled before it loaded: its rows cancelled here
         loaded.add(sha256)
+
+    def discard(conn: sa.Connection, sha256: str) -> None:
+        ledger.discard_file(conn, sha256)
+        records.file_failed(conn, sha256)
 
     folder = folder or DropFolder(drop_root, adapter.folder)
     stats = process_drops(
@@ -142,7 +150,7 @@ def ingest_drops(
         store,
         now,
         promote=promote,
-        discard=ledger.discard_file,
+        discard=discard,
         screen=screen,
         begin_file=begin_file,
     )

@@ -104,6 +104,14 @@ class TelepromAdapter(SendAdapter):
     def load_reference(self, warehouse: Warehouse) -> list[dict[str, Any]]:
         return warehouse.rows(schema.teleprom_templates)
 
+    def price_category(self, row: Mapping[str, Any], reference: Sequence[Mapping[str, Any]]) -> str | None:
+        """The template's category (``MARKETING``, ``UTILITY``, …): what Meta bills a template message in."""
+        memo = getattr(self, "_categories", None)
+        if memo is None or memo[0] is not reference:
+            by_id = {t.get("template_id"): (t.get("category") or "").lower() or None for t in reference}
+            memo = self._categories = (reference, by_id)
+        return memo[1].get(row.get("template_id"))
+
     def make_hook(self, pool_size: int) -> TelepromHook:
         return TelepromHook(pool_size=pool_size)
 

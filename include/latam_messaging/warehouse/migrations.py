@@ -107,6 +107,15 @@ def _v8_consent(conn: sa.Connection) -> None:
         conn.execute(sa.text(statements[name]))
 
 
+def _v9_campaigns(conn: sa.Connection) -> None:
+    from latam_messaging.campaigns import views as campaign_views
+
+    for table in (schema.campaign_files, schema.audit_log, schema.short_links, schema.message_prices):
+        table.create(conn)
+    for statement in campaign_views.view_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -116,6 +125,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "drop ix_outbound_claimed_by (answers are found by key; the planner misused it)", _v6_drop_claimed_by_index),
     Migration(7, "failure reasons, pricing and conversations of status events; Meta inbound fields", _v7_vendor_reasons_and_costs),
     Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
+    Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
 ]
 
 

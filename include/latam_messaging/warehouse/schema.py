@@ -295,6 +295,73 @@ suppression_staging = sa.Table(
     sa.Column("reason", sa.Text),
 )
 
+#: A campaign is one dropped file or one upload (migration 9; CONTRACT.md ``campaigns``, a view over this
+#: table and the ledger): its name, who made it, and what people decided about it. ``campaign_id`` is the
+#: first 16 hex digits of the file's SHA-256, so the same file is the same campaign however it arrives.
+campaign_files = sa.Table(
+    "campaign_files",
+    metadata,
+    sa.Column("campaign_id", sa.String(16), primary_key=True),
+    sa.Column("file_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),  # the ``campaign`` column, the upload's name, the file's
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("folder", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # upload | drop
+    sa.Column("file_name", sa.String(255)),
+    sa.Column("created_by", sa.String(256), nullable=False),  # the uploading user, or the dropped file's owner
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # uploaded | confirmed | loaded | failed | cancelled
+    sa.Column("upload_path", sa.Text),  # where an upload waits for its confirmation
+    sa.Column("preview", sa.JSON),  # the dry run shown before confirming
+    sa.Column("confirmed_by", sa.String(256)),
+    sa.Column("confirmed_at", Ts),
+    sa.Column("dag_run_id", sa.String(250)),
+    sa.Column("cancelled_by", sa.String(256)),
+    sa.Column("cancelled_at", Ts),
+    sa.Index("ix_campaign_files_created_at", "created_at"),
+)
+
+#: Every write a person makes from the Messaging page (migration 9): who, when, what, how many rows.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Ts, nullable=False),
+    sa.Column("user_name", sa.String(256), nullable=False),  # the Airflow user (``user`` is reserved in SQL)
+    sa.Column("action", sa.String(32), nullable=False),  # upload | confirm | cancel | release_unknown | mark_sent | reply
+    sa.Column("campaign_id", sa.String(16)),
+    sa.Column("rows_affected", sa.Integer, nullable=False, default=0),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_audit_log_campaign", "campaign_id", "at"),
+)
+
+#: Links of a campaign's template parameters shortened at the vendor (migration 9), with the clicks the
+#: vendor reported (imported daily). One row per (campaign, long URL).
+short_links = sa.Table(
+    "short_links",
+    metadata,
+    sa.Column("campaign_id", sa.String(16), primary_key=True),
+    sa.Column("url_sha256", sa.String(64), primary_key=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("long_url", sa.Text, nullable=False),
+    sa.Column("short_url", sa.Text, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("clicks", sa.Integer, nullable=False, default=0),
+    sa.Column("clicks_updated_at", Ts),
+)
+
+#: What a message costs (migration 9), from the settings' price table (``MESSAGING_PRICES``): per vendor and
+#: pricing category (Meta's ``marketing``/``utility``/…, a template's category, or ``default``).
+message_prices = sa.Table(
+    "message_prices",
+    metadata,
+    sa.Column("vendor", sa.String(16), primary_key=True),
+    sa.Column("category", sa.String(40), primary_key=True),
+    sa.Column("unit_price", sa.Numeric(14, 6), nullable=False),
+    sa.Column("currency", sa.String(8), nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
 itd_credit_snapshots = sa.Table(
     "itd_credit_snapshots",
     metadata,

@@ -1,0 +1,111 @@
+"""The ``campaigns`` view (CONTRACT.md): each campaign's record with its funnel, replies, opt-outs,
+clicks and cost, for analysts and the page's list.
+
+* **Replies**: accepted messages of the campaign answered by the same subscriber (phones compared by their
+  consent key: ``54 9…`` and ``54…`` are one person) within :data:`REPLY_WINDOW_HOURS` of the send, or
+  naming the message they answer (``in_reply_to``).
+* **Opt-outs**: accepted messages whose subscriber opted out (a keyword reply or the vendor's opt-out
+  status) within the same window after the send.
+* **Cost**: accepted, billable messages priced by ``message_prices`` (``campaigns.pricing``): the category
+  the vendor reported with a status event, else ``default``; NULL while any such message has no price.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from latam_messaging.consent.suppressions import consent_key_of
+
+#: WhatsApp's customer-service window: a reply or an opt-out this long after a send counts for it.
+REPLY_WINDOW_HOURS = 24
+VIEW_NAMES = ["campaigns"]
+
+
+def _sql(expression: sa.ColumnElement, dialect: str) -> str:
+    compiled_for = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+    return str(expression.compile(dialect=compiled_for, compile_kwargs={"literal_binds": True}))
+
+
+def plus_hours(column: str, hours: int, dialect: str) -> str:
+    if dialect == "postgresql":
+        return f"({column} + INTERVAL '{int(hours)} hours')"
+    return f"datetime({column}, '+{int(hours)} hours')"
+
+
+def window_end(column: str, dialect: str) -> str:
+    return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
+
+
+def view_statements(dialect: str) -> list[str]:
+    key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
+    key_i = _sql(consent_key_of(sa.literal_column("i.from_phone")), dialect)
+    end = window_end("o.accepted_at", dialect)
+    billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
+    return [
+        f"""CREATE VIEW campaigns AS
+SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_sha256, c.created_by, c.created_at,
+       c.state, c.confirmed_by, c.confirmed_at, c.dag_run_id, c.cancelled_by, c.cancelled_at,
+       COALESCE(f.rows_total, 0) AS rows_total, COALESCE(f.rows_valid, 0) AS rows_valid,
+       COALESCE(f.rows_rejected, 0) AS rows_rejected, COALESCE(r.rows, 0) AS rows_suppressed_at_ingest,
+       COALESCE(m.messages, 0) AS messages, COALESCE(m.scheduled, 0) AS scheduled, COALESCE(m.pending, 0) AS pending,
+       COALESCE(m.sending, 0) AS sending, COALESCE(m.accepted, 0) AS accepted,
+       COALESCE(m.rejected_by_vendor, 0) AS rejected_by_vendor, COALESCE(m.failed, 0) AS failed,
+       COALESCE(m.unknown, 0) AS unknown, COALESCE(m.suppressed, 0) AS suppressed, COALESCE(m.cancelled, 0) AS cancelled,
+       COALESCE(m.sent, 0) AS sent, COALESCE(m.delivered, 0) AS delivered, COALESCE(m.read_count, 0) AS read_count,
+       COALESCE(m.delivery_failed, 0) AS delivery_failed,
+       COALESCE(m.replies, 0) AS replies, COALESCE(m.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
+       CASE WHEN k.unpriced > 0 THEN NULL ELSE COALESCE(k.cost, 0) END AS cost, k.currency,
+       m.first_accepted_at, m.last_accepted_at
+FROM campaign_files c
+LEFT JOIN drop_files f ON f.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, COUNT(*) AS rows FROM drop_rejects WHERE reason LIKE 'suppressed:%' GROUP BY file_sha256
+) r ON r.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT o.file_sha256, COUNT(*) AS messages,
+           SUM(CASE WHEN o.state = 'scheduled' THEN 1 ELSE 0 END) AS scheduled,
+           SUM(CASE WHEN o.state = 'pending' THEN 1 ELSE 0 END) AS pending,
+           SUM(CASE WHEN o.state = 'sending' THEN 1 ELSE 0 END) AS sending,
+           SUM(CASE WHEN o.state = 'accepted' THEN 1 ELSE 0 END) AS accepted,
+           SUM(CASE WHEN o.state = 'rejected' THEN 1 ELSE 0 END) AS rejected_by_vendor,
+           SUM(CASE WHEN o.state = 'failed' THEN 1 ELSE 0 END) AS failed,
+           SUM(CASE WHEN o.state = 'unknown' THEN 1 ELSE 0 END) AS unknown,
+           SUM(CASE WHEN o.state = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,
+           SUM(CASE WHEN o.state = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,
+           SUM(CASE WHEN o.delivery_status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent,
+           SUM(CASE WHEN o.delivery_status IN ('delivered', 'read') THEN 1 ELSE 0 END) AS delivered,
+           SUM(CASE WHEN o.delivery_status = 'read' THEN 1 ELSE 0 END) AS read_count,
+           SUM(CASE WHEN o.delivery_status = 'failed' THEN 1 ELSE 0 END) AS delivery_failed,
+           SUM(CASE WHEN o.accepted_at IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM inbound_messages i
+                   WHERE (i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id)
+                      OR ({key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end})
+               ) THEN 1 ELSE 0 END) AS replies,
+           SUM(CASE WHEN o.accepted_at IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM suppressions s
+                   WHERE s.phone = {key_o} AND s.source IN ('keyword', 'vendor_status')
+                     AND s.since >= o.accepted_at AND s.since < {end}
+               ) THEN 1 ELSE 0 END) AS opt_outs,
+           MIN(o.accepted_at) AS first_accepted_at, MAX(o.accepted_at) AS last_accepted_at
+    FROM outbound_messages o WHERE o.file_sha256 IS NOT NULL GROUP BY o.file_sha256
+) m ON m.file_sha256 = c.file_sha256
+LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l
+    ON l.campaign_id = c.campaign_id
+LEFT JOIN (
+    SELECT p.file_sha256, SUM(COALESCE(pc.unit_price, pd.unit_price)) AS cost,
+           SUM(CASE WHEN COALESCE(pc.unit_price, pd.unit_price) IS NULL THEN 1 ELSE 0 END) AS unpriced,
+           MAX(COALESCE(pc.currency, pd.currency)) AS currency
+    FROM (
+        SELECT o.file_sha256, o.vendor,
+               (SELECT MAX(e.pricing_category) FROM message_status_events e WHERE e.message_key = o.message_key)
+                   AS category,
+               (SELECT MAX({billable}) FROM message_status_events e WHERE e.message_key = o.message_key) AS billable
+        FROM outbound_messages o WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL
+    ) p
+    LEFT JOIN message_prices pc ON pc.vendor = p.vendor AND pc.category = p.category
+    LEFT JOIN message_prices pd ON pd.vendor = p.vendor AND pd.category = 'default'
+    WHERE p.billable IS NULL OR p.billable = 1
+    GROUP BY p.file_sha256
+) k ON k.file_sha256 = c.file_sha256""",
+    ]
