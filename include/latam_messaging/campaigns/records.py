@@ -8,6 +8,7 @@ transaction that changes the rows and writes the ``audit_log`` line together.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -177,12 +178,12 @@ class Batch:
     def parse(cls, text: str) -> Batch:
         owner, at, started = str(text).rpartition("@")
         try:
-            parsed = pendulum.parse(started)
-        except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
-            raise CampaignError(f"not a batch id: {text[:120]!r}") from exc
-        if not at or not owner or not isinstance(parsed, pendulum.DateTime) or parsed.tzinfo is None:
+            parsed = dt.datetime.fromisoformat(started)
+        except ValueError:
+            parsed = None
+        if not at or not owner or parsed is None or parsed.tzinfo is None:
             raise CampaignError(f"not a batch id: {text[:120]!r}")
-        return cls(owner, parsed.in_timezone("UTC"))
+        return cls(owner, pendulum.instance(parsed).in_timezone("UTC"))
 
 
 def unknown_batches(conn: sa.Connection, campaign_id: str) -> list[dict[str, Any]]:
