@@ -45,11 +45,14 @@ def messaging_report():
     @task
     def render() -> dict:
         from latam_messaging.reporting import render_report
+        from latam_messaging.sending.tasks import sync_prices
         from latam_messaging.settings import current
         from latam_messaging.vendors import page_panels
         from latam_messaging.warehouse.db import open_warehouse
 
-        result = render_report(open_warehouse(), current().report_dir, panels=page_panels())
+        warehouse = open_warehouse()
+        sync_prices(warehouse)  # the campaigns' costs follow MESSAGING_PRICES
+        result = render_report(warehouse, current().report_dir, panels=page_panels())
         print(f"report written to {result.html.resolve()}: {result.summary}")
         return {"html": str(result.html.resolve()), **result.summary}
 

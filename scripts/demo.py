@@ -63,6 +63,16 @@ def webhook_secret() -> str:
     return path.read_text().strip()
 
 
+#: Illustrative unit prices for the demo only (set MESSAGING_PRICES to your contract's).
+DEMO_PRICES = json.dumps(
+    {
+        "teleprom": {"marketing": 0.0618, "utility": 0.0113, "authentication": 0.0280, "default": 0.0618},
+        "itd": {"default": 0.0450},
+        "wavy": {"default": 0.0125},
+    }
+)
+
+
 def demo_environment() -> dict[str, str]:
     """Airflow settings and ``AIRFLOW_CONN_*`` connections for the local demo."""
     env = dict(os.environ)
@@ -75,6 +85,9 @@ def demo_environment() -> dict[str, str]:
         MESSAGING_WEBHOOK_SECRET=webhook_secret(),
         MESSAGING_HOLD_RISKY_FOLDERS=env.get("MESSAGING_HOLD_RISKY_FOLDERS", "teleprom_hsm"),
         MESSAGING_REPORT_DIR=env.get("MESSAGING_REPORT_DIR", str(ROOT / "reports")),
+        # demo prices (not any vendor's): campaign costs on the page, the report and the campaigns view
+        MESSAGING_PRICES=env.get("MESSAGING_PRICES", DEMO_PRICES),
+        MESSAGING_CURRENCY=env.get("MESSAGING_CURRENCY", "USD"),
         PYTHONUNBUFFERED="1",
     )
     connections = {
@@ -358,10 +371,37 @@ def summary(env: dict[str, str]) -> None:
     if not failures:
         print("  none")
     consent_summary(warehouse)
+    campaigns_summary(warehouse)
     reports = sorted(Path(env["MESSAGING_REPORT_DIR"]).glob("*/index.html"))
     if reports:
         print(f"\nReport: {reports[-1]}")
     warehouse.engine.dispose()
+
+
+def campaigns_summary(warehouse) -> None:
+    """Each campaign's story in one line (the ``campaigns`` view), and the page's audit log size."""
+    import sqlalchemy as sa
+
+    with warehouse.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, vendor, rows_valid, accepted, delivered, read_count, failed + delivery_failed, replies, "
+                "opt_outs, cost, currency FROM campaigns ORDER BY created_at, name"
+            )
+        ).all()
+        audited = conn.execute(sa.text("SELECT COUNT(*) FROM audit_log")).scalar()
+    print("\nCampaigns (the campaigns view; the Messaging page shows each one's story):")
+    print(f"  {'campaign':<30}{'vendor':<10}{'rows':>6}{'acc.':>6}{'deliv.':>7}{'read':>6}{'fail':>6}{'repl.':>6}{'opt-out':>8}  cost")
+    for name, vendor, valid, accepted, delivered, read, failed, replies, opt_outs, cost, currency in rows:
+        price = f"{float(cost):.2f} {currency}" if cost is not None and currency else "(no price)"
+        print(
+            f"  {str(name)[:29]:<30}{vendor:<10}"
+            + "".join(f"{int(v or 0):>{w}}" for v, w in zip((valid, accepted, delivered, read, failed, replies, opt_outs), (6, 6, 7, 6, 6, 6, 8), strict=True))
+            + f"  {price}"
+        )
+    if not rows:
+        print("  none")
+    print(f"Audit log (decisions made on the page): {int(audited or 0)} line(s)")
 
 
 def consent_summary(warehouse) -> None:

@@ -106,6 +106,22 @@ def _window(vendor: str, params: dict[str, Any]):
     return SendWindow.for_vendor(vendor, settings.timezone(), params.get("send_window"))
 
 
+def sync_prices(warehouse) -> None:
+    """``message_prices`` = the settings' ``MESSAGING_PRICES`` (campaign costs); a bad table is reported and
+    left as it was: prices never stop a send."""
+    from latam_messaging import settings
+    from latam_messaging.campaigns import pricing
+
+    current = settings.current()
+    try:
+        changed = pricing.sync_prices(warehouse, current.prices(), current.currency)
+    except pricing.PriceTableError as exc:
+        print(f"WARNING prices not updated: {exc}")
+        return
+    if changed:
+        print(f"prices: {changed} price(s) in {current.currency} from MESSAGING_PRICES")
+
+
 def send_pipeline(vendor: str) -> None:
     """Wire ingest → plan → send (mapped) → reconcile unknown for ``vendor`` (a name of the registry)."""
 
@@ -131,9 +147,11 @@ def send_pipeline(vendor: str) -> None:
         exemption = ConsentExemption(f"{reason} (run {context['run_id']})", files) if reason else None
         if exemption:
             print(f"WARNING consent exemption for {sorted(files)}: {exemption.reason}")
+        warehouse = open_warehouse()
+        sync_prices(warehouse)
         stats = ingest(
             VENDORS[vendor].adapter_class()(),
-            open_warehouse(),
+            warehouse,
             settings.drop_dir(),
             region=settings.default_region(),
             timezone=settings.timezone(),
