@@ -1,9 +1,10 @@
 """What messages cost: the price table of the settings (``MESSAGING_PRICES``) copied into
 ``message_prices`` so that the ``campaigns`` view and analysts can price in SQL.
 
-A message's category is what the vendor reported when it billed it (Meta's ``pricing.category`` through
-Teleprom: ``marketing``, ``utility``, ``authentication``, ``service``), else its template's category, else
-``default``. A vendor without a price for that category uses its ``default``; without one either, the cost is
+A sent message's category is what the vendor reported when it billed it (a status event's
+``pricing_category``: Meta's ``marketing``, ``utility``, ``authentication``, ``service``), else ``default``;
+a preview estimates with the category the send adapter expects (``SendAdapter.price_category``: a
+template's category). A vendor without a price for that category uses its ``default``; without one either, the cost is
 unknown (NULL), never zero. A message the vendor said is not billable costs nothing.
 """
 
@@ -28,7 +29,7 @@ class PriceTableError(ValueError):
 
 
 def parse_prices(text: str) -> dict[str, dict[str, Decimal]]:
-    """``{"teleprom": {"marketing": 0.0618, "default": 0.05}, "wavy": {"default": 0.012}}`` → Decimals,
+    """``{"<vendor>": {"marketing": 0.0618, "default": 0.05}, ...}`` → Decimals,
     vendor and category names lower-case; anything else is refused with the reason."""
     if not text or not text.strip():
         return {}
