@@ -445,6 +445,11 @@ def test_list_filters_sort_and_totals(warehouse, client):
     expected = expected_numbers(warehouse, SHA_A)
     assert int(cells["accepted"]) == expected["accepted"] and int(cells["replies"]) == expected["replies"]
     assert int(cells["failed"]) == expected["failed"] + expected["rejected_by_vendor"]
+    costs = {
+        i: re.search(rf'<tr data-campaign-id="{i}">.*?data-col="cost">([^<]*)<', html, re.S).group(1)
+        for i in (ID_A, ID_B, ID_C)
+    }
+    assert costs == {ID_A: "0.07 USD", ID_B: "0.004 USD", ID_C: "n/a"}  # fractions of a cent shown, unknown is not 0
     # the upload form: the send folders of the registry, the token, the confirm button
     assert re.findall(r'<option value="(\w+)">\1</option>', html.split('id="upload-folder"')[1].split("</select>")[0]) == [
         "teleprom_hsm", "itd_whatsapp", "wavy_sms",

@@ -46,6 +46,17 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
+def money(value: float | None) -> str:
+    """A cost as shown: two decimals, more when it is below one (a message costs fractions of a cent)."""
+    if value is None:
+        return "n/a"
+    text = f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6f}".rstrip("0")
+    return text + "0" * max(0, 2 - len(text.partition(".")[2]))
+
+
+_TEMPLATES.filters["money"] = money
+
+
 def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 

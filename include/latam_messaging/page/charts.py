@@ -38,7 +38,7 @@ def bars(
     ``data-label`` and ``data-count``."""
     if not items:
         return Markup(f'<p class="muted" id="{escape(chart_id)}-empty">Nothing to chart.</p>')
-    row, label_width, pad = 24, 220, 60
+    row, label_width, pad = 24, 300, 60
     top = max(count for _, count in items) or 1
     scale = (width - label_width - pad) / top
     height = row * len(items) + 8
@@ -49,7 +49,7 @@ def bars(
     for n, (label, count) in enumerate(items):
         y = 4 + n * row
         text = str(label)
-        short = text if len(text) <= 34 else text[:33] + "…"
+        short = text if len(text) <= 44 else text[:43] + "…"
         parts.append(
             f'<g class="bar" data-label="{escape(text)}" data-count="{int(count)}"><title>{escape(text)}: {int(count)}</title>'
             f'<text x="{label_width - 6}" y="{y + 16}" text-anchor="end" font-size="12" fill="currentColor">{escape(short)}</text>'
