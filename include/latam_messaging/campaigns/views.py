@@ -1,13 +1,18 @@
 """The ``campaigns`` view (CONTRACT.md): each campaign's record with its funnel, replies, opt-outs,
 clicks and cost, for analysts and the page's list.
 
-* **Replies**: accepted messages of the campaign answered by the same subscriber (phones compared by their
-  consent key: ``54 9…`` and ``54…`` are one person) within :data:`REPLY_WINDOW_HOURS` of the send, or
-  naming the message they answer (``in_reply_to``).
+* **Replies**: accepted messages of the campaign answered through the same vendor by the same subscriber
+  (phones compared by their consent key: ``54 9…`` and ``54…`` are one person; a leading ``+`` ignored)
+  within :data:`REPLY_WINDOW_HOURS` of the send, or naming the message they answer (``in_reply_to``, an id
+  of that vendor). A message answered twice counts once.
 * **Opt-outs**: accepted messages whose subscriber opted out (a keyword reply or the vendor's opt-out
-  status) within the same window after the send.
+  status, any scope, ended since or not) within the same window after the send.
 * **Cost**: accepted, billable messages priced by ``message_prices`` (``campaigns.pricing``): the category
-  the vendor reported with a status event, else ``default``; NULL while any such message has no price.
+  the vendor reported with a status event (compared lower-case, as the price table stores it) when that
+  category has a price, else the vendor's ``default``; NULL while any such message has no price.
+
+:func:`reply_condition` and :func:`opt_out_condition` are the two definitions as SQL, shared by the view
+and the campaign page's lists (``page.campaigns``), so a count and the rows listed under it cannot differ.
 """
 
 from __future__ import annotations
@@ -37,10 +42,28 @@ def window_end(column: str, dialect: str) -> str:
     return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
 
 
-def view_statements(dialect: str) -> list[str]:
+def reply_condition(dialect: str) -> str:
+    """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
-    key_i = _sql(consent_key_of(sa.literal_column("i.from_phone")), dialect)
+    key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column("i.from_phone"), "+", "")), dialect)
     end = window_end("o.accepted_at", dialect)
+    return (
+        f"(i.vendor = o.vendor AND ((i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id)"
+        f" OR ({key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end})))"
+    )
+
+
+def opt_out_condition(dialect: str) -> str:
+    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send."""
+    key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
+    end = window_end("o.accepted_at", dialect)
+    return (
+        f"(s.phone = {key_o} AND s.source IN ('keyword', 'vendor_status')"
+        f" AND s.since >= o.accepted_at AND s.since < {end})"
+    )
+
+
+def view_statements(dialect: str) -> list[str]:
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
     return [
         f"""CREATE VIEW campaigns AS
@@ -78,14 +101,10 @@ LEFT JOIN (
            SUM(CASE WHEN o.delivery_status = 'read' THEN 1 ELSE 0 END) AS read_count,
            SUM(CASE WHEN o.delivery_status = 'failed' THEN 1 ELSE 0 END) AS delivery_failed,
            SUM(CASE WHEN o.accepted_at IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM inbound_messages i
-                   WHERE (i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id)
-                      OR ({key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end})
+                   SELECT 1 FROM inbound_messages i WHERE {reply_condition(dialect)}
                ) THEN 1 ELSE 0 END) AS replies,
            SUM(CASE WHEN o.accepted_at IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM suppressions s
-                   WHERE s.phone = {key_o} AND s.source IN ('keyword', 'vendor_status')
-                     AND s.since >= o.accepted_at AND s.since < {end}
+                   SELECT 1 FROM suppressions s WHERE {opt_out_condition(dialect)}
                ) THEN 1 ELSE 0 END) AS opt_outs,
            MIN(o.accepted_at) AS first_accepted_at, MAX(o.accepted_at) AS last_accepted_at
     FROM outbound_messages o WHERE o.file_sha256 IS NOT NULL GROUP BY o.file_sha256
@@ -98,7 +117,7 @@ LEFT JOIN (
            MAX(COALESCE(pc.currency, pd.currency)) AS currency
     FROM (
         SELECT o.file_sha256, o.vendor,
-               (SELECT MAX(e.pricing_category) FROM message_status_events e WHERE e.message_key = o.message_key)
+               (SELECT MAX(LOWER(e.pricing_category)) FROM message_status_events e WHERE e.message_key = o.message_key)
                    AS category,
                (SELECT MAX({billable}) FROM message_status_events e WHERE e.message_key = o.message_key) AS billable
         FROM outbound_messages o WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL

@@ -9,6 +9,8 @@ Routes (under the mount prefix, ``/messaging``):
 * ``GET /`` – the page (server-rendered from ``templates/page.html``; the UI shows it in an iframe
   from its navigation);
 * ``GET /api/summary`` – the same numbers as JSON;
+* ``GET /campaigns``, ``GET /campaigns/<id>`` and their ``/api/`` JSON – the campaign pages
+  (``page.campaign_routes``);
 * ``GET /report/`` and ``GET /report/<file>`` – the latest rendered report and its charts.
 """
 
@@ -24,7 +26,7 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging.page import queries, security
+from latam_messaging.page import campaign_routes, queries, security
 from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 
@@ -44,6 +46,13 @@ def registry_panels() -> list[PanelFunction]:
     from latam_messaging.vendors import page_panels
 
     return page_panels()
+
+
+def registry_send_folders() -> dict[str, str]:
+    """Each vendor's send folder → the DAG that sends it (``<folder>_send``), from the registry."""
+    from latam_messaging.vendors import VENDORS
+
+    return {vendor.adapter_class().folder: f"{vendor.adapter_class().folder}_send" for vendor in VENDORS.values()}
 
 
 def snapshot(warehouse: Warehouse, **kwargs: Any) -> dict:
@@ -109,6 +118,8 @@ def create_app(
         except HTTPException as error:
             return HTMLResponse(render_page(None, str(error.detail), base=_base(request)), status_code=503)
         return HTMLResponse(render_page(data, None, base=_base(request)))
+
+    app.include_router(campaign_routes.router(holder, send_folders=registry_send_folders))
 
     @app.get("/report/")
     def report_index() -> FileResponse:
