@@ -1,8 +1,9 @@
 """Who may write from the Messaging page, and proof that a write came from the page itself.
 
 * **Writes are a person's decision**: :func:`require_editor` lets through only users the Airflow auth
-  manager allows to *edit* the ``Messaging`` custom view (``method="POST"``); anonymous → 401 (Airflow's
-  own authentication), a viewer → 403. The user's name (:func:`user_name`) goes into ``audit_log``.
+  manager allows to *edit* the ``Messaging`` custom view (``method="POST"``) and to start DAG runs (a
+  write sends messages; and the simple auth manager grants ``POST`` on every custom view to every role,
+  a viewer included); anonymous → 401 (Airflow's own authentication), a viewer → 403. The user's name (:func:`user_name`) goes into ``audit_log``.
 * **Cross-site requests are refused.** A browser sends the UI's ``_token`` cookie with any request to the
   API server, including a form another site posts. A cookie-authenticated write must therefore carry the
   anti-CSRF token (header :data:`CSRF_HEADER`, or form field :data:`CSRF_FIELD` of an upload): an HMAC of
@@ -67,7 +68,15 @@ async def authenticated_user(request: Request, method: str) -> Any:
 
     credentials = await bearer_scheme(request)  # auto_error=False: None without a bearer header
     user = await get_user(request=request, _oauth_token=None, bearer_credentials=credentials)
-    if not get_auth_manager().is_authorized_custom_view(method=method, resource_name=RESOURCE_NAME, user=user):
+    manager = get_auth_manager()
+    allowed = manager.is_authorized_custom_view(method=method, resource_name=RESOURCE_NAME, user=user)
+    if allowed and method != "GET":
+        # A write starts sends: it also needs the right to start DAG runs (the simple auth manager grants
+        # every method on every custom view to every role, a viewer included).
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+        allowed = manager.is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN, user=user)
+    if not allowed:
         verb = "read" if method == "GET" else "change"
         raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the Messaging page")
     return user
