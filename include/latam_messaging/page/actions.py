@@ -306,14 +306,13 @@ def _campaign_errors() -> Iterator[None]:
 def router(warehouse: Callable[[], Warehouse], trigger: TriggerDag | None = None) -> APIRouter:
     """The write routes, for ``create_app`` to include; ``warehouse`` gives the app's engine, ``trigger``
     starts a send DAG run (default :func:`airflow_trigger`)."""
-    trigger = trigger or airflow_trigger
     api = APIRouter(prefix="/api", dependencies=[Depends(security.require_editor)])
 
     def start_send(folder: str, user: str, note: str) -> tuple[str | None, str | None]:
         """(dag_run_id, None), or (None, why the run could not be started: the next scheduled run sends)."""
         dag_id = send_dag_id(folder)
         try:
-            return trigger(dag_id, user=user, note=note), None
+            return (trigger or airflow_trigger)(dag_id, user=user, note=note), None
         except Exception as exc:  # the file is in its folder: the DAG's schedule picks it up anyway
             log.exception("could not trigger %s", dag_id)
             return None, f"{dag_id} could not be triggered ({type(exc).__name__}); its next scheduled run sends"
