@@ -386,11 +386,10 @@ def test_hostile_uploads_are_refused_or_rejected_with_a_reason(page_api, warehou
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
 def test_a_confirm_queues_a_run_of_the_send_dag_in_airflow(page_api, warehouse, drop_dir):
     """The default trigger: a manual run of the folder's send DAG in Airflow's metadata, with the user."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models import DagRun
     from airflow.utils.session import create_session
-
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     DagBundlesManager().sync_bundles_to_db()
     sync_bag_to_db(DagBag(dag_folder=str(ROOT / "dags" / "wavy_sms_send.py")), "dags-folder", None)
