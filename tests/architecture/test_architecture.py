@@ -19,6 +19,7 @@ TOP = {
     "latam_messaging.sending.tasks",
     "latam_messaging.webhooks.receiver",
     "latam_messaging.page.app",  # the vendors' page panels
+    "latam_messaging.page.actions",  # the page app's write routes: folder → vendor adapter, send DAG
     "latam_messaging.doctor",
     "latam_messaging.__main__",
     "latam_messaging.simulators.__main__",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,11 @@ import pendulum
 from latam_messaging.common.phones import InvalidPhoneError, normalise_phone
 
 MAX_TRACKING_ID = 64
+#: A value a spreadsheet would run as a formula when someone opens an export of it (CSV injection):
+#: ``=…`` or ``@…``, or ``+``/``-`` then arithmetic and a function call, a DDE command or a cell
+#: reference (``+cmd|``, ``-2+3+cmd|' /C calc'!A0``, ``+SUM(A1)``). Texts like ``-20% hoy`` or
+#: ``+info en la web`` are not formulas.
+FORMULA = re.compile(r"[=@]|[+-][\d\s.,+\-*/^%()]*[A-Za-z_][\w.]*[(|!]")
 
 
 class RowRejected(ValueError):
@@ -108,6 +114,9 @@ class RowValidator:
         values = {k: (v or "").strip() for k, v in raw.items()}
         if not any(values.values()):
             raise RowRejected("row is empty")
+        for column, value in values.items():
+            if column != "phone" and FORMULA.match(value):
+                raise RowRejected(f"looks like a spreadsheet formula (column {column})")
         phone = self.phone(values)
         if phone in self.context.risky:
             raise RowRejected(f"held: number_checks flagged this number ({self.context.risky[phone]})")

@@ -26,7 +26,7 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging.page import campaign_routes, queries, security
+from latam_messaging.page import actions, campaign_routes, queries, security
 from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 
@@ -83,9 +83,11 @@ def create_app(
     warehouse_factory: Callable[[], Warehouse] | None = None,
     report_dir: str | Path | None = None,
     panels: Sequence[PanelFunction] | None = None,
+    trigger_dag: actions.TriggerDag | None = None,
 ) -> FastAPI:
     """``warehouse_factory`` defaults to the ``messaging_warehouse`` connection, ``panels`` to the
-    vendors' page panels of the registry."""
+    vendors' page panels of the registry, ``trigger_dag`` (how a write starts a send DAG run) to
+    Airflow's own trigger (``actions.airflow_trigger``)."""
     holder = _WarehouseHolder(warehouse_factory or Warehouse.from_connection)
     panels = registry_panels() if panels is None else list(panels)
     app = FastAPI(
@@ -129,6 +131,7 @@ def create_app(
     def report_file(name: str) -> FileResponse:
         return FileResponse(_latest_report_file(name, report_dir))
 
+    app.include_router(actions.router(holder.get, trigger_dag))
     return app
 
 

@@ -9,7 +9,8 @@
   ``audit_log``.
 * **Cross-site requests are refused.** A browser sends the UI's ``_token`` cookie with any request to the
   API server, including a form another site posts. A cookie-authenticated write must therefore carry the
-  anti-CSRF token (header :data:`CSRF_HEADER`, or form field :data:`CSRF_FIELD` of an upload): an HMAC of
+  anti-CSRF token in the header :data:`CSRF_HEADER` (a header, never a form field: another site's form
+  cannot set one, and the body is not read before the request is known to be the page's): an HMAC of
   the session cookie under a server key, which the page embeds and another site cannot read. A request
   that names an ``Origin`` other than the API server's own is refused too. A request with an
   ``Authorization: Bearer`` header (a script, the REST way) needs no token: browsers never add that header
@@ -29,7 +30,6 @@ from fastapi import HTTPException, Request
 
 RESOURCE_NAME = "Messaging"
 CSRF_HEADER = "X-CSRF-Token"
-CSRF_FIELD = "csrf_token"
 SESSION_COOKIE = "_token"
 
 
@@ -90,8 +90,6 @@ async def require_editor(request: Request) -> Any:
         raise HTTPException(status_code=403, detail="Forbidden: a cross-site request")
     if not _bearer(request):
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent and request.headers.get("content-type", "").startswith("multipart/form-data"):
-            sent = str((await request.form()).get(CSRF_FIELD, ""))
         expected = csrf_token(request)
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise HTTPException(status_code=403, detail="Forbidden: missing or wrong anti-CSRF token")

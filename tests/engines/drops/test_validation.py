@@ -216,3 +216,26 @@ def test_send_window():
     )
     with pytest.raises(ValueError, match="09:00-21:00"):
         SendWindow.parse("9 to 5", "UTC")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["=HYPERLINK(\"http://x\",\"ok\")", "=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "+SUM(A1:A3)", "-A1!B2"],
+)
+def test_a_field_that_a_spreadsheet_would_run_is_rejected(value):
+    """CSV injection: a value an export would hand a spreadsheet as a formula never enters the ledger."""
+    wavy = WavyRowValidator(context())
+    assert reason(wavy, {"phone": "5511987654321", "message": value}) == "looks like a spreadsheet formula (column message)"
+    teleprom = TelepromRowValidator(context())
+    raw = {"phone": "5493516723999", "template": "shipping", "param_1": value}
+    assert reason(teleprom, raw) == "looks like a spreadsheet formula (column param_1)"
+    raw = {"phone": "5493516723999", "template": "shipping", "param_1": "3", "tracking_id": value}
+    assert reason(teleprom, raw) == "looks like a spreadsheet formula (column tracking_id)"
+
+
+@pytest.mark.parametrize("value", ["-20% hoy", "+info en la web", "+info (ver web)", "-5", "hola = chau", "a@b.com", "(+54) llamanos"])
+def test_texts_that_only_start_like_a_formula_stay_valid(value):
+    row = WavyRowValidator(context()).validate(1, {"phone": "5511987654321", "message": value})
+    assert row["content"] == value
+    # the phone column is the phone's own check: "+54 9 …" is a number, not a formula
+    assert TelepromRowValidator(context()).validate(2, {"phone": "+54 9 351 672-3999", "template": "24", "param_1": value})
