@@ -24,7 +24,7 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging.page import queries, security
+from latam_messaging.page import queries, reply_routes, security
 from latam_messaging.page.panels import PanelFunction
 from latam_messaging.warehouse.db import Warehouse
 
@@ -44,6 +44,13 @@ def registry_panels() -> list[PanelFunction]:
     from latam_messaging.vendors import page_panels
 
     return page_panels()
+
+
+def registry_adapter(name: str) -> Any:
+    """A new send adapter of vendor ``name`` from the registry, or None for no such vendor."""
+    from latam_messaging.vendors import VENDORS, adapter
+
+    return adapter(name) if name in VENDORS else None
 
 
 def snapshot(warehouse: Warehouse, **kwargs: Any) -> dict:
@@ -88,6 +95,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.warehouse = holder
+    app.include_router(reply_routes.router(holder.get, registry_adapter))
 
     def read(days: int) -> dict:
         try:
