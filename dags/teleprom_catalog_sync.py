@@ -21,6 +21,11 @@ into **`teleprom_templates`** and **`teleprom_accounts`**.
 * Status, name and account changes are recorded in `teleprom_catalog_changes`.
 * Both tables change in one transaction: a failed run leaves the previous catalogue intact.
 
+**import_clicks** (beside the catalogue, independent of it): Teleprom's click export
+(`ExportDataClicks`) sets `clicks` and `clicks_updated_at` of our `short_links` (links of campaigns'
+template parameters, shortened when `teleprom_default` has `shorten_links` on), by short URL; a re-run
+sets the same counts; links we did not make are counted in the log and ignored.
+
 Connections: `teleprom_default`, `messaging_warehouse`. The send DAGs validate rows against this table.
 """
 
@@ -55,7 +60,19 @@ def teleprom_catalog_sync():
         assets.emit_changes({assets.TELEPROM_TEMPLATES: changed, assets.TELEPROM_ACCOUNTS: changed})
         return asdict(stats)
 
+    @task(pool=POOLS["teleprom"])
+    def import_clicks() -> dict[str, int]:
+        """The clicks of our short links, from Teleprom's click export."""
+        from latam_messaging.teleprom.hook import TelepromHook
+        from latam_messaging.teleprom.links import import_clicks as write_clicks
+        from latam_messaging.warehouse.db import open_warehouse
+
+        stats = write_clicks(open_warehouse(), TelepromHook().click_export())
+        print(f"Clicks imported: {asdict(stats)} (ignored: links of the export we did not make)")
+        return asdict(stats)
+
     sync_catalog()
+    import_clicks()
 
 
 teleprom_catalog_sync()

@@ -96,6 +96,7 @@ def demo_environment() -> dict[str, str]:
             "host": SIMULATOR_URLS["teleprom"],
             "login": "demo",
             "password": "demo-pass",
+            "extra": {"shorten_links": True},  # promo_links.csv: its links go out shortened per campaign
         },
         "itd_default": {"conn_type": "itd_chile", "host": SIMULATOR_URLS["itd"], "password": "itd-demo-token"},
         "wavy_default": {

@@ -37,7 +37,7 @@ def page_api(airflow_db, monkeypatch):
 @pytest.fixture
 def triggered(monkeypatch):
     """The send DAG runs the page starts, recorded instead of queued in Airflow: ``[(dag_id, user, note)]``."""
-    from latam_messaging.page import actions
+    from latam_messaging.page import trigger as trigger_module
 
     calls: list[tuple[str, str, str]] = []
 
@@ -45,5 +45,5 @@ def triggered(monkeypatch):
         calls.append((dag_id, user, note))
         return f"manual__test-{len(calls)}"
 
-    monkeypatch.setattr(actions, "airflow_trigger", trigger)
+    monkeypatch.setattr(trigger_module, "airflow_trigger", trigger)
     return calls

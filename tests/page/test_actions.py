@@ -18,6 +18,7 @@ from latam_messaging.consent import suppressions
 from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.itd.send import ItdAdapter
 from latam_messaging.page import actions, security
+from latam_messaging.page.trigger import send_dag_id
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
@@ -406,8 +407,8 @@ def test_a_confirm_queues_a_run_of_the_send_dag_in_airflow(page_api, warehouse, 
 
 def test_every_send_folder_has_its_send_dag():
     for folder, vendor in actions.send_folders().items():
-        dag_file = ROOT / "dags" / f"{actions.send_dag_id(folder)}.py"
-        assert f'dag_id="{actions.send_dag_id(folder)}"' in dag_file.read_text(), vendor
+        dag_file = ROOT / "dags" / f"{send_dag_id(folder)}.py"
+        assert f'dag_id="{send_dag_id(folder)}"' in dag_file.read_text(), vendor
         assert f'send_pipeline("{vendor}")' in dag_file.read_text()
 
 

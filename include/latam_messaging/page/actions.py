@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import pendulum
 import sqlalchemy as sa
@@ -55,6 +55,8 @@ from latam_messaging.campaigns import audit, records
 from latam_messaging.campaigns.preview import Preview, preview_file
 from latam_messaging.campaigns.records import CampaignError, CampaignNotFound, CampaignState, ReleaseOutcome, Source
 from latam_messaging.page import security
+from latam_messaging.page import trigger as trigger_module
+from latam_messaging.page.trigger import TriggerDag, send_dag_id
 from latam_messaging.warehouse.db import Warehouse
 
 log = logging.getLogger(__name__)
@@ -75,38 +77,11 @@ ENVELOPE_BYTES = 64 * 1024
 _CP1252_HOLES = frozenset(b"\x81\x8d\x8f\x90\x9d")
 
 
-class TriggerDag(Protocol):
-    def __call__(self, dag_id: str, *, user: str, note: str) -> str:
-        """Start a run of ``dag_id`` on behalf of ``user``; its ``dag_run_id``."""
-
-
-def airflow_trigger(dag_id: str, *, user: str, note: str) -> str:
-    """A run of ``dag_id`` queued the way the API server's own ``POST /dags/{id}/dagRuns`` does, with the
-    triggering user's name (in the run's details in the UI) and a note saying why."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.utils.types import DagRunTriggeredByType
-
-    run_id = f"campaign__{pendulum.now('UTC').format('YYYYMMDDTHHmmss.SSSSSS')}"
-    run = trigger_dag(
-        dag_id,
-        triggered_by=DagRunTriggeredByType.UI,
-        triggering_user_name=user,
-        run_id=run_id,
-        conf={},
-        note=note[:1000],
-    )
-    return run.run_id
-
-
 def send_folders() -> dict[str, str]:
     """Drop folder → vendor name, from the registry (the page app is a top: it may read it)."""
     from latam_messaging.vendors import VENDORS
 
     return {vendor.adapter_class().folder: name for name, vendor in VENDORS.items()}
-
-
-def send_dag_id(folder: str) -> str:
-    return f"{folder}{SEND_DAG_SUFFIX}"
 
 
 def _adapter(vendor: str) -> Any:
@@ -294,14 +269,14 @@ def _campaign_errors() -> Iterator[None]:
 
 def router(warehouse: Callable[[], Warehouse], trigger: TriggerDag | None = None) -> APIRouter:
     """The write routes, for ``create_app`` to include; ``warehouse`` gives the app's engine, ``trigger``
-    starts a send DAG run (default :func:`airflow_trigger`)."""
+    starts a send DAG run (default :func:`latam_messaging.page.trigger.airflow_trigger`)."""
     api = APIRouter(prefix="/api", dependencies=[Depends(security.require_editor)])
 
     def start_send(folder: str, user: str, note: str) -> tuple[str | None, str | None]:
         """(dag_run_id, None), or (None, why the run could not be started: the next scheduled run sends)."""
         dag_id = send_dag_id(folder)
         try:
-            return (trigger or airflow_trigger)(dag_id, user=user, note=note), None
+            return (trigger or trigger_module.airflow_trigger)(dag_id, user=user, note=note), None
         except Exception as exc:  # the file is in its folder: the DAG's schedule picks it up anyway
             log.exception("could not trigger %s", dag_id)
             return None, f"{dag_id} could not be triggered ({type(exc).__name__}); its next scheduled run sends"

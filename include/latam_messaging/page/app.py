@@ -26,8 +26,9 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from latam_messaging.page import actions, campaign_routes, queries, security
+from latam_messaging.page import actions, campaign_routes, queries, reply_routes, security
 from latam_messaging.page.panels import PanelFunction
+from latam_messaging.page.trigger import TriggerDag
 from latam_messaging.warehouse.db import Warehouse
 
 #: The resource name auth managers see for this page (``is_authorized_custom_view``).
@@ -53,6 +54,13 @@ def registry_send_folders() -> dict[str, str]:
     from latam_messaging.vendors import VENDORS
 
     return {vendor.adapter_class().folder: f"{vendor.adapter_class().folder}_send" for vendor in VENDORS.values()}
+
+
+def registry_adapter(name: str) -> Any:
+    """A new send adapter of vendor ``name`` from the registry, or None for no such vendor."""
+    from latam_messaging.vendors import VENDORS, adapter
+
+    return adapter(name) if name in VENDORS else None
 
 
 def snapshot(warehouse: Warehouse, **kwargs: Any) -> dict:
@@ -83,11 +91,11 @@ def create_app(
     warehouse_factory: Callable[[], Warehouse] | None = None,
     report_dir: str | Path | None = None,
     panels: Sequence[PanelFunction] | None = None,
-    trigger_dag: actions.TriggerDag | None = None,
+    trigger_dag: TriggerDag | None = None,
 ) -> FastAPI:
     """``warehouse_factory`` defaults to the ``messaging_warehouse`` connection, ``panels`` to the
     vendors' page panels of the registry, ``trigger_dag`` (how a write starts a send DAG run) to
-    Airflow's own trigger (``actions.airflow_trigger``)."""
+    Airflow's own trigger (``trigger.airflow_trigger``)."""
     holder = _WarehouseHolder(warehouse_factory or Warehouse.from_connection)
     panels = registry_panels() if panels is None else list(panels)
     app = FastAPI(
@@ -99,6 +107,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.warehouse = holder
+    app.include_router(reply_routes.router(holder.get, registry_adapter, trigger=trigger_dag))
 
     def read(days: int) -> dict:
         try:

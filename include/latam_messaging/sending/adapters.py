@@ -58,6 +58,11 @@ class SendAdapter:
         vendor cannot."""
         raise CannotConfirm(f"{self.vendor} sends no free-text reply")
 
+    def prepare_rows(self, warehouse: Warehouse, campaign_id: str, rows: list[dict[str, Any]]) -> None:
+        """Adjust one chunk of a campaign's validated rows, in place, before ingest stages them (e.g.
+        shorten the links of their parameters): never adds or drops a row. An exception is logged by
+        the pipeline and the rows are staged as they are. By default: nothing."""
+
     def price_category(self, row: Mapping[str, Any], reference: Sequence[Mapping[str, Any]]) -> str | None:
         """The pricing category a validated ``row`` will likely be billed in (``campaigns.pricing``), for a
         preview's estimate: e.g. its template's category. None: the vendor's ``default`` price."""

@@ -122,6 +122,11 @@ def ingest_drops(
         return blocked
 
     def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
+        if rows:
+            try:
+                adapter.prepare_rows(warehouse, records.campaign_id_of(current["sha256"]), rows)
+            except Exception as exc:  # noqa: BLE001 - the rows are staged as read: preparing is never worth a row
+                log.warning("preparing %d row(s) failed (%s): they are stored as read", len(rows), type(exc).__name__)
         for row in rows:
             row.update(state=MessageState.STAGED, created_at=now, updated_at=now, consent_exempt=current["exempt"])
         if current["exempt"]:

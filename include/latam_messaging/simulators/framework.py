@@ -160,6 +160,10 @@ class Simulator:
         way this vendor delivers inbound messages (webhook and/or its poll). Returns ``{"id": ...}``."""
         raise HttpError(404, {"message": f"{self.name} simulates no inbound messages"})
 
+    def control(self, action: str, request: SimRequest) -> SimResponse | None:
+        """A vendor's own ``/_sim/<action>`` route (e.g. Teleprom's ``/_sim/click``); None: not one."""
+        return None
+
     def apply_action(self, key: str, value: Any) -> None:  # pragma: no cover - overridden
         raise HttpError(400, {"message": f"unknown action {key}"})
 
@@ -253,6 +257,9 @@ class Simulator:
                 if not isinstance(body, dict) or not isinstance(body.get("phone"), str) or not isinstance(body.get("text"), str):
                     raise HttpError(400, {"message": 'inbound body is {"phone": "<digits>", "text": "..."}'})
                 return SimResponse(200, self.customer_says(body["phone"], body["text"]))
+            own = self.control(action, request)
+            if own is not None:
+                return own
         except HttpError as exc:
             return exc.response
         return SimResponse(404, {"message": f"no control {request.method} {action}"})

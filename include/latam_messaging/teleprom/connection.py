@@ -24,6 +24,12 @@ FORM: dict[str, Any] = {
             "description": "Account id (ruteo) that sends opt-out confirmations when the customer's reply names "
             "neither one of our accounts nor one of our messages.",
         },
+        "shorten_links": {
+            "label": "Shorten links",
+            "schema": {"type": ["boolean", "null"], "default": False},
+            "description": "Replace each http(s) link of a campaign's template parameters by a Teleprom short "
+            "link (once per campaign and link) when its file is ingested; clicks are imported daily.",
+        },
     },
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port", "extra"],

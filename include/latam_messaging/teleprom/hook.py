@@ -91,7 +91,8 @@ class TelepromHook(VendorHttpHook):
 
     Connection: host = base URL, login = username, password = password. Extras: ``timeout``,
     ``max_retries``, ``batch_size`` (destinations per MessageWpp request), ``default_account`` (the
-    account that answers an opt-out's confirmation when the reply names none of ours).
+    account that answers an opt-out's confirmation when the reply names none of ours), ``shorten_links``
+    (true: links in template parameters are shortened per campaign at ingest, ``teleprom/links.py``).
 
     :param teleprom_conn_id: the Airflow connection to use.
     """
@@ -102,7 +103,7 @@ class TelepromHook(VendorHttpHook):
     connection_form = FORM
     hook_name = "Teleprom (WhatsApp)"
     errors = TELEPROM_ERRORS
-    hook_extras = VendorHttpHook.hook_extras | {"batch_size", "default_account"}
+    hook_extras = VendorHttpHook.hook_extras | {"batch_size", "default_account", "shorten_links"}
 
     def __init__(self, teleprom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(teleprom_conn_id, **kwargs)

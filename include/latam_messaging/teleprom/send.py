@@ -18,6 +18,7 @@ from latam_messaging.drops.validation import RowRejected, RowValidator, Validati
 from latam_messaging.lifecycle import MessageState
 from latam_messaging.sending.adapters import Row, SendAdapter
 from latam_messaging.sending.ledger import SendOutcome
+from latam_messaging.teleprom import links
 from latam_messaging.teleprom.contract import DEFAULT_BATCH_SIZE
 from latam_messaging.teleprom.hook import TelepromHook
 from latam_messaging.teleprom.models import FreeFormDestination, HsmDestination, HsmMessage, SendBatchResult
@@ -161,6 +162,29 @@ class TelepromAdapter(SendAdapter):
             else SendOutcome(row.message_key, MessageState.REJECTED, error=f"Teleprom: {result.status}", vendor_answer=result.status)
             for row, result in zip(rows, answer.results, strict=True)
         ]
+
+    # ---- links of template parameters (teleprom/links.py) -------------------------------------------
+    def prepare_rows(self, warehouse: Warehouse, campaign_id: str, rows: list[dict[str, Any]]) -> None:
+        """With the ``shorten_links`` extra of ``teleprom_default`` on: each http(s) link of the rows'
+        parameters becomes the campaign's short link for it (``links.shorten_rows``)."""
+        hook = self._shortener()
+        if hook is not None:
+            stats = links.shorten_rows(warehouse, hook, campaign_id, rows)
+            if stats.urls:
+                log.info("campaign %s: links %s", campaign_id, stats)
+
+    def _shortener(self) -> TelepromHook | None:
+        """The hook that shortens links, when the connection asks for it (read once per adapter)."""
+        if not hasattr(self, "_shortener_hook"):
+            self._shortener_hook: TelepromHook | None = None
+            try:
+                hook = TelepromHook(pool_size=1)
+                wanted = hook.extras.get("shorten_links")
+            except AirflowNotFoundException:
+                wanted = None
+            if wanted is True or str(wanted).strip().lower() in ("true", "1", "yes"):
+                self._shortener_hook = hook
+        return self._shortener_hook
 
     # ---- confirmations of opt-outs (consent/confirm.py) ----------------------------------------------
     def confirmation_fields(self, conn: sa.Connection, message: Mapping[str, Any]) -> dict[str, Any]:

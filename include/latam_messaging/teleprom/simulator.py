@@ -150,9 +150,10 @@ class TelepromSimulator(Simulator):
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires epoch)
         self.user_tokens: dict[str, str] = {}
         self.logins = 0
-        self.messages: list[tuple] = []  # (id, phone, tracking, source, hsm, accepted_at, kind)
+        self.messages: list[tuple] = []  # (id, phone, tracking, source, hsm, accepted_at, kind, params)
         self.tracking_counts: dict[str, int] = {}
         self.short_links: dict[str, dict[str, Any]] = {}
+        self.shorten_calls = 0
 
     def config_actions(self) -> set[str]:
         return {"expire_tokens"}
@@ -283,7 +284,9 @@ class TelepromSimulator(Simulator):
         message_id = self.new_uuid()
         now = self.now()
         with self.lock:
-            self.messages.append((message_id, phone, tracking, message["sourceId"], message.get("hsmId"), now, kind))
+            self.messages.append(
+                (message_id, phone, tracking, message["sourceId"], message.get("hsmId"), now, kind, list(params))
+            )
             self.tracking_counts[tracking] = self.tracking_counts.get(tracking, 0) + 1
         self._schedule_status_webhooks(message_id, phone, tracking, message["sourceId"], now)
         return {"trackingNumber": tracking, "messageId": message_id, "status": status}
@@ -531,17 +534,16 @@ class TelepromSimulator(Simulator):
             raise HttpError(400, {"message": "url must be an absolute http(s) URL"})
         code = base64.urlsafe_b64encode(hashlib.sha256(url.encode()).digest())[:6].decode()
         short = f"https://tpm.li/{code}"
-        clicks = int(self.fraction("clicks", url) * 50)
-        last = pendulum.now(contract.VENDOR_TIMEZONE).format("YYYY-MM-DDTHH:mm:ss") if clicks else None
         with self.lock:
+            self.shorten_calls += 1
             self.short_links.setdefault(
                 short,
                 {
                     contract.CLICK_ID: len(self.short_links) + 1,
                     contract.CLICK_LONG_URL: url,
                     contract.CLICK_SHORT_URL: short,
-                    contract.CLICK_COUNT: clicks,
-                    contract.CLICK_LAST_AT: last,
+                    contract.CLICK_COUNT: 0,
+                    contract.CLICK_LAST_AT: None,
                 },
             )
         return SimResponse(200, {"shortUrl": short})
@@ -552,15 +554,39 @@ class TelepromSimulator(Simulator):
         with self.lock:
             return SimResponse(200, list(self.short_links.values()))
 
+    def control(self, action: str, request: SimRequest) -> SimResponse | None:
+        """``POST /_sim/click {"short_url"}``: a customer opens one of our short links (one click, counted
+        in ``ExportDataClicks``); 404 for a link this simulator did not make."""
+        if action != "click" or request.method != "POST":
+            return None
+        body = request.json()
+        short = body.get("short_url") if isinstance(body, dict) else None
+        with self.lock:
+            link = self.short_links.get(short) if isinstance(short, str) else None
+            if link is None:
+                raise HttpError(404, {"message": "no such short link"})
+            link[contract.CLICK_COUNT] += 1
+            link[contract.CLICK_LAST_AT] = pendulum.now(contract.VENDOR_TIMEZONE).format("YYYY-MM-DDTHH:mm:ss")
+            return SimResponse(200, {"shortUrl": short, "qtyClicks": link[contract.CLICK_COUNT]})
+
     # ---- /_sim/state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         state = super().state()
         state.update(
             accepted_messages=len(self.messages),
             logins=self.logins,
+            shorten_calls=self.shorten_calls,
             duplicate_trackings=sorted(t for t, n in self.tracking_counts.items() if n > 1 and t),
             messages=[
-                {"id": m[0], "phone": m[1], "tracking": m[2], "account_id": m[3], "template_id": m[4], "kind": m[6]}
+                {
+                    "id": m[0],
+                    "phone": m[1],
+                    "tracking": m[2],
+                    "account_id": m[3],
+                    "template_id": m[4],
+                    "kind": m[6],
+                    "params": m[7],
+                }
                 for m in self.messages
             ],
         )
