@@ -194,7 +194,7 @@ def test_a_failed_trigger_leaves_the_reply_queued(catalogue, warehouse):
 
     from latam_messaging.page import reply_routes, security
 
-    def broken(dag_id: str, user: str) -> str:
+    def broken(dag_id: str, *, user: str, note: str) -> str:
         raise RuntimeError("scheduler database unreachable")
 
     app = FastAPI()
