@@ -90,7 +90,13 @@ def prune_drop_archives(
                     with _open_dir(outcome, folder_fd) as outcome_fd:
                         if outcome_fd is not None:
                             _prune_one(outcome_fd, cutoff, stats, dry_run)
-    log.info("drop archives: %d file(s) deleted (%d bytes), %d kept", stats.files_deleted, stats.bytes_deleted, stats.kept)
+    log.info(
+        "drop archives: %d file(s) %s (%d bytes), %d kept",
+        stats.files_deleted,
+        "due (dry run)" if dry_run else "deleted",
+        stats.bytes_deleted,
+        stats.kept,
+    )
     return stats
 
 
