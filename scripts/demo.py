@@ -51,6 +51,7 @@ DEMO_ORDER = [
     "wavy_poll",
     "webhook_ingest",
     "messaging_report",
+    "messaging_maintenance",
 ]
 
 
@@ -85,6 +86,8 @@ def demo_environment() -> dict[str, str]:
         MESSAGING_WEBHOOK_SECRET=webhook_secret(),
         MESSAGING_HOLD_RISKY_FOLDERS=env.get("MESSAGING_HOLD_RISKY_FOLDERS", "teleprom_hsm"),
         MESSAGING_REPORT_DIR=env.get("MESSAGING_REPORT_DIR", str(ROOT / "reports")),
+        # retention (messaging_maintenance): nothing in a fresh demo is 30 days old, so it archives nothing
+        MESSAGING_ARCHIVE_URL=env.get("MESSAGING_ARCHIVE_URL", str(ROOT / "data" / "archive")),
         # demo prices (not any vendor's): campaign costs on the page, the report and the campaigns view
         MESSAGING_PRICES=env.get("MESSAGING_PRICES", DEMO_PRICES),
         MESSAGING_CURRENCY=env.get("MESSAGING_CURRENCY", "USD"),

@@ -45,6 +45,16 @@ class Settings:
     upload_dir: Path | None = None
     #: MESSAGING_UPLOAD_MAX_MB: the largest upload the page accepts
     upload_max_mb: int = 50
+    #: MESSAGING_RAW_RETENTION_DAYS: days a parsed raw webhook body is kept after it parsed, then archived and purged
+    raw_retention_days: float = 30
+    #: MESSAGING_RAW_ERROR_RETENTION_DAYS: the same for bodies that parsed with errors (``error``, ``partial``),
+    #: kept longer so ``webhook_ingest``'s ``reparse_errors`` can read them after a parser fix
+    raw_error_retention_days: float = 180
+    #: MESSAGING_ARCHIVE_URL: where purged bodies are archived: a local folder (or ``file://``), or an object
+    #: store URL (``s3://bucket/prefix``) through Airflow's ObjectStoragePath
+    archive_url: str = "data/archive"
+    #: MESSAGING_DROP_ARCHIVE_DAYS: days a processed drop file stays in its folder's ``archive/`` or ``failed/``
+    drop_archive_days: float = 90
 
     def uploads(self) -> Path:
         return self.upload_dir or self.drop_dir / "_uploads"
@@ -89,7 +99,25 @@ class Settings:
             currency=(env.get("MESSAGING_CURRENCY") or "USD").strip().upper()[:8],
             upload_dir=Path(env["MESSAGING_UPLOAD_DIR"]) if env.get("MESSAGING_UPLOAD_DIR") else None,
             upload_max_mb=int(env.get("MESSAGING_UPLOAD_MAX_MB") or 50),
+            raw_retention_days=_days(env, "MESSAGING_RAW_RETENTION_DAYS", 30),
+            raw_error_retention_days=_days(env, "MESSAGING_RAW_ERROR_RETENTION_DAYS", 180),
+            archive_url=(env.get("MESSAGING_ARCHIVE_URL") or "").strip() or "data/archive",
+            drop_archive_days=_days(env, "MESSAGING_DROP_ARCHIVE_DAYS", 90),
         )
+
+
+def _days(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of days from ``name`` (fractions allowed); a negative or unreadable value is refused."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of days, not {raw!r}") from None
+    if not days >= 0 or days == float("inf"):
+        raise ValueError(f"{name} must be a number of days >= 0, not {raw!r}")
+    return days
 
 
 def current() -> Settings:

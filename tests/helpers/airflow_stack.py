@@ -27,7 +27,7 @@ from latam_messaging.vendors import VENDORS  # noqa: E402
 
 SECRET = "stack-test-secret"
 TERMINAL = {"success", "failed"}
-#: the ten DAGs of ``dags/``
+#: the eleven DAGs of ``dags/``
 DAG_IDS = [
     "teleprom_catalog_sync",
     "teleprom_hsm_send",
@@ -39,6 +39,7 @@ DAG_IDS = [
     "suppression_lists",
     "webhook_ingest",
     "messaging_report",
+    "messaging_maintenance",
 ]
 
 

@@ -5,7 +5,7 @@ dag-processor, triggerer, simulators, receiver) on a temporary home and free por
   the warehouse holds the rows and the simulator counted them;
 * a run asked with a malformed ``release_unknown`` key is refused by the API with the param's message;
 * a headless Chromium (Debian's, driven by Selenium with explicit paths: no browser download) logs in
-  through the UI's form, sees the ten DAGs without import errors, the vendors' connection forms and the
+  through the UI's form, sees the eleven DAGs without import errors, the vendors' connection forms and the
   Messaging page with the warehouse's numbers. Screenshots go to ``tests/artifacts/``.
 
 One stack for the module (it takes about a minute to start); every process stops at the end.
@@ -147,7 +147,7 @@ def body_text(driver) -> str:
 
 def test_the_dag_list_shows_the_ten_dags_without_import_errors(stack, browser):
     browser.get(f"{stack.url}/dags")
-    wait_for(lambda: all(d in body_text(browser) for d in DAG_IDS), "all ten DAGs in the list")
+    wait_for(lambda: all(d in body_text(browser) for d in DAG_IDS), "all eleven DAGs in the list")
     browser.save_screenshot(str(ARTIFACTS / "03-dag-list.png"))
     assert "Import Error" not in body_text(browser)
     browser.get(f"{stack.url}/")

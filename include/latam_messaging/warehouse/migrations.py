@@ -116,6 +116,14 @@ def _v9_campaigns(conn: sa.Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v10_raw_retention(conn: sa.Connection) -> None:
+    table = schema.raw_webhook_events
+    add_columns(conn, table, "purged_at", "archive_path")
+    for index in table.indexes:
+        if index.name in ("ix_raw_webhook_unpurged", "ix_raw_webhook_archiving"):
+            index.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -126,6 +134,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "failure reasons, pricing and conversations of status events; Meta inbound fields", _v7_vendor_reasons_and_costs),
     Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
+    Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
 ]
 
 

@@ -219,8 +219,28 @@ raw_webhook_events = sa.Table(
     sa.Column("parse_state", sa.String(16), nullable=False, default="pending"),  # pending | parsed | error
     sa.Column("parse_error", sa.Text),
     sa.Column("parsed_at", Ts),
+    # migration 10: retention (maintenance/raw_retention.py). A purged row keeps its id (status events
+    # point at it) and its (vendor, body_sha256) (replays stay deduplicated); its body is '' and lives in
+    # the archive part ``archive_path``. ``archive_path`` set with ``purged_at`` NULL: archiving in progress.
+    sa.Column("purged_at", Ts),
+    sa.Column("archive_path", sa.Text),
     sa.UniqueConstraint("vendor", "body_sha256", name="uq_raw_webhook_body"),
     sa.Index("ix_raw_webhook_state", "parse_state"),
+    # the bodies still held, oldest parse first: the retention's next batch is the index's first entries
+    sa.Index(
+        "ix_raw_webhook_unpurged",
+        "parsed_at",
+        "id",
+        sqlite_where=sa.text("purged_at IS NULL"),
+        postgresql_where=sa.text("purged_at IS NULL"),
+    ),
+    # the parts being archived (a handful at a time): found again after a kill
+    sa.Index(
+        "ix_raw_webhook_archiving",
+        "archive_path",
+        sqlite_where=sa.text("purged_at IS NULL AND archive_path IS NOT NULL"),
+        postgresql_where=sa.text("purged_at IS NULL AND archive_path IS NOT NULL"),
+    ),
 )
 
 inbound_messages = sa.Table(

@@ -237,7 +237,11 @@ def ingest_pending(
     while limit is None or stats.events < limit:
         query = sa.select(
             RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at
-        ).where(RAW_EVENTS.c.parse_state.in_(states), RAW_EVENTS.c.id > last_id)
+        ).where(
+            RAW_EVENTS.c.parse_state.in_(states),
+            RAW_EVENTS.c.id > last_id,
+            RAW_EVENTS.c.purged_at.is_(None),  # an archived body (maintenance/) is not read again
+        )
         batch = warehouse.rows(query.order_by(RAW_EVENTS.c.id).limit(BATCH))
         if not batch:
             break
