@@ -124,6 +124,19 @@ def _v10_raw_retention(conn: sa.Connection) -> None:
             index.create(conn)
 
 
+def _v11_message_counts(conn: sa.Connection) -> None:
+    """Counts kept by triggers (``aggregates``), filled from the ledger in the same transaction (the
+    triggers' DDL locks ``outbound_messages`` against writers first), and the funnel view read from them."""
+    from latam_messaging.warehouse import aggregates
+
+    schema.message_counts.create(conn)
+    for statement in aggregates.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    aggregates.repair(conn)
+    conn.execute(sa.text("DROP VIEW IF EXISTS report_delivery_funnel"))
+    conn.execute(sa.text(aggregates.delivery_funnel_view(conn.dialect.name)))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -135,6 +148,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
+    Migration(11, "message_counts kept by triggers; report_delivery_funnel read from it", _v11_message_counts),
 ]
 
 

@@ -382,6 +382,35 @@ message_prices = sa.Table(
     sa.Column("updated_at", Ts, nullable=False),
 )
 
+#: How many outbound rows are in each (vendor, account, template or type, file, day of creation, state,
+#: delivery status), kept by the database itself (migration 11; ``warehouse.aggregates``): triggers on
+#: ``outbound_messages`` add a signed count for every row inserted, moved or deleted, in the writer's own
+#: transaction. A key may have several rows (PostgreSQL appends one per statement, so concurrent writers
+#: never wait on each other); what a key counts is the SUM of its rows. ``report_delivery_funnel`` reads it.
+message_counts = sa.Table(
+    "message_counts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),  # UTC day of outbound_messages.created_at
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("delivery_status", sa.String(16)),
+    sa.Column("account_id", sa.BigInteger),
+    sa.Column("template_or_type", sa.String(512)),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
+    sa.Index(
+        "ix_message_counts_key",
+        "day",
+        "vendor",
+        "state",
+        "file_sha256",
+        "delivery_status",
+        "account_id",
+        "template_or_type",
+    ),
+)
+
 itd_credit_snapshots = sa.Table(
     "itd_credit_snapshots",
     metadata,

@@ -4,6 +4,8 @@ re-creates it from here."""
 
 from __future__ import annotations
 
+from latam_messaging.warehouse import aggregates
+
 VIEW_NAMES = [
     "report_delivery_funnel",
     "report_failure_reasons",
@@ -67,12 +69,11 @@ def suppressed_source(reason: str, dialect: str) -> str:
     )
 
 
-def view_statements(dialect: str) -> list[str]:
+def delivery_funnel_over_ledger(dialect: str) -> str:
+    """``report_delivery_funnel`` as defined over ``outbound_messages`` until migration 11 (the view now
+    reads ``message_counts``; ``tests/warehouse/test_aggregates.py`` holds both to the same rows)."""
     day = "date({})"
-    source = suppressed_source("r.reason", dialect)
-    return [
-        f"""CREATE VIEW report_delivery_funnel AS
-SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_type, {day.format("created_at")} AS day,
+    return f"""SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_type, {day.format("created_at")} AS day,
        COUNT(*) AS messages,
        SUM(CASE WHEN state = 'accepted' THEN 1 ELSE 0 END) AS accepted,
        SUM(CASE WHEN delivery_status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent,
@@ -83,7 +84,14 @@ SELECT vendor, account_id, COALESCE(template_name, content_type) AS template_or_
        SUM(CASE WHEN state = 'unknown' THEN 1 ELSE 0 END) AS unknown,
        SUM(CASE WHEN state IN ('pending', 'scheduled', 'sending') THEN 1 ELSE 0 END) AS waiting
 FROM outbound_messages
-GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}""",
+GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}"""
+
+
+def view_statements(dialect: str) -> list[str]:
+    day = "date({})"
+    source = suppressed_source("r.reason", dialect)
+    return [
+        aggregates.delivery_funnel_view(dialect),  # migration 11: over message_counts
         # a delivery failure's reason is the vendor's error ("131047: Re-engagement message") when it gave one
         """CREATE VIEW report_failure_reasons AS
 SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
