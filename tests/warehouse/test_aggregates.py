@@ -6,6 +6,7 @@ number; two writers at once lose nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from collections import Counter
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from latam_messaging.lifecycle import OUTBOUND, MessageState, move
 from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.status import StatusEvent, apply_status_events
-from latam_messaging.warehouse import aggregates, views
+from latam_messaging.campaigns import views as campaign_views
+from latam_messaging.warehouse import aggregates, schema, views
 
 T0 = pendulum.datetime(2026, 3, 2, 23, 30, tz="UTC")  # half an hour before a UTC day ends
 VENDORS = ("teleprom", "wavy")
@@ -31,9 +33,30 @@ def funnel_rows(warehouse, sql: str) -> Counter:
     return Counter(tuple(str(v) if i == 3 else (int(v) if i > 3 else v) for i, v in enumerate(r)) for r in rows)
 
 
+def campaign_rows(warehouse, sql: str) -> list[tuple]:
+    with warehouse.engine.connect() as conn:
+        return sorted(tuple(str(v) for v in r) for r in conn.execute(sa.text(sql)).all())
+
+
 def assert_counts_match(warehouse) -> None:
     kept = funnel_rows(warehouse, "SELECT * FROM report_delivery_funnel")
     assert kept == funnel_rows(warehouse, views.delivery_funnel_over_ledger(warehouse.dialect))
+    with warehouse.begin() as conn:  # every file a campaign, so the campaigns view shows each one
+        for sha, vendor in conn.execute(
+            sa.text(
+                "SELECT DISTINCT o.file_sha256, o.vendor FROM outbound_messages o WHERE o.file_sha256 IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM campaign_files c WHERE c.file_sha256 = o.file_sha256)"
+            )
+        ).all():
+            conn.execute(
+                schema.campaign_files.insert().values(
+                    campaign_id=sha[:16], file_sha256=sha, name=sha[:8], vendor=vendor, folder="f", source="drop",
+                    created_by="test", created_at=T0, state="loaded",
+                )
+            )
+    [old] = campaign_views.view_statements_v9(warehouse.dialect)
+    over_ledger = old.removeprefix("CREATE VIEW campaigns AS")
+    assert campaign_rows(warehouse, "SELECT * FROM campaigns") == campaign_rows(warehouse, over_ledger)
     with warehouse.begin() as conn:
         assert aggregates.check(conn) == []
 
@@ -63,10 +86,10 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
         vendor = rnd.choice(VENDORS)
         ledger = Ledger(warehouse, vendor)
         now = T0.add(minutes=rnd.randrange(90))
-        op = rnd.choice(("load", "load", "claim", "events", "cancel", "unknown", "release", "delete", "rollback"))
+        op = rnd.choice(("load", "load", "claim", "events", "cancel", "unknown", "release", "delete", "rollback", "reply"))
         if op == "load":
             files += 1
-            sha = f"{seed:04d}{files:060d}"
+            sha = hashlib.sha256(f"{seed}-{files}".encode()).hexdigest()
             rows = [ledger_row(f"{sha[:8]}-{files}-{i}", vendor, sha, now, rnd) for i in range(rnd.randrange(1, 40))]
             with warehouse.begin() as conn:
                 ledger.stage(conn, rows)
@@ -109,6 +132,21 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
         elif op == "delete":  # an analyst's clean-up
             with warehouse.begin() as conn:
                 conn.execute(sa.text("DELETE FROM outbound_messages WHERE message_key LIKE :p"), {"p": f"%-{rnd.randrange(10)}"})
+        elif op == "reply":  # a subscriber answers one of the messages (replies of the campaigns view)
+            with warehouse.begin() as conn:
+                sent = conn.execute(
+                    sa.select(OUTBOUND.c.vendor, OUTBOUND.c.vendor_message_id, OUTBOUND.c.phone).where(
+                        OUTBOUND.c.accepted_at.is_not(None)
+                    )
+                ).all()
+                for v, vid, phone in rnd.sample(sent, min(len(sent), 3)):
+                    conn.execute(
+                        schema.inbound_messages.insert().values(
+                            vendor=v, vendor_message_id=f"in-{rnd.randrange(10**9)}", from_phone=phone, text="hola",
+                            received_at=now.add(minutes=5), recorded_at=now, source="webhook",
+                            in_reply_to=vid if rnd.random() < 0.5 else None,
+                        )
+                    )
         else:  # a writer that fails half-way writes no row and no count
             with pytest.raises(RuntimeError), warehouse.begin() as conn:
                 conn.execute(sa.update(OUTBOUND).values(state=MessageState.FAILED.value))
@@ -188,7 +226,7 @@ def test_two_writers_at_once_lose_no_count(warehouse):
                 claimed = ledger.claim(name, 40)
                 answers = (MessageState.ACCEPTED, MessageState.REJECTED, MessageState.PENDING)
                 ledger.record([SendOutcome(r.message_key, rnd.choice(answers)) for r in claimed], T0, name)
-                load_file(warehouse, "teleprom", f"{seed:032d}{step:032d}", 20, seed=seed + step)
+                load_file(warehouse, "teleprom", hashlib.sha256(f"{seed}-{step}".encode()).hexdigest(), 20, seed=seed + step)
         except BaseException as error:  # noqa: BLE001 - reported by the test below
             errors.append(error)
 

@@ -112,7 +112,7 @@ def _v9_campaigns(conn: sa.Connection) -> None:
 
     for table in (schema.campaign_files, schema.audit_log, schema.short_links, schema.message_prices):
         table.create(conn)
-    for statement in campaign_views.view_statements(conn.dialect.name):
+    for statement in campaign_views.view_statements_v9(conn.dialect.name):
         conn.execute(sa.text(statement))
 
 
@@ -127,6 +127,7 @@ def _v10_raw_retention(conn: sa.Connection) -> None:
 def _v11_message_counts(conn: sa.Connection) -> None:
     """Counts kept by triggers (``aggregates``), filled from the ledger in the same transaction (the
     triggers' DDL locks ``outbound_messages`` against writers first), and the funnel view read from them."""
+    from latam_messaging.campaigns import views as campaign_views
     from latam_messaging.warehouse import aggregates
 
     schema.message_counts.create(conn)
@@ -135,6 +136,9 @@ def _v11_message_counts(conn: sa.Connection) -> None:
     aggregates.repair(conn)
     conn.execute(sa.text("DROP VIEW IF EXISTS report_delivery_funnel"))
     conn.execute(sa.text(aggregates.delivery_funnel_view(conn.dialect.name)))
+    conn.execute(sa.text("DROP VIEW IF EXISTS campaigns"))
+    for statement in campaign_views.view_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
 
 
 MIGRATIONS: list[Migration] = [
@@ -148,7 +152,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
-    Migration(11, "message_counts kept by triggers; report_delivery_funnel read from it", _v11_message_counts),
+    Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
 ]
 
 
