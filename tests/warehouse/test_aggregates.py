@@ -15,10 +15,10 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.campaigns import views as campaign_views
 from latam_messaging.lifecycle import OUTBOUND, MessageState, move
 from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.status import StatusEvent, apply_status_events
-from latam_messaging.campaigns import views as campaign_views
 from latam_messaging.warehouse import aggregates, schema, views
 
 T0 = pendulum.datetime(2026, 3, 2, 23, 30, tz="UTC")  # half an hour before a UTC day ends
@@ -237,3 +237,22 @@ def test_two_writers_at_once_lose_no_count(warehouse):
         thread.join(timeout=120)
     assert not errors
     assert_counts_match(warehouse)
+
+
+def test_the_pages_time_filters_use_their_indexes(warehouse):
+    """EXPLAIN on both databases: the funnel's days come from ``ix_message_counts_key``, the files of the
+    last days from ``ix_drop_files_claimed_at`` (PostgreSQL told not to prefer a scan of these tiny tables)."""
+    since = T0.subtract(days=14)
+    funnel = "SELECT vendor, day, SUM(messages) FROM message_counts WHERE day >= :day GROUP BY vendor, day"
+    files = "SELECT file_sha256 FROM drop_files WHERE claimed_at >= :since"
+    day = since.date().isoformat() if warehouse.dialect == "sqlite" else since.date()
+    bound = {"day": day, "since": since.naive() if warehouse.dialect == "sqlite" else since}
+    with warehouse.engine.connect() as conn:
+        explain = "EXPLAIN QUERY PLAN " if warehouse.dialect == "sqlite" else "EXPLAIN "
+        if warehouse.dialect == "postgresql":
+            conn.execute(sa.text("SET enable_seqscan = off"))
+        plans = [
+            " ".join(str(part) for row in conn.execute(sa.text(explain + sql), bound) for part in row)
+            for sql in (funnel, files)
+        ]
+    assert "ix_message_counts_key" in plans[0] and "ix_drop_files_claimed_at" in plans[1], plans

@@ -131,6 +131,7 @@ def _v11_message_counts(conn: sa.Connection) -> None:
     from latam_messaging.warehouse import aggregates
 
     schema.message_counts.create(conn)
+    next(i for i in schema.drop_files.indexes if i.name == "ix_drop_files_claimed_at").create(conn)
     for statement in aggregates.trigger_statements(conn.dialect.name):
         conn.execute(sa.text(statement))
     aggregates.repair(conn)

@@ -113,6 +113,7 @@ drop_files = sa.Table(
     sa.Column("claimed_at", Ts, nullable=False),
     sa.Column("loaded_at", Ts),
     sa.Column("finished_at", Ts),
+    sa.Index("ix_drop_files_claimed_at", "claimed_at"),  # migration 11: the page's files of the last days
 )
 
 drop_rejects = sa.Table(
