@@ -585,10 +585,11 @@ def main() -> None:
                 report("teleprom_simulator_accept", sim, None,
                        "Destinations accepted by the simulator (batches of 500, 4 clients).")
             if wanted("webhook_receiver"):
-                for kind in warehouses:
-                    env = env_for(kind)
-                    subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse", kind],
-                                   check=True, env=env)
+                for kind in warehouses:  # PostgreSQL: 1 and 2 receiver processes (SQLite allows one writer)
+                    for processes in (1, 2) if kind == "postgres" else (1,):
+                        env = env_for(kind)
+                        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse",
+                                        kind, "--processes", str(processes)], check=True, env=env)
     finally:
         for process, _ in sims.values():
             process.terminate()

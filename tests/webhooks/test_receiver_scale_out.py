@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_load_loses_no_acknowledged_body_and_is_replaced(rec
         killed_at = len(acknowledged)
         wait_until(
             lambda: victim not in receiver.worker_pids() and len(receiver.worker_pids()) == 2,
-            timeout=30, what="the supervisor to replace the killed worker",
+            timeout=120, what=lambda: f"the supervisor to replace the killed worker (workers now: {receiver.worker_pids()})",
         )
         wait_until(lambda: len(acknowledged) >= killed_at + 150, timeout=60, what="150 more bodies after the kill")
     finally:
