@@ -103,8 +103,10 @@ class ReceiverProcess:
                 pass
         return pids
 
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM (a graceful shutdown), then the exit code; killed if it does not exit in time."""
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM (a graceful shutdown), then the exit code; killed if it does not exit in time (the
+        supervisor handles the signal between worker pings: up to ``WORKER_HEALTHCHECK_S`` behind a
+        worker that is still starting on a loaded machine)."""
         import subprocess
 
         if self.process.poll() is None:

@@ -63,7 +63,8 @@ WAIT_LIMIT_S = 10.0
 WRITE_TIMEOUT_MS = 8000
 #: uvicorn's supervisor replaces a worker that died at once, and one that does not answer its ping for
 #: this long. Generous: a worker starting on a loaded host (imports before its ping thread runs) is not hung.
-WORKER_HEALTHCHECK_S = 60
+#: The supervisor handles SIGTERM between pings, so a stop can wait this long behind a starting worker.
+WORKER_HEALTHCHECK_S = 30
 #: PostgreSQL SQLSTATEs after which the same transaction may simply run again (serialization, deadlock).
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 #: One receiver process's PostgreSQL pool: its single writer, plus one spare while a dropped connection
