@@ -110,8 +110,19 @@ def get(conn: sa.Connection, campaign_id: str) -> dict[str, Any]:
 
 def file_loaded(conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int:
     """In the transaction that makes a file's rows sendable: the campaign is ``loaded`` — unless it was
-    cancelled meanwhile, and then its rows are cancelled here, before any run can claim one."""
+    cancelled meanwhile, and then its rows are cancelled here, before any run can claim one.
+
+    The campaign row is updated first: that takes its lock, so a :func:`cancel` in progress (which found
+    this file's rows still ``staged``) is waited for and then seen; a cancel that comes after waits for
+    this transaction and finds the rows ``pending``."""
     campaign = CAMPAIGNS.c
+    loaded = conn.execute(
+        sa.update(CAMPAIGNS)
+        .where(campaign.file_sha256 == sha256, campaign.state.in_([CampaignState.UPLOADED, CampaignState.CONFIRMED]))
+        .values(state=CampaignState.LOADED, upload_path=None)
+    ).rowcount
+    if loaded:
+        return 0
     cancelled = conn.execute(
         sa.select(campaign.cancelled_by).where(campaign.file_sha256 == sha256, campaign.state == CampaignState.CANCELLED)
     ).first()
@@ -119,11 +130,6 @@ def file_loaded(conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int
         rows = conn.execute(_cancel_rows(sha256, now, cancelled[0])).rowcount
         log.warning("campaign of file %s was cancelled before it loaded: its %d row(s) are cancelled", sha256[:16], rows)
         return rows
-    conn.execute(
-        sa.update(CAMPAIGNS)
-        .where(campaign.file_sha256 == sha256, campaign.state.in_([CampaignState.UPLOADED, CampaignState.CONFIRMED]))
-        .values(state=CampaignState.LOADED, upload_path=None)
-    )
     return 0
 
 

@@ -1,0 +1,85 @@
+"""A cancelled campaign stays cancelled: against an ingest promoting its file at the same moment, and
+against an operator releasing its in-doubt rows afterwards (review of issue 24)."""
+
+from __future__ import annotations
+
+import threading
+
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+from latam_messaging.campaigns import audit, records
+from latam_messaging.campaigns.records import CampaignState
+from latam_messaging.sending.ledger import Ledger
+from latam_messaging.sending.pipeline import dispatch, ingest_drops
+from latam_messaging.warehouse import schema
+from latam_messaging.wavy.send import WavyAdapter
+from tests.helpers.drops import drop_csv
+from tests.helpers.ledger import states
+from tests.helpers.simulators import sim_state
+from tests.helpers.waiting import wait_until
+
+T, C = schema.outbound_messages, schema.campaign_files
+
+
+def _loaded_campaign(warehouse, drop_dir, rows: int) -> tuple[str, str]:
+    body = "phone,message\n" + "".join(f"55119876{i:05d},hola {i}\n" for i in range(rows))
+    drop_csv(drop_dir, "wavy_sms", "c.csv", body)
+    ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    campaign = warehouse.rows(sa.select(C))[0]
+    return campaign["campaign_id"], campaign["file_sha256"]
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_a_cancel_committing_while_the_file_is_promoted_leaves_no_row_to_send(
+    warehouse, drop_dir, wavy_server, wavy_hook, monkeypatch
+):
+    """The ingest has promoted the file's rows (not committed) when the cancel marks the campaign and finds
+    no waiting row; the ingest then closes the file. Its rows must end cancelled, none sent."""
+    campaign_id, sha = _loaded_campaign(warehouse, drop_dir, 3)
+    with warehouse.begin() as conn:  # as just before the promotion: staged rows, a confirmed campaign
+        conn.execute(T.update().values(state="staged"))
+        conn.execute(C.update().values(state=CampaignState.CONFIRMED))
+
+    at_audit, go = threading.Event(), threading.Event()
+    real_record = audit.record
+
+    def held_record(*args, **kwargs):
+        at_audit.set()
+        assert go.wait(30)
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", held_record)
+    now = pendulum.now("UTC")
+    ingest = warehouse.engine.connect()
+    promoting = ingest.begin()
+    Ledger(warehouse, "wavy").promote_file(ingest, sha, now, window_open=True)
+
+    answers: dict[str, object] = {}
+    cancel = threading.Thread(target=lambda: answers.update(cancelled=records.cancel(warehouse, campaign_id, "ana")))
+    cancel.start()
+    assert at_audit.wait(30)  # the campaign row is marked (locked), its rows not yet committed as cancelled
+
+    def close_file() -> None:
+        records.file_loaded(ingest, sha, now)
+        promoting.commit()
+        ingest.close()
+
+    closing = threading.Thread(target=close_file)
+    closing.start()
+    with warehouse.engine.connect() as probe:
+        wait_until(
+            lambda: probe.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
+            timeout=10,
+            what="the ingest waiting for the cancel's lock",
+        )
+    go.set()
+    cancel.join(30)
+    closing.join(30)
+
+    assert answers == {"cancelled": 0}
+    assert states(warehouse, "wavy") == {"cancelled": 3}
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
+    assert sim_state(wavy_server)["accepted_messages"] == 0
+
