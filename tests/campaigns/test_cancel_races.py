@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from latam_messaging.campaigns import audit, records
-from latam_messaging.campaigns.records import CampaignState
+from latam_messaging.campaigns.records import CampaignState, ReleaseOutcome
 from latam_messaging.sending.ledger import Ledger
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
 from latam_messaging.warehouse import schema
@@ -83,3 +83,22 @@ def test_a_cancel_committing_while_the_file_is_promoted_leaves_no_row_to_send(
     dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
     assert sim_state(wavy_server)["accepted_messages"] == 0
 
+
+
+def test_releasing_the_unknown_rows_of_a_cancelled_campaign_sends_none(warehouse, drop_dir, wavy_server, wavy_hook):
+    """Cancelled while two rows were in doubt; the operator then learns the vendor never sent them:
+    they are settled as cancelled, not queued again (the cancelled row stays cancelled)."""
+    campaign_id, _ = _loaded_campaign(warehouse, drop_dir, 3)
+    keys = sorted(r["message_key"] for r in warehouse.rows(sa.select(T.c.message_key)))
+    with warehouse.begin() as conn:
+        conn.execute(
+            T.update()
+            .where(T.c.message_key.in_(keys[:2]))
+            .values(state="unknown", claimed_by="run-a", request_started_at=pendulum.now("UTC"))
+        )
+    assert records.cancel(warehouse, campaign_id, "ana") == 1
+
+    assert records.release_unknown(warehouse, campaign_id, "beto", ReleaseOutcome.NOT_SENT) == 2
+    assert states(warehouse, "wavy") == {"cancelled": 3}
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
+    assert sim_state(wavy_server)["accepted_messages"] == 0

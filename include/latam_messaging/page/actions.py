@@ -331,11 +331,12 @@ def router(warehouse: Callable[[], Warehouse], trigger: TriggerDag | None = None
         with _campaign_errors():
             rows = records.release_unknown(warehouse(), campaign_id, who, body.outcome, batch=body.batch)
             with warehouse().engine.connect() as conn:
-                folder = records.get(conn, campaign_id)["folder"]
+                campaign = records.get(conn, campaign_id)
         if body.outcome is ReleaseOutcome.SENT:
             return {"campaign_id": campaign_id, "marked_sent": rows}
         answer: dict[str, Any] = {"campaign_id": campaign_id, "released": rows}
-        if rows:
+        folder = campaign["folder"]
+        if rows and campaign["state"] != CampaignState.CANCELLED:  # a cancelled campaign's released rows are cancelled
             run_id, warning = start_send(folder, who, f"{rows} in-doubt row(s) of campaign {campaign_id} released by {who}")
             answer |= {"dag_run_id": run_id, **({"warning": warning} if warning else {})}
         return answer
