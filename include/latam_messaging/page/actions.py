@@ -363,8 +363,11 @@ def _keep_and_preview(
     if existing is not None:
         return _repeat(warehouse, dict(existing), user, file_name)
     kept = config.uploads() / f"{campaign_id}.csv"
-    with contextlib.suppress(FileExistsError):  # an upload of the same bytes at the same moment: same content
-        os.link(stored.path, kept)
+    # Our bytes under that name, atomically, whatever was there (a leftover, a symlink): a second name for the
+    # stored file renamed over it. An upload of the same bytes at the same moment puts the same content.
+    linked = stored.path.with_name(stored.path.name + ".keep")
+    os.link(stored.path, linked)
+    os.replace(linked, kept)
     adapter = _adapter(vendor)
     try:
         preview = preview_file(
