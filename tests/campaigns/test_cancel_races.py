@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from latam_messaging.campaigns import audit, records
 from latam_messaging.campaigns.records import CampaignState, ReleaseOutcome
-from latam_messaging.sending.ledger import Ledger
+from latam_messaging.lifecycle import MessageState
+from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
 from latam_messaging.warehouse import schema
 from latam_messaging.wavy.send import WavyAdapter
@@ -100,5 +101,36 @@ def test_releasing_the_unknown_rows_of_a_cancelled_campaign_sends_none(warehouse
 
     assert records.release_unknown(warehouse, campaign_id, "beto", ReleaseOutcome.NOT_SENT) == 2
     assert states(warehouse, "wavy") == {"cancelled": 3}
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
+    assert sim_state(wavy_server)["accepted_messages"] == 0
+
+
+def test_rows_claimed_before_the_cancel_and_handed_back_unsent_are_cancelled(
+    warehouse, drop_dir, wavy_server, wavy_hook
+):
+    """A run had claimed the rows when the cancel came; the vendor then refused before sending (no
+    credits, a stop): the rows come back unsent. They must not wait for the next run: they are cancelled."""
+    campaign_id, _ = _loaded_campaign(warehouse, drop_dir, 3)
+    ledger = Ledger(warehouse, "wavy")
+    claimed = ledger.claim("run-a", 10)
+    assert len(claimed) == 3
+    assert records.cancel(warehouse, campaign_id, "ana") == 0  # in flight: the cancel cannot take them
+
+    ledger.record([SendOutcome(r.message_key, MessageState.PENDING) for r in claimed], pendulum.now("UTC"), "run-a")
+    assert states(warehouse, "wavy") == {"cancelled": 3}
+    dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
+    assert sim_state(wavy_server)["accepted_messages"] == 0
+
+
+def test_the_trigger_forms_key_by_key_release_keeps_a_cancelled_campaigns_rows_unsent(
+    warehouse, drop_dir, wavy_server, wavy_hook
+):
+    campaign_id, _ = _loaded_campaign(warehouse, drop_dir, 2)
+    keys = sorted(r["message_key"] for r in warehouse.rows(sa.select(T.c.message_key)))
+    with warehouse.begin() as conn:
+        conn.execute(T.update().values(state="unknown", claimed_by="run-a", request_started_at=pendulum.now("UTC")))
+    records.cancel(warehouse, campaign_id, "ana")
+    assert sorted(Ledger(warehouse, "wavy").release_unknown(keys, pendulum.now("UTC"))) == keys
+    assert states(warehouse, "wavy") == {"cancelled": 2}
     dispatch(WavyAdapter(), warehouse, hook=wavy_hook)
     assert sim_state(wavy_server)["accepted_messages"] == 0
