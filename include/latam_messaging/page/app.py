@@ -118,6 +118,11 @@ def create_app(
                 status_code=503, detail=f"warehouse not readable: {type(error).__name__}: {error}"
             ) from error
 
+    @app.get("/api/csrf-token")
+    def csrf(request: Request) -> JSONResponse:
+        """This session's anti-CSRF token (a script of another site cannot read a same-origin answer)."""
+        return JSONResponse({"token": security.csrf_token(request)}, headers={"Cache-Control": "no-store"})
+
     @app.get("/api/summary")
     def summary(days: int = Query(queries.DEFAULT_DAYS, ge=1, le=366)) -> JSONResponse:
         return JSONResponse(read(days))
