@@ -268,10 +268,11 @@ def test_a_batch_of_unknown_rows_is_released_in_one_action(stack, browser, tmp_p
 
     runs_before = {r["dag_run_id"] for r in stack.runs("wavy_sms_send")}
     form = batch.find_element(By.CSS_SELECTOR, "form.release-form")
-    form.find_element(By.CSS_SELECTOR, "button[value=not_sent]").click()  # not ticked: refused on the page
-    assert "tick that you checked" in by_id(browser, "action-result").text
+    checked = form.find_element(By.CSS_SELECTOR, "input[name=checked]")
+    form.find_element(By.CSS_SELECTOR, "button[value=not_sent]").click()  # not ticked: the browser refuses it
+    assert checked.get_property("validity")["valueMissing"] and by_id(browser, "action-result").text == ""
     assert states(stack, campaign_id) == {"unknown": 4}
-    form.find_element(By.CSS_SELECTOR, "input[name=checked]").click()
+    checked.click()
     form.find_element(By.CSS_SELECTOR, "button[value=not_sent]").click()
     wait_for(lambda: by_id(browser, "action-result").text == "released: 4", "the release's answer")
     [release_run] = wait_for(
