@@ -12,7 +12,8 @@ Routes (under ``/messaging``; every one behind the app's Airflow authentication,
 * ``GET /campaigns`` and ``GET /campaigns/{campaign_id}`` – the same as HTML, with charts drawn on the
   server (``page.charts``) and the forms that call the write API (``X-CSRF-Token`` from
   ``security.csrf_token``): upload → preview → confirm on the list; cancel, release or mark sent the
-  unknown rows (of the campaign or one request batch) on a campaign's page.
+  unknown rows (of the campaign or one request batch) on a campaign's page, and answer a reply while its
+  24-hour window is open (``reply_open`` of ``page.campaigns.replies``: the form is drawn only then).
 """
 
 from __future__ import annotations
