@@ -42,7 +42,7 @@ import pendulum
 import sqlalchemy as sa
 
 #: Bump when the generated rows change: cached histories of another version are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FILE_ROWS = 10_000
 SPAN_DAYS = 150
 #: The three tables filled in bulk (their indexes dropped during the fill, then re-created).
@@ -146,7 +146,7 @@ class _Rows:
         self.size, self.start = size, start
         self.suffix = "+00" if dialect == "postgresql" else ".000000"  # how each database reads a UTC text
         span = SPAN_DAYS * 86400
-        step = (span - 86400) // max(size.files, 1)  # the newest file a day old: its events are all past
+        step = (span - 86400) // max(size.files - 1, 1)  # the newest file a day old: its events are all past
         self.files = []
         for f in range(size.files):
             vendor, folder = VENDORS[f % 10]
@@ -595,3 +595,38 @@ def disk_used(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def database_bytes(admin_url: str, name: str) -> int:
+    """``pg_database_size`` of database ``name``."""
+    admin = sa.create_engine(admin_url)
+    try:
+        with admin.connect() as conn:
+            return int(conn.execute(sa.text("SELECT pg_database_size(:n)"), {"n": name}).scalar_one())
+    finally:
+        admin.dispose()
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first():
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')  # a template refuses DROP
+                conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def count_outbound(connection: dict) -> int:
+    """Rows in ``outbound_messages`` of the warehouse an Airflow connection dict names."""
+    if connection["conn_type"] == "sqlite":
+        url = f"sqlite:///{connection['host']}"
+    else:
+        url = f"postgresql+psycopg2://{connection['login']}@{connection['host']}:{connection['port']}/{connection['schema']}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT COUNT(*) FROM outbound_messages").scalar_one())
+    finally:
+        engine.dispose()
