@@ -346,9 +346,16 @@ def _load(conn: sa.Connection, table: str, rows, log, chunk: int = 200_000) -> i
     started, done = time.perf_counter(), 0
     try:
         if conn.dialect.name == "postgresql":
-            counted = _Counted(rows)
-            cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", _CopyStream(counted), size=1 << 20)
-            done = counted.count
+            copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            if conn.dialect.driver == "psycopg":  # psycopg 3
+                with cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        done += 1
+            else:  # psycopg2
+                counted = _Counted(rows)
+                cursor.copy_expert(copy_sql, _CopyStream(counted), size=1 << 20)
+                done = counted.count
         else:
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             batch: list[tuple] = []
