@@ -610,6 +610,7 @@ def main() -> None:
                         "in the full sizes' proportions); overrides --history's size")
     parser.add_argument("--history-cache", default=os.environ.get("BENCH_HISTORY_CACHE", str(ROOT / ".bench-cache")),
                         help="where built histories are kept between runs (a SQLite file, a PostgreSQL cluster)")
+    parser.add_argument("--history-only", action="store_true", help="only the history lines (no empty-warehouse twins)")
     parser.add_argument("--page-requests", type=int, default=20, help="warm requests per Messaging page route")
     parser.add_argument("--page-cap-s", type=float, default=30,
                         help="a page request is cut after this many seconds (reported timed_out); each route gets "
@@ -759,6 +760,9 @@ def main() -> None:
                 ("teleprom_hsm_send_e2e_1m", args.big_rows, args.latency_ms),
             ]
             for kind in warehouses:
+                if args.history_only:
+                    history_runs(kind)
+                    continue
                 for label, size, latency in hsm:
                     if not size or not wanted(label):
                         continue
@@ -814,12 +818,12 @@ def main() -> None:
                            warehouse=kind, history_rows=0)
                 if args.history != "off" or args.history_rows:
                     history_runs(kind)
-            if wanted("teleprom_simulator_accept"):
+            if wanted("teleprom_simulator_accept") and not args.history_only:
                 set_latency(urls["teleprom"], 0)
                 sim = measure("simulator_accept", 200, env_for("sqlite"))
                 report("teleprom_simulator_accept", sim, None,
                        "Destinations accepted by the simulator (batches of 500, 4 clients).")
-            if wanted("webhook_receiver"):
+            if wanted("webhook_receiver") and not args.history_only:
                 for kind in warehouses:
                     env = env_for(kind)
                     subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse", kind],
