@@ -389,7 +389,9 @@ class _Counted:
 
 def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, log=print) -> FillResult:
     """Write ``size``'s history into ``warehouse`` (migrated, its history tables empty). The big tables'
-    indexes are dropped for the fill and re-created after; then ANALYZE (PostgreSQL: VACUUM ANALYZE)."""
+    indexes are dropped for the fill and re-created after; when the package keeps aggregate tables
+    (:func:`summary_rebuilder`), the big tables' triggers are off for the fill and the aggregates rebuilt
+    once after it; then ANALYZE (PostgreSQL: VACUUM ANALYZE)."""
     from latam_messaging.warehouse import schema
 
     dialect = warehouse.dialect
@@ -407,6 +409,10 @@ def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, 
                 conn.exec_driver_sql(f"SET {setting}")
         conn.commit()
         drops, creates = _index_definitions(conn, dialect)
+        if summary_rebuilder() is not None:  # counts rebuilt once after the fill, not per row by triggers
+            triggers_off, triggers_on = _trigger_definitions(conn, dialect)
+            drops += triggers_off
+            creates += triggers_on
         for statement in drops:
             conn.exec_driver_sql(statement)
         conn.execute(schema.campaign_files.insert(), [
@@ -438,6 +444,8 @@ def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, 
         conn.commit()
         index_seconds = time.perf_counter() - indexed
         log(f"  indexes and constraints re-created in {index_seconds:.0f}s")
+    rebuild_summaries(warehouse, log)
+    with warehouse.engine.connect() as conn:
         if dialect == "postgresql":
             conn.exec_driver_sql(
                 "SELECT setval(pg_get_serial_sequence('raw_webhook_events', 'id'), "
@@ -452,9 +460,16 @@ def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, 
 
 
 # ---- summaries --------------------------------------------------------------------------------------------
-def rebuild_summaries(warehouse, log=print) -> str | None:
-    """Rebuild the aggregate tables from the history, when the package has them (issue 25 deliverable 2):
-    the first of :data:`SUMMARY_REBUILDERS` that imports. Returns what ran, or None."""
+#: Where the package keeps its aggregate tables' rebuild (issue 25 deliverable 2), first found wins: a
+#: function of a connection (run in one transaction) or of the warehouse.
+SUMMARY_REBUILDERS = [
+    ("latam_messaging.warehouse.aggregates", "repair"),
+    ("latam_messaging.warehouse.summaries", "rebuild"),
+]
+
+
+def summary_rebuilder():
+    """The package's aggregate rebuild (see :data:`SUMMARY_REBUILDERS`), or None when it has none."""
     import importlib
 
     for module_name, function in SUMMARY_REBUILDERS:
@@ -462,20 +477,41 @@ def rebuild_summaries(warehouse, log=print) -> str | None:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        if hasattr(module, function):
-            started = time.perf_counter()
-            getattr(module, function)(warehouse)
-            log(f"  {module_name}.{function} in {time.perf_counter() - started:.0f}s")
-            return f"{module_name}.{function}"
-    log("  no summary tables in this schema: nothing to rebuild")
+        if callable(getattr(module, function, None)):
+            return getattr(module, function)
     return None
 
 
-SUMMARY_REBUILDERS = [
-    ("latam_messaging.warehouse.summaries", "rebuild"),
-    ("latam_messaging.warehouse.summary", "rebuild"),
-    ("latam_messaging.warehouse.aggregates", "rebuild"),
-]
+def rebuild_summaries(warehouse, log=print) -> str | None:
+    """Bring the aggregate tables up to the history (the fill keeps their triggers off, see :func:`fill`).
+    Returns what ran, or None when the schema has no aggregates."""
+    import inspect
+
+    rebuild = summary_rebuilder()
+    if rebuild is None:
+        log("  no summary tables in this schema: nothing to rebuild")
+        return None
+    started = time.perf_counter()
+    if next(iter(inspect.signature(rebuild).parameters)) == "conn":
+        with warehouse.begin() as conn:
+            rebuild(conn)
+    else:
+        rebuild(warehouse)
+    name = f"{rebuild.__module__}.{rebuild.__name__}"
+    log(f"  {name} in {time.perf_counter() - started:.0f}s")
+    return name
+
+
+def _trigger_definitions(conn: sa.Connection, dialect: str) -> tuple[list[str], list[str]]:
+    """(statements turning the big tables' triggers off, statements turning them back on)."""
+    if dialect == "postgresql":
+        return ([f"ALTER TABLE {t} DISABLE TRIGGER USER" for t in BIG_TABLES],
+                [f"ALTER TABLE {t} ENABLE TRIGGER USER" for t in BIG_TABLES])
+    tables = ", ".join(f"'{t}'" for t in BIG_TABLES)
+    found = conn.exec_driver_sql(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({tables}) ORDER BY name"
+    ).all()
+    return [f"DROP TRIGGER {name}" for name, _sql in found], [definition for _name, definition in found]
 
 
 # ---- the cache --------------------------------------------------------------------------------------------
@@ -495,7 +531,6 @@ def cached_sqlite(size: HistorySize, cache_dir: Path, log=print) -> tuple[Path, 
     try:
         warehouse.migrate()
         result = fill(warehouse, size, log=log)
-        rebuild_summaries(warehouse, log)
         with warehouse.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -530,7 +565,6 @@ def cached_postgres(size: HistorySize, admin_url: str, log=print) -> tuple[str, 
         try:
             warehouse.migrate()
             result = fill(warehouse, size, log=log)
-            rebuild_summaries(warehouse, log)
         finally:
             warehouse.engine.dispose()
         with admin.connect() as conn:
