@@ -11,7 +11,6 @@ from latam_messaging.page import app as page_app
 from latam_messaging.page import queries
 from latam_messaging.warehouse import schema
 from tests.helpers.ledger import add_ledger_row
-from tests.helpers.paths import ROOT
 
 NOW = pendulum.now("UTC")
 
@@ -185,29 +184,9 @@ def test_header_cards_are_the_sql_counts_beyond_the_unknown_list(warehouse, tmp_
 
 # ---- the plugin on Airflow's API app -----------------------------------------------------------------
 @pytest.fixture
-def api_client(airflow_db, monkeypatch):
-    """Airflow's real API app (core apps) with this project's ``plugins/`` folder."""
-    from airflow import plugins_manager, settings
-    from airflow.api_fastapi import app as api_app
-    from fastapi.testclient import TestClient
-
-    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-
-    def clear():
-        for cached in (
-            plugins_manager._get_plugins,
-            plugins_manager.get_fastapi_plugins,
-            plugins_manager._get_ui_plugins,
-            plugins_manager.get_flask_plugins,
-        ):
-            cached.cache_clear()
-        api_app.purge_cached_app()
-
-    clear()
-    app = api_app.create_app(apps="core")
-    with TestClient(app, base_url="http://localhost") as client:
-        yield client
-    clear()
+def api_client(page_api):
+    """Airflow's real API app with this project's plugin (``conftest.page_api``)."""
+    return page_api
 
 
 def _token(role: str | None) -> str:

@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from latam_messaging.page import actions, campaign_routes, queries, reply_routes, security
 from latam_messaging.page.panels import PanelFunction
+from latam_messaging.page.rendering import TEMPLATES
 from latam_messaging.page.trigger import TriggerDag
 from latam_messaging.warehouse.db import Warehouse
 
@@ -165,13 +165,7 @@ def _latest_report_file(name: str, report_dir: str | Path | None) -> Path:
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("latam_messaging.page", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_TEMPLATES = TEMPLATES
 
 
 def render_page(data: dict | None, error: str | None, *, base: str) -> str:

@@ -39,27 +39,26 @@ Ts = schema.UtcDateTime
 OUTBOUND = schema.outbound_messages
 EVENTS = schema.message_status_events
 
+#: The ``campaigns`` view's text columns, read as they are.
+TEXT_COLUMNS = (
+    "campaign_id",
+    "name",
+    "vendor",
+    "folder",
+    "source",
+    "file_name",
+    "file_sha256",
+    "created_by",
+    "state",
+    "confirmed_by",
+    "dag_run_id",
+    "cancelled_by",
+    "currency",
+)
 #: The ``campaigns`` view's columns, typed as the page reads them.
 VIEW = sa.table(
     "campaigns",
-    *(
-        sa.column(name, sa.String)
-        for name in (
-            "campaign_id",
-            "name",
-            "vendor",
-            "folder",
-            "source",
-            "file_name",
-            "file_sha256",
-            "created_by",
-            "state",
-            "confirmed_by",
-            "dag_run_id",
-            "cancelled_by",
-            "currency",
-        )
-    ),
+    *(sa.column(name, sa.String) for name in TEXT_COLUMNS),
     *(
         sa.column(name, Ts())
         for name in (
@@ -122,24 +121,7 @@ def _cost(value: Any) -> float | None:
 
 def _campaign_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A view row as JSON: counts as ints, times as ISO-8601 UTC, cost as a number (None: not priced)."""
-    out = {
-        key: row[key]
-        for key in (
-            "campaign_id",
-            "name",
-            "vendor",
-            "folder",
-            "source",
-            "file_name",
-            "file_sha256",
-            "created_by",
-            "state",
-            "confirmed_by",
-            "dag_run_id",
-            "cancelled_by",
-            "currency",
-        )
-    }
+    out = {key: row[key] for key in TEXT_COLUMNS}
     out |= {
         key: _iso(row[key])
         for key in ("created_at", "confirmed_at", "cancelled_at", "first_accepted_at", "last_accepted_at")
