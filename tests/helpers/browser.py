@@ -4,8 +4,9 @@ through the Airflow UI's own form. Screenshots go to ``tests/artifacts/``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,18 @@ def log_in(driver: Any, url: str, password: str, user: str = "admin", shots: tup
     wait_for(lambda: "Dag Runs" in body_text(driver), "the home page after logging in")
     if shots:
         screenshot(driver, shots[1])
+
+
+@contextlib.contextmanager
+def logged_in(profile: Path, url: str, password: str, shots: tuple[str, str]) -> Iterator[Any]:
+    """Chromium logged in through the UI's form (the simple auth manager's password), quit on exit: what
+    each stack test module's ``browser`` fixture yields."""
+    driver = chromium(profile)
+    try:
+        log_in(driver, url, password, shots=shots)
+        yield driver
+    finally:
+        driver.quit()
 
 
 def screenshot(driver: Any, name: str) -> None:

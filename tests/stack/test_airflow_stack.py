@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers.airflow_stack import DAG_IDS, AirflowStack, drop_csv
-from tests.helpers.browser import ARTIFACTS, body_text, chromium, log_in, wait_for
+from tests.helpers.browser import ARTIFACTS, body_text, logged_in, wait_for
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)
@@ -90,12 +90,9 @@ def test_a_release_key_that_matches_nothing_fails_the_run(stack):
 @pytest.fixture(scope="module")
 def browser(stack, tmp_path_factory):
     """Chromium logged in through the UI's login form (the simple auth manager's generated password)."""
-    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        log_in(driver, stack.url, stack.password, shots=("01-login", "02-home"))
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with logged_in(profile, stack.url, stack.password, ("01-login", "02-home")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_dag_list_shows_the_ten_dags_without_import_errors(stack, browser):

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers.airflow_stack import DAG_IDS, AirflowStack, airflow_local
-from tests.helpers.browser import chromium, log_in, screenshot, wait_for
+from tests.helpers.browser import logged_in, screenshot, wait_for
 
 # the stack starts in about a minute; the module's campaigns take about three more (setup counts)
 pytestmark = pytest.mark.timeout(600)
@@ -65,12 +65,9 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(stack, tmp_path_factory):
-    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        log_in(driver, stack.url, stack.password, shots=("campaigns-01-login", "campaigns-02-home"))
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with logged_in(profile, stack.url, stack.password, ("campaigns-01-login", "campaigns-02-home")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 # ---- the warehouse and the simulators, counted ---------------------------------------------------------
