@@ -24,6 +24,9 @@ def seed(warehouse) -> None:
     add_ledger_row(warehouse, "k-wavy-1", "wavy", vendor_id="w1")
     t = schema.outbound_messages
     with warehouse.begin() as conn:
+        # every time on the module's NOW, which the snapshot is asked at: a run crossing midnight stays on one day
+        conn.execute(t.update().values(created_at=NOW, updated_at=NOW))
+        conn.execute(t.update().where(t.c.state == "accepted").values(accepted_at=NOW))
         conn.execute(t.update().where(t.c.message_key.in_(["k-tel-1", "k-tel-2"])).values(delivery_status="delivered"))
         conn.execute(t.update().where(t.c.message_key == "k-wavy-1").values(delivery_status="failed"))
         conn.execute(
