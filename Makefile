@@ -59,8 +59,9 @@ mutants: install
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)
 
+# HISTORY=full: the history lines on the issue's full sizes (README "Benchmarks"); BENCH_ARGS: more flags
 bench: install
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py $(if $(HISTORY),--history $(HISTORY)) $(BENCH_ARGS)
 
 clean:
 	rm -rf .airflow data/drops reports

@@ -5,6 +5,9 @@ triggerer, all on the ``.airflow/`` home of the demo (SQLite metadata). The proj
 stored in the metadata database (so they appear, and can be tested, in the UI; existing ones are kept),
 the pools of ``deploy/pools.json`` imported, the ``plugins/`` folder loaded (the Messaging page), and the
 DAGs created unpaused (``catchup=False``: each schedules only its latest interval, nothing from the past).
+The API server gets what the page's writes need (the drop folder and its ``_uploads`` folder, the demo's
+``MESSAGING_PRICES``), and once the DAGs are parsed the send DAGs are unpaused if they were paused (the
+page's confirm, release and reply trigger them: a paused DAG's run would wait forever).
 The login comes from the simple auth manager's generated passwords file, kept in ``.airflow/``.
 Ctrl-C stops every process this script started.
 """
@@ -18,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +32,8 @@ ROOT, HOME, BIN = demo.ROOT, demo.HOME, demo.BIN
 HOST, PORT = "127.0.0.1", int(os.environ.get("AIRFLOW_PORT", "8080"))
 URL = f"http://{HOST}:{PORT}"
 PASSWORDS = HOME / "simple_auth_manager_passwords.json.generated"
+#: The send DAGs (``dags/<folder>_send.py``: the DAG id is the file's name), which the page triggers.
+SEND_DAGS = sorted(path.stem for path in (ROOT / "dags").glob("*_send.py"))
 #: Connections ``make airflow`` stores in the metadata database (taken out of the demo's environment).
 STORED_CONNECTIONS = {"teleprom_default", "itd_default", "wavy_default", "messaging_warehouse", "messaging_alerts"}
 
@@ -109,14 +115,20 @@ def store_connections(env: dict[str, str], connections: dict[str, str], say=prin
         say(f"connection {conn_id}: " + ("kept as stored" if kept else f"stored ({json.loads(fields)['conn_type']})"))
 
 
+def uploads_dir(env: dict[str, str]) -> Path:
+    """Where the page keeps uploads until confirmed (``settings.Settings.uploads``): on the drop volume."""
+    return Path(env.get("MESSAGING_UPLOAD_DIR") or Path(env["MESSAGING_DROP_DIR"]) / "_uploads")
+
+
 def prepare(env: dict[str, str], connections: dict[str, str], say=print) -> None:
-    """Metadata database migrated, pools imported, connections stored, drop folder created."""
+    """Metadata database migrated, pools imported, connections stored, drop and uploads folders created."""
     Path(env["AIRFLOW_HOME"], "logs").mkdir(parents=True, exist_ok=True)
     airflow(env, "db", "migrate")
     airflow(env, "pools", "import", str(ROOT / "deploy" / "pools.json"))
     say("pools imported from deploy/pools.json")
     store_connections(env, connections, say)
     Path(env["MESSAGING_DROP_DIR"]).mkdir(parents=True, exist_ok=True)
+    uploads_dir(env).mkdir(parents=True, exist_ok=True)
 
 
 def answers(url: str) -> bool:
@@ -125,6 +137,45 @@ def answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _call(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+
+
+def unpause_send_dags(url: str, passwords: Path, *, timeout: float = 240, user: str = "admin") -> list[str]:
+    """Wait until the dag-processor has parsed every send DAG (:data:`SEND_DAGS`), then unpause those that
+    are paused, through the REST API as ``user`` (password from the simple auth manager's ``passwords``
+    file). Returns the DAG ids it unpaused; ``TimeoutError`` if they are not all parsed in ``timeout`` s."""
+    password = json.loads(passwords.read_text())[user]
+    status, body = _call("POST", f"{url}/auth/token", body={"username": user, "password": password})
+    if status not in (200, 201):
+        raise RuntimeError(f"could not log in as {user} to {url} (HTTP {status})")
+    token = body["access_token"]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {dag_id: _call("GET", f"{url}/api/v2/dags/{dag_id}", token) for dag_id in SEND_DAGS}
+        if all(status == 200 for status, _ in found.values()):
+            break
+        if time.monotonic() >= deadline:
+            missing = [dag_id for dag_id, (status, _) in found.items() if status != 200]
+            raise TimeoutError(f"the send DAGs {missing} were not parsed within {timeout:g}s")
+        time.sleep(2)
+    unpaused = []
+    for dag_id, (_, dag) in found.items():
+        if dag.get("is_paused"):
+            status, _ = _call("PATCH", f"{url}/api/v2/dags/{dag_id}", token, {"is_paused": False})
+            if status != 200:
+                raise RuntimeError(f"could not unpause {dag_id} (HTTP {status})")
+            unpaused.append(dag_id)
+    return unpaused
 
 
 class Processes:
@@ -219,9 +270,15 @@ def main() -> int:
         print(
             f"\nAirflow UI and REST API: {URL}   login: {login()}\n"
             f"  (passwords file: {PASSWORDS.relative_to(ROOT)}; the Messaging page is in the navigation)\n"
+            f"  upload a campaign on the Messaging page's Campaigns ({URL}/messaging/campaigns), or\n"
             f"  drop CSVs into {env['MESSAGING_DROP_DIR']}/<folder>/ and trigger a send DAG, or wait for its schedule\n"
             "Ctrl-C stops everything started here."
         )
+        try:
+            unpaused = unpause_send_dags(URL, PASSWORDS)
+            print(f"send DAGs unpaused: {', '.join(unpaused)}" if unpaused else f"send DAGs active: {', '.join(SEND_DAGS)}")
+        except (OSError, RuntimeError, TimeoutError) as error:
+            print(f"could not check the send DAGs' pause state ({error}): unpause them in the DAG list")
         while True:
             dead = processes.dead()
             dead.update({" ".join(p.args): p.returncode for p in services if p.poll() is not None})

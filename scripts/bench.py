@@ -63,6 +63,7 @@ class Warehouses:
 
     def __init__(self) -> None:
         self._postgres = None
+        self._history = None
         self._count = 0
 
     def connection(self, kind: str, workdir: Path) -> dict:
@@ -83,9 +84,20 @@ class Warehouses:
         return {"conn_type": "postgres", "host": self._postgres.host, "port": self._postgres.port,
                 "login": "postgres", "schema": name}
 
+    def history_cluster(self, cache: Path):
+        """The PostgreSQL cluster kept in the history cache (``bench_history.CachedPostgres``), started once."""
+        if self._history is None:
+            sys.path.insert(0, str(ROOT))
+            from scripts.bench_history import CachedPostgres
+
+            self._history = CachedPostgres(cache / "postgres")
+        return self._history
+
     def stop(self) -> None:
         if self._postgres is not None:
             self._postgres.stop()
+        if self._history is not None:
+            self._history.stop()
 
 
 def environment(workdir: Path, urls: dict[str, str], warehouse: dict | None = None) -> dict[str, str]:
@@ -392,6 +404,108 @@ def child_webhook_ingest(bodies: int) -> dict:
     return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
 
 
+#: The Messaging page's GET routes measured (``messaging_page_<name>``); ``{id}``: the newest campaign.
+PAGE_ROUTES = {
+    "api_summary": "/api/summary",
+    "index": "/",
+    "api_campaigns": "/api/campaigns",
+    "campaigns": "/campaigns",
+    "api_campaign": "/api/campaigns/{id}",
+    "campaign": "/campaigns/{id}",
+}
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+
+
+def _capped_warehouse(deadline: list[float], cap_s: float):
+    """The ``messaging_warehouse`` with no query running past ``deadline[0]`` (SQLite: a progress handler
+    aborts it; PostgreSQL: ``statement_timeout`` of ``cap_s``), so one slow route cannot stall the bench."""
+    import sqlalchemy as sa
+
+    from latam_messaging.warehouse.db import Warehouse
+
+    warehouse = Warehouse.from_connection()
+
+    def cap(dbapi_conn, _record) -> None:
+        if warehouse.dialect == "sqlite":
+            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline[0]), 10_000)
+        else:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"SET statement_timeout = {int(cap_s * 1000)}")
+            cursor.close()
+            dbapi_conn.commit()
+
+    sa.event.listen(warehouse.engine, "connect", cap)
+    return warehouse
+
+
+def child_page(requests_per_route: int) -> dict:
+    """Each GET route of the Messaging page, in process (FastAPI TestClient, Airflow's authentication
+    replaced by a fixed user): the first request of each (cold: a new app, a new engine), then up to
+    ``requests_per_route`` more (warm) within ``BENCH_PAGE_BUDGET_S`` seconds a route; milliseconds.
+    A request is cut at ``BENCH_PAGE_CAP_S`` seconds (``timed_out``); another non-200 fails the run."""
+    from fastapi.testclient import TestClient
+
+    from latam_messaging.page import app as page_app
+    from latam_messaging.warehouse.db import open_warehouse
+
+    cap_s = float(os.environ.get("BENCH_PAGE_CAP_S") or 30)
+    budget_s = float(os.environ.get("BENCH_PAGE_BUDGET_S") or 60)
+    deadline = [float("inf")]
+    reports = Path(os.environ["MESSAGING_DROP_DIR"]).parent / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    warehouse = open_warehouse()  # an empty warehouse's migrations run here, not in the first request
+    with warehouse.engine.connect() as conn:
+        newest = conn.exec_driver_sql("SELECT campaign_id FROM campaign_files ORDER BY created_at DESC LIMIT 1").first()
+    warehouse.engine.dispose()
+    app = page_app.create_app(warehouse_factory=lambda: _capped_warehouse(deadline, cap_s), report_dir=reports)
+    app.dependency_overrides[page_app.require_airflow_user] = lambda: "bench"
+    routes: dict[str, dict] = {}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for name, path in PAGE_ROUTES.items():
+            if "{id}" in path:
+                if newest is None:
+                    continue
+                path = path.replace("{id}", newest[0])
+            times: list[float] = []
+            timed_out = False
+            while len(times) <= requests_per_route and (len(times) < 2 or sum(times) < budget_s * 1000):
+                started = time.perf_counter()
+                deadline[0] = time.monotonic() + cap_s
+                answer = client.get(path)
+                deadline[0] = float("inf")
+                times.append((time.perf_counter() - started) * 1000)
+                if answer.status_code != 200:
+                    if times[-1] >= cap_s * 1000 * 0.95:
+                        timed_out = True
+                        break
+                    raise SystemExit(f"GET {path}: {answer.status_code} {answer.text[:300]}")
+            warm = times[1:] or times
+            routes[name] = {
+                "path": PAGE_ROUTES[name], "requests": len(times), "cold_ms": round(times[0], 1),
+                "p50_ms": round(_percentile(warm, 0.5), 1), "p95_ms": round(_percentile(warm, 0.95), 1),
+                "seconds": round(sum(times) / 1000, 3), "timed_out": timed_out,
+            }
+    return {"routes": routes, "peak_rss_mb": _rss(), "cap_s": cap_s}
+
+
+def child_report(_size: int) -> dict:
+    """The messaging_report DAG's work: ``reporting.render_report`` over the whole warehouse."""
+    from latam_messaging.reporting import render_report
+    from latam_messaging.vendors import page_panels
+    from latam_messaging.warehouse.db import open_warehouse
+
+    warehouse = open_warehouse()
+    out = Path(os.environ["MESSAGING_DROP_DIR"]).parent / "reports"
+    started = time.perf_counter()
+    render_report(warehouse, out, panels=page_panels())
+    seconds = time.perf_counter() - started
+    return {"rows": 1, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
+
+
 def profiled(kind: str, size: int) -> dict:
     """Run one child; under yappi when ``BENCH_PROFILE`` names a folder (``--profile``)."""
     folder = os.environ.get("BENCH_PROFILE")
@@ -433,6 +547,8 @@ CHILDREN = {
     "wavy": child_wavy,
     "scale": child_scale,
     "webhook_ingest": child_webhook_ingest,
+    "page": child_page,
+    "report": child_report,
 }
 
 
@@ -484,6 +600,21 @@ def main() -> None:
     parser.add_argument("--itd-rows", type=int, default=5_000, help="rows of the ITD run (one request each)")
     parser.add_argument("--webhook-bodies", type=int, default=20_000, help="raw bodies of webhook_ingest (5 events each)")
     parser.add_argument("--instances", default="1,2,4", help="dispatcher processes of the scale-out runs")
+    parser.add_argument(
+        "--history", choices=["off", "small", "full"], default="small",
+        help="measure the page, the report, the HSM send and webhook_ingest again on a warehouse pre-filled "
+        "with a synthetic history: full = PostgreSQL 20 M sends / 60 M events / 10 M raw bodies, SQLite "
+        "5 M / 15 M / 2 M; small (make bench's default) = a tenth of that. Built once, then cached",
+    )
+    parser.add_argument("--history-rows", type=int, help="outbound rows of the history (events and raw bodies "
+                        "in the full sizes' proportions); overrides --history's size")
+    parser.add_argument("--history-cache", default=os.environ.get("BENCH_HISTORY_CACHE", str(ROOT / ".bench-cache")),
+                        help="where built histories are kept between runs (a SQLite file, a PostgreSQL cluster)")
+    parser.add_argument("--history-only", action="store_true", help="only the history lines (no empty-warehouse twins)")
+    parser.add_argument("--page-requests", type=int, default=20, help="warm requests per Messaging page route")
+    parser.add_argument("--page-cap-s", type=float, default=30,
+                        help="a page request is cut after this many seconds (reported timed_out); each route gets "
+                        "at most twice this for its warm requests")
     parser.add_argument("--warehouse", choices=["both", "sqlite", "postgres"], default="both")
     parser.add_argument("--only", help="run only the benchmarks whose name starts with this (e.g. wavy_sms_send)")
     parser.add_argument(
@@ -499,6 +630,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(profiled(args.child, args.size)))
         return
+    os.environ["BENCH_PAGE_CAP_S"] = str(args.page_cap_s)
+    os.environ["BENCH_PAGE_BUDGET_S"] = str(args.page_cap_s * 2)
     if args.profile:
         os.environ["BENCH_PROFILE"] = str(Path(args.profile).resolve())
         os.environ["BENCH_PROFILE_CLOCK"] = args.profile_clock
@@ -527,6 +660,99 @@ def main() -> None:
                     baselines[latency] = naive["rows"] / naive["seconds"]
                 return baselines[latency]
 
+            empty_rates: dict[tuple[str, str], float] = {}
+
+            def page_lines(run: dict, kind: str, history_rows: int) -> None:
+                for name, route in run["routes"].items():
+                    line = {"rows": route["requests"], "seconds": route["seconds"], "peak_rss_mb": run["peak_rss_mb"]}
+                    report(f"messaging_page_{name}", line, None,
+                           f"GET {route['path']}: cold {route['cold_ms']:.0f} ms, warm p50 {route['p50_ms']:.0f} ms, "
+                           f"p95 {route['p95_ms']:.0f} ms ({route['requests'] - 1} warm requests; rows = requests)."
+                           + (f" CUT at {run['cap_s']:.0f} s: the route takes longer." if route["timed_out"] else ""),
+                           warehouse=kind, history_rows=history_rows, route=route["path"], cold_ms=route["cold_ms"],
+                           p50_ms=route["p50_ms"], p95_ms=route["p95_ms"], timed_out=route["timed_out"])
+
+            def versus_empty(label: str, kind: str, run: dict) -> dict:
+                empty = empty_rates.get((label, kind))
+                if not empty or not run["seconds"]:
+                    return {}
+                return {"empty_rows_per_s": round(empty, 1),
+                        "share_of_empty": round(run["rows"] / run["seconds"] / empty, 3)}
+
+            def history_runs(kind: str) -> None:
+                """Fill (or reuse) the cached history, copy it, and measure the page, the report, the HSM
+                send and webhook_ingest on the copy, in that order (the first two write nothing)."""
+                sys.path.insert(0, str(ROOT))
+                from scripts import bench_history
+
+                labels = ("messaging_page", "messaging_report", "teleprom_hsm_send_e2e", "webhook_ingest")
+                if not any(wanted(label) for label in labels):
+                    return
+                dialect = "postgresql" if kind == "postgres" else "sqlite"
+                size = (bench_history.sized(dialect, args.history_rows) if args.history_rows
+                        else bench_history.preset(dialect, 1.0 if args.history == "full" else 0.1))
+                cache = Path(args.history_cache).resolve()
+                print(f"history [{kind}]: {size.outbound:,} sends, {size.events:,} events, {size.raw:,} raw bodies "
+                      f"(cache {cache})", flush=True)
+                workdir = Path(tmp) / f"history-{kind}"
+                workdir.mkdir()
+                if kind == "sqlite":
+                    cached, filled = bench_history.cached_sqlite(size, cache)
+                    disk = bench_history.disk_used(cached)
+                    started = time.perf_counter()
+                    bench_history.copy_sqlite(cached, workdir / "warehouse.db")
+                    connection = {"conn_type": "sqlite", "host": str(workdir / "warehouse.db")}
+                    drop_copy = (workdir / "warehouse.db").unlink
+                else:
+                    cluster = stores.history_cluster(cache)
+                    template, filled = bench_history.cached_postgres(size, cluster.url())
+                    disk = bench_history.database_bytes(cluster.url(), template)
+                    copy = f"bench_history_{os.getpid()}"
+                    started = time.perf_counter()
+                    bench_history.copy_postgres(cluster.url(), template, copy)
+                    connection = {"conn_type": "postgres", "host": cluster.host, "port": cluster.port,
+                                  "login": "postgres", "schema": copy}
+
+                    def drop_copy() -> None:
+                        bench_history.drop_database(cluster.url(), copy)
+                copied = time.perf_counter() - started
+                if filled:
+                    total = sum(filled.rows.values())
+                    report("history_fill", {"rows": total, "seconds": round(filled.seconds, 3), "peak_rss_mb": _rss()},
+                           None, f"Built in {filled.seconds:.0f}s ({filled.index_seconds:.0f}s of it re-creating "
+                           f"indexes), {disk / 1e9:.1f} GB; copied for measuring in {copied:.0f}s.",
+                           warehouse=kind, history_rows=size.outbound, disk_bytes=disk, tables=filled.rows,
+                           index_seconds=round(filled.index_seconds, 1), copy_seconds=round(copied, 1))
+                else:
+                    print(f"history [{kind}]: reused from the cache ({disk / 1e9:.1f} GB); copied in {copied:.0f}s",
+                          flush=True)
+                env = environment(workdir, urls, connection)
+                try:
+                    if wanted("messaging_page"):
+                        page_lines(measure("page", args.page_requests, env), kind, size.outbound)
+                    if wanted("messaging_report"):
+                        run = measure("report", 0, env)
+                        report("messaging_report", run, None,
+                               f"render_report over {size.outbound:,} sends took {run['seconds']:.1f}s.",
+                               warehouse=kind, history_rows=size.outbound)
+                    history_rows = size.outbound
+                    if wanted("teleprom_hsm_send_e2e") and args.rows:
+                        set_latency(urls["teleprom"], args.latency_ms)
+                        run = measure("pipeline", args.rows, env)
+                        report("teleprom_hsm_send_e2e", run, baseline(args.latency_ms),
+                               f"On {history_rows:,} sends of history; vendor round trip {args.latency_ms} ms.",
+                               warehouse=kind, latency_ms=args.latency_ms, history_rows=history_rows,
+                               **versus_empty("teleprom_hsm_send_e2e", kind, run))
+                        history_rows = bench_history.count_outbound(connection)
+                    if wanted("webhook_ingest") and args.webhook_bodies:
+                        run = measure("webhook_ingest", args.webhook_bodies, env)
+                        report("webhook_ingest", run, None,
+                               f"On {history_rows:,} sends of history: {run['bodies']:,} raw V0 bodies parsed "
+                               "(rows = events).",
+                               warehouse=kind, history_rows=history_rows, **versus_empty("webhook_ingest", kind, run))
+                finally:
+                    drop_copy()
+
             hsm = [
                 ("teleprom_hsm_send_e2e", args.rows, args.latency_ms),
                 ("teleprom_hsm_send_e2e_suppressed", args.rows if args.suppressed else 0, args.latency_ms),
@@ -534,6 +760,9 @@ def main() -> None:
                 ("teleprom_hsm_send_e2e_1m", args.big_rows, args.latency_ms),
             ]
             for kind in warehouses:
+                if args.history_only:
+                    history_runs(kind)
+                    continue
                 for label, size, latency in hsm:
                     if not size or not wanted(label):
                         continue
@@ -545,6 +774,7 @@ def main() -> None:
                         env["BENCH_SUPPRESSED"] = str(args.suppressed)
                         extra = {"suppressed_phones": args.suppressed}
                     run = measure("pipeline", size, env)
+                    empty_rates[(label, kind)] = run["rows"] / run["seconds"]
                     report(
                         label, run, base,
                         f"Vendor round trip {latency} ms. Naive per-row HttpHook loop on {args.naive_rows:,} rows: "
@@ -579,16 +809,26 @@ def main() -> None:
                     report("webhook_ingest", run, None,
                            f"{run['bodies']:,} raw V0 bodies parsed into status events (rows = events).",
                            warehouse=kind)
-            if wanted("teleprom_simulator_accept"):
+                    empty_rates[("webhook_ingest", kind)] = run["rows"] / run["seconds"]
+                if wanted("messaging_page"):
+                    page_lines(measure("page", args.page_requests, env_for(kind)), kind, 0)
+                if wanted("messaging_report"):
+                    run = measure("report", 0, env_for(kind))
+                    report("messaging_report", run, None, f"render_report took {run['seconds']:.1f}s (rows: 1 report).",
+                           warehouse=kind, history_rows=0)
+                if args.history != "off" or args.history_rows:
+                    history_runs(kind)
+            if wanted("teleprom_simulator_accept") and not args.history_only:
                 set_latency(urls["teleprom"], 0)
                 sim = measure("simulator_accept", 200, env_for("sqlite"))
                 report("teleprom_simulator_accept", sim, None,
                        "Destinations accepted by the simulator (batches of 500, 4 clients).")
-            if wanted("webhook_receiver"):
-                for kind in warehouses:
-                    env = env_for(kind)
-                    subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse", kind],
-                                   check=True, env=env)
+            if wanted("webhook_receiver") and not args.history_only:
+                for kind in warehouses:  # PostgreSQL: 1 and 2 receiver processes (SQLite allows one writer)
+                    for processes in (1, 2) if kind == "postgres" else (1,):
+                        env = env_for(kind)
+                        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_webhooks.py"), "--warehouse",
+                                        kind, "--processes", str(processes)], check=True, env=env)
     finally:
         for process, _ in sims.values():
             process.terminate()

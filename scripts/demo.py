@@ -179,16 +179,18 @@ SIMULATOR_CONFIG = {
 }
 
 
+def post_json(url: str, body: object, timeout: float) -> None:
+    """POST ``body`` as JSON; an error answer raises (``urllib.error.HTTPError``)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout):
+        pass
+
+
 def configure_simulators() -> None:
     for vendor, settings in SIMULATOR_CONFIG.items():
-        request = urllib.request.Request(
-            f"{SIMULATOR_URLS[vendor]}/_sim/config",
-            data=json.dumps(settings).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
+        post_json(f"{SIMULATOR_URLS[vendor]}/_sim/config", settings, timeout=5)
     print("simulators: Teleprom V1 statuses and V3 replies (account 39, Meta's shapes), V0 (account 41); ITD as documented")
 
 
@@ -273,14 +275,7 @@ def post_opt_out_reply(env: dict[str, str]) -> None:
         "lat": "",
         "direction": 1,
     }
-    request = urllib.request.Request(
-        f"{RECEIVER_URL}/webhooks/itd/{env['MESSAGING_WEBHOOK_SECRET']}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    post_json(f"{RECEIVER_URL}/webhooks/itd/{env['MESSAGING_WEBHOOK_SECRET']}", body, timeout=10)
     phone = _masked(OPT_OUT_PHONE)
     print(f'\n(consent) {phone} replied "{OPT_OUT_TEXT}" to the ITD campaign (webhook posted to the receiver)')
 

@@ -87,6 +87,8 @@ class AirflowStack:
             MESSAGING_REPORT_DIR=str(base / "reports"),
             MESSAGING_SPOOL_DIR=str(base / "spool"),
             MESSAGING_WEBHOOK_SECRET=SECRET,
+            MESSAGING_PRICES=airflow_local.demo.DEMO_PRICES,
+            MESSAGING_CURRENCY="USD",
             PYTHONUNBUFFERED="1",
         )
         if broker_port:
@@ -240,6 +242,10 @@ class AirflowStack:
 
     def sim_state(self, vendor: str) -> dict:
         return requests.get(f"{self.simulators[vendor].url}/_sim/state", timeout=10).json()
+
+    def sim_config(self, vendor: str, **values) -> None:
+        """``POST /_sim/config`` of ``vendor``'s simulator (latency, error rate, ...)."""
+        requests.post(f"{self.simulators[vendor].url}/_sim/config", json=values, timeout=10).raise_for_status()
 
 
 def drop_csv(root: Path, folder: str, name: str, text: str) -> Path:

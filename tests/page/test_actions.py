@@ -416,3 +416,25 @@ def test_the_uploads_default_to_the_drop_volume(drop_dir):
     from latam_messaging import settings
 
     assert settings.current().uploads() == Path(drop_dir) / "_uploads"
+
+
+def test_a_renewed_session_cookie_gets_a_fresh_token_from_the_page(page_api, warehouse, drop_dir, triggered):
+    """Airflow renews the ``_token`` cookie while a page stays open: the old page's token is refused as
+    *stale* (so the page asks ``GET /api/csrf-token`` with the new cookie and tries once more); a request
+    with no token at all is not told to retry."""
+    campaign_id = seed_campaign(warehouse)
+    old_cookie = token("admin")
+    page_api.cookies.set("_token", old_cookie)
+    stale_token = csrf_for(old_cookie)
+    page_api.cookies.set("_token", token("admin"))  # the renewed cookie (another JWT of the same user)
+    renewed = page_api.cookies.get("_token")
+    answer = page_api.post(f"{API}/campaigns/{campaign_id}/cancel", headers={security.CSRF_HEADER: stale_token})
+    assert answer.status_code == 403 and answer.headers.get("X-CSRF-Stale") == "1"
+    assert page_api.post(f"{API}/campaigns/{campaign_id}/cancel").headers.get("X-CSRF-Stale") is None
+    nothing_written(warehouse, drop_dir, 1)
+
+    fresh = page_api.get("/messaging/api/csrf-token")
+    assert fresh.status_code == 200 and fresh.json()["token"] == csrf_for(renewed) != stale_token
+    assert page_api.post(f"{API}/campaigns/{campaign_id}/cancel", headers={security.CSRF_HEADER: fresh.json()["token"]}).status_code == 200
+    page_api.cookies.clear()
+    assert page_api.get("/messaging/api/csrf-token").status_code == 401  # only the session itself reads it

@@ -389,6 +389,38 @@ def test_campaign_page_shows_the_same_numbers(warehouse, client):
     assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
+def test_a_reply_form_only_while_the_24_hour_window_is_open(warehouse, client):
+    """Each reply listed gets a Reply form for its latest inbound message while that message's 24-hour
+    window is open (the server decides, at the moment the page is drawn); a closed one says so."""
+    seed(warehouse)
+    received = pendulum.now("UTC").subtract(hours=1)
+    with warehouse.begin() as conn:  # a2 quoted again an hour ago: its window is open
+        conn.execute(schema.inbound_messages.insert(), [_inbound("i8", "5490000000002", received, in_reply_to="v2")])
+    data = client.get(f"/api/campaigns/{ID_A}").json()
+    rows = {r["message_key"]: r for r in data["reply_rows"]}
+    assert data["replies"] == len(rows) == 2
+    assert rows["a2"]["reply_open"] is True
+    assert rows["a2"]["reply_to"] == {"vendor": "teleprom", "vendor_message_id": "i8"}  # the latest, not i3
+    assert rows["a1"]["reply_open"] is False and rows["a1"]["reply_to"]["vendor_message_id"] == "i2"
+    assert rows["a1"]["reply_until"] == T0.add(hours=2 + 24).isoformat()
+
+    html = client.get(f"/campaigns/{ID_A}").text
+    forms = re.findall(r'<form class="reply-form inline" data-vendor="([^"]+)" data-message-id="([^"]+)">', html)
+    assert forms == [("teleprom", "i8")]
+    assert re.search(r'data-message-key="a2" data-reply-open="true">.*?<button type="submit">Reply</button>', html, re.S)
+    a1 = re.search(r'data-message-key="a1" data-reply-open="false">(.*?)</tr>', html, re.S).group(1)
+    assert "window closed" in a1 and "reply-form" not in a1
+    # the form posts to the reply route with the page's anti-CSRF token (post() sends it as X-CSRF-Token)
+    assert '"/api/inbound/" + encodeURIComponent(form.dataset.vendor)' in html and '"X-CSRF-Token": CSRF' in html
+
+    # the window's edge: open one second before received + 24 h, closed at it
+    with warehouse.read_only() as conn:
+        before = page_campaigns.campaign(conn, ID_A, now=received.add(hours=24).subtract(seconds=1))
+        at = page_campaigns.campaign(conn, ID_A, now=received.add(hours=24))
+    assert [r["reply_open"] for r in before["reply_rows"]] == [False, True]
+    assert [r["reply_open"] for r in at["reply_rows"]] == [False, False]
+
+
 def test_campaign_view_of_a_campaign_without_prices_or_rows(warehouse, client):
     """C's ITD message has no price: its cost is unknown (None), never zero; a campaign with no row yet
     has zero everything and a cost of zero."""

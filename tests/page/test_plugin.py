@@ -11,7 +11,6 @@ from latam_messaging.page import app as page_app
 from latam_messaging.page import queries
 from latam_messaging.warehouse import schema
 from tests.helpers.ledger import add_ledger_row
-from tests.helpers.paths import ROOT
 
 NOW = pendulum.now("UTC")
 
@@ -25,6 +24,9 @@ def seed(warehouse) -> None:
     add_ledger_row(warehouse, "k-wavy-1", "wavy", vendor_id="w1")
     t = schema.outbound_messages
     with warehouse.begin() as conn:
+        # every time on the module's NOW, which the snapshot is asked at: a run crossing midnight stays on one day
+        conn.execute(t.update().values(created_at=NOW, updated_at=NOW))
+        conn.execute(t.update().where(t.c.state == "accepted").values(accepted_at=NOW))
         conn.execute(t.update().where(t.c.message_key.in_(["k-tel-1", "k-tel-2"])).values(delivery_status="delivered"))
         conn.execute(t.update().where(t.c.message_key == "k-wavy-1").values(delivery_status="failed"))
         conn.execute(
@@ -185,29 +187,9 @@ def test_header_cards_are_the_sql_counts_beyond_the_unknown_list(warehouse, tmp_
 
 # ---- the plugin on Airflow's API app -----------------------------------------------------------------
 @pytest.fixture
-def api_client(airflow_db, monkeypatch):
-    """Airflow's real API app (core apps) with this project's ``plugins/`` folder."""
-    from airflow import plugins_manager, settings
-    from airflow.api_fastapi import app as api_app
-    from fastapi.testclient import TestClient
-
-    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-
-    def clear():
-        for cached in (
-            plugins_manager._get_plugins,
-            plugins_manager.get_fastapi_plugins,
-            plugins_manager._get_ui_plugins,
-            plugins_manager.get_flask_plugins,
-        ):
-            cached.cache_clear()
-        api_app.purge_cached_app()
-
-    clear()
-    app = api_app.create_app(apps="core")
-    with TestClient(app, base_url="http://localhost") as client:
-        yield client
-    clear()
+def api_client(page_api):
+    """Airflow's real API app with this project's plugin (``conftest.page_api``)."""
+    return page_api
 
 
 def _token(role: str | None) -> str:

@@ -13,13 +13,11 @@ One stack for the module (it takes about a minute to start); every process stops
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers.airflow_stack import DAG_IDS, ROOT, AirflowStack, drop_csv
-from tests.helpers.waiting import wait_until
+from tests.helpers.airflow_stack import DAG_IDS, AirflowStack, drop_csv
+from tests.helpers.browser import ARTIFACTS, body_text, logged_in, wait_for
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)
@@ -89,60 +87,12 @@ def test_a_release_key_that_matches_nothing_fails_the_run(stack):
 
 
 # ---- the UI in a headless browser (Debian's chromium + chromium-driver, installed by `make test-deps`) ----
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,1000",
-]
-
-
 @pytest.fixture(scope="module")
 def browser(stack, tmp_path_factory):
     """Chromium logged in through the UI's login form (the simple auth manager's generated password)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download (both paths are given anyway)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        driver.implicitly_wait(15)
-        ARTIFACTS.mkdir(exist_ok=True)
-        driver.get(f"{stack.url}/")
-        driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys("admin")
-        driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(stack.password)
-        driver.save_screenshot(str(ARTIFACTS / "01-login.png"))
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        wait_for(lambda: driver.get_cookie("_token") is not None, "the UI's _token cookie after logging in")
-        wait_for(lambda: "Dag Runs" in body_text(driver), "the home page after logging in")
-        driver.save_screenshot(str(ARTIFACTS / "02-home.png"))
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with logged_in(profile, stack.url, stack.password, ("01-login", "02-home")) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(predicate, what: str, timeout: float = 30):
-    """The browser's wait: ``wait_until`` at the pace of a page."""
-    return wait_until(predicate, timeout=timeout, what=what, interval=0.5)
-
-
-def body_text(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.TAG_NAME, "body").text
 
 
 def test_the_dag_list_shows_the_ten_dags_without_import_errors(stack, browser):

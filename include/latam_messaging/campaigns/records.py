@@ -110,8 +110,19 @@ def get(conn: sa.Connection, campaign_id: str) -> dict[str, Any]:
 
 def file_loaded(conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int:
     """In the transaction that makes a file's rows sendable: the campaign is ``loaded`` — unless it was
-    cancelled meanwhile, and then its rows are cancelled here, before any run can claim one."""
+    cancelled meanwhile, and then its rows are cancelled here, before any run can claim one.
+
+    The campaign row is updated first: that takes its lock, so a :func:`cancel` in progress (which found
+    this file's rows still ``staged``) is waited for and then seen; a cancel that comes after waits for
+    this transaction and finds the rows ``pending``."""
     campaign = CAMPAIGNS.c
+    loaded = conn.execute(
+        sa.update(CAMPAIGNS)
+        .where(campaign.file_sha256 == sha256, campaign.state.in_([CampaignState.UPLOADED, CampaignState.CONFIRMED]))
+        .values(state=CampaignState.LOADED, upload_path=None)
+    ).rowcount
+    if loaded:
+        return 0
     cancelled = conn.execute(
         sa.select(campaign.cancelled_by).where(campaign.file_sha256 == sha256, campaign.state == CampaignState.CANCELLED)
     ).first()
@@ -119,11 +130,6 @@ def file_loaded(conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int
         rows = conn.execute(_cancel_rows(sha256, now, cancelled[0])).rowcount
         log.warning("campaign of file %s was cancelled before it loaded: its %d row(s) are cancelled", sha256[:16], rows)
         return rows
-    conn.execute(
-        sa.update(CAMPAIGNS)
-        .where(campaign.file_sha256 == sha256, campaign.state.in_([CampaignState.UPLOADED, CampaignState.CONFIRMED]))
-        .values(state=CampaignState.LOADED, upload_path=None)
-    )
     return 0
 
 
@@ -214,11 +220,17 @@ def release_unknown(
 ) -> int:
     """An operator's decision on the campaign's in-doubt rows (all, or one request's ``batch``), after
     checking with the vendor: ``not_sent`` → ``pending`` (sent by the next run), ``sent`` → ``accepted``.
-    One transaction with its audit line; rows no longer in doubt are left alone. Returns how many moved."""
+    One transaction with its audit line; rows no longer in doubt are left alone. Returns how many moved.
+    Released rows of a cancelled campaign are cancelled in the same transaction: never sent after the
+    cancel (the campaign row is locked first, so a cancel at the same moment is waited for and seen)."""
     now = now or pendulum.now("UTC")
     outcome = ReleaseOutcome(outcome)
     with warehouse.begin() as conn:
-        sha = get(conn, campaign_id)["file_sha256"]
+        get(conn, campaign_id)
+        locked = sa.select(CAMPAIGNS.c.file_sha256, CAMPAIGNS.c.state, CAMPAIGNS.c.cancelled_by)
+        sha, state, cancelled_by = conn.execute(
+            locked.where(CAMPAIGNS.c.campaign_id == campaign_id).with_for_update()
+        ).one()
         where = [OUTBOUND.c.file_sha256 == sha]
         if batch:
             parsed = Batch.parse(batch)
@@ -244,6 +256,9 @@ def release_unknown(
             )
             action = audit.Action.MARK_SENT
         rows = conn.execute(statement).rowcount
-        audit.record(conn, user, action, campaign_id, rows, {"batch": batch, "checked_with_vendor": True}, now=now)
+        detail: dict[str, Any] = {"batch": batch, "checked_with_vendor": True}
+        if state == CampaignState.CANCELLED and outcome is ReleaseOutcome.NOT_SENT:
+            detail["cancelled"] = conn.execute(_cancel_rows(sha, now, cancelled_by)).rowcount
+        audit.record(conn, user, action, campaign_id, rows, detail, now=now)
     log.info("campaign %s: %d in-doubt row(s) %s by %s", campaign_id, rows, action, user)
     return rows

@@ -17,10 +17,11 @@ from latam_messaging.common.phones import InvalidPhoneError, normalise_phone
 
 MAX_TRACKING_ID = 64
 #: A value a spreadsheet would run as a formula when someone opens an export of it (CSV injection):
-#: ``=…`` or ``@…``, or ``+``/``-`` then arithmetic and a function call, a DDE command or a cell
-#: reference (``+cmd|``, ``-2+3+cmd|' /C calc'!A0``, ``+SUM(A1)``). Texts like ``-20% hoy`` or
-#: ``+info en la web`` are not formulas.
-FORMULA = re.compile(r"[=@]|[+-][\d\s.,+\-*/^%()]*[A-Za-z_][\w.]*[(|!]")
+#: ``=…`` or ``@…``, or ``+``/``-`` then arithmetic (numbers, cell references, quoted strings) and a
+#: function call, a DDE command or a sheet reference (``+cmd|``, ``-2+3+cmd|' /C calc'!A0``, ``+SUM(A1)``,
+#: ``-A1+HYPERLINK(…)``, ``+"a"&HYPERLINK(…)``). Texts like ``-20% hoy`` or ``+info en la web`` are not
+#: formulas. (Possessive parts and names of at most 64 characters: linear time on any cell.)
+FORMULA = re.compile(r"""[=@]|[+-](?:[\d\s.,+\-*/^%()&<>=:]|\$?[A-Za-z]{1,3}\$?\d++|"[^"]*+")*[A-Za-z_][\w.]{0,63}+[(|!]""")
 
 
 class RowRejected(ValueError):

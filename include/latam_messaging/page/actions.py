@@ -331,11 +331,12 @@ def router(warehouse: Callable[[], Warehouse], trigger: TriggerDag | None = None
         with _campaign_errors():
             rows = records.release_unknown(warehouse(), campaign_id, who, body.outcome, batch=body.batch)
             with warehouse().engine.connect() as conn:
-                folder = records.get(conn, campaign_id)["folder"]
+                campaign = records.get(conn, campaign_id)
         if body.outcome is ReleaseOutcome.SENT:
             return {"campaign_id": campaign_id, "marked_sent": rows}
         answer: dict[str, Any] = {"campaign_id": campaign_id, "released": rows}
-        if rows:
+        folder = campaign["folder"]
+        if rows and campaign["state"] != CampaignState.CANCELLED:  # a cancelled campaign's released rows are cancelled
             run_id, warning = start_send(folder, who, f"{rows} in-doubt row(s) of campaign {campaign_id} released by {who}")
             answer |= {"dag_run_id": run_id, **({"warning": warning} if warning else {})}
         return answer
@@ -362,8 +363,11 @@ def _keep_and_preview(
     if existing is not None:
         return _repeat(warehouse, dict(existing), user, file_name)
     kept = config.uploads() / f"{campaign_id}.csv"
-    with contextlib.suppress(FileExistsError):  # an upload of the same bytes at the same moment: same content
-        os.link(stored.path, kept)
+    # Our bytes under that name, atomically, whatever was there (a leftover, a symlink): a second name for the
+    # stored file renamed over it. An upload of the same bytes at the same moment puts the same content.
+    linked = stored.path.with_name(stored.path.name + ".keep")
+    os.link(stored.path, linked)
+    os.replace(linked, kept)
     adapter = _adapter(vendor)
     try:
         preview = preview_file(

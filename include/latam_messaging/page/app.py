@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from latam_messaging.page import actions, campaign_routes, queries, reply_routes, security
 from latam_messaging.page.panels import PanelFunction
+from latam_messaging.page.rendering import TEMPLATES
 from latam_messaging.page.trigger import TriggerDag
 from latam_messaging.warehouse.db import Warehouse
 
@@ -118,6 +118,11 @@ def create_app(
                 status_code=503, detail=f"warehouse not readable: {type(error).__name__}: {error}"
             ) from error
 
+    @app.get("/api/csrf-token")
+    def csrf(request: Request) -> JSONResponse:
+        """This session's anti-CSRF token (a script of another site cannot read a same-origin answer)."""
+        return JSONResponse({"token": security.csrf_token(request)}, headers={"Cache-Control": "no-store"})
+
     @app.get("/api/summary")
     def summary(days: int = Query(queries.DEFAULT_DAYS, ge=1, le=366)) -> JSONResponse:
         return JSONResponse(read(days))
@@ -160,13 +165,7 @@ def _latest_report_file(name: str, report_dir: str | Path | None) -> Path:
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("latam_messaging.page", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_TEMPLATES = TEMPLATES
 
 
 def render_page(data: dict | None, error: str | None, *, base: str) -> str:

@@ -12,7 +12,8 @@ Routes (under ``/messaging``; every one behind the app's Airflow authentication,
 * ``GET /campaigns`` and ``GET /campaigns/{campaign_id}`` – the same as HTML, with charts drawn on the
   server (``page.charts``) and the forms that call the write API (``X-CSRF-Token`` from
   ``security.csrf_token``): upload → preview → confirm on the list; cancel, release or mark sent the
-  unknown rows (of the campaign or one request batch) on a campaign's page.
+  unknown rows (of the campaign or one request batch) on a campaign's page, and answer a reply while its
+  24-hour window is open (``reply_open`` of ``page.campaigns.replies``: the form is drawn only then).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import jinja2
 import pendulum
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -33,17 +33,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from latam_messaging.campaigns import records
 from latam_messaging.campaigns.records import CampaignNotFound
 from latam_messaging.page import campaigns, charts, security
+from latam_messaging.page.rendering import TEMPLATES
 
 #: Where the page app is mounted (the Airflow UI is the API server's root, one level up).
 MOUNT = "/messaging"
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("latam_messaging.page", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_TEMPLATES = TEMPLATES
 
 
 def money(value: float | None) -> str:

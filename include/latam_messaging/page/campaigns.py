@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from latam_messaging.campaigns import audit, records
 from latam_messaging.campaigns import views as campaign_views
+from latam_messaging.consent.confirm import WINDOW as REPLY_WINDOW
 from latam_messaging.lifecycle import MessageState
 from latam_messaging.page.queries import mask_phone, reject_category
 from latam_messaging.warehouse import schema
@@ -38,27 +39,26 @@ Ts = schema.UtcDateTime
 OUTBOUND = schema.outbound_messages
 EVENTS = schema.message_status_events
 
+#: The ``campaigns`` view's text columns, read as they are.
+TEXT_COLUMNS = (
+    "campaign_id",
+    "name",
+    "vendor",
+    "folder",
+    "source",
+    "file_name",
+    "file_sha256",
+    "created_by",
+    "state",
+    "confirmed_by",
+    "dag_run_id",
+    "cancelled_by",
+    "currency",
+)
 #: The ``campaigns`` view's columns, typed as the page reads them.
 VIEW = sa.table(
     "campaigns",
-    *(
-        sa.column(name, sa.String)
-        for name in (
-            "campaign_id",
-            "name",
-            "vendor",
-            "folder",
-            "source",
-            "file_name",
-            "file_sha256",
-            "created_by",
-            "state",
-            "confirmed_by",
-            "dag_run_id",
-            "cancelled_by",
-            "currency",
-        )
-    ),
+    *(sa.column(name, sa.String) for name in TEXT_COLUMNS),
     *(
         sa.column(name, Ts())
         for name in (
@@ -121,24 +121,7 @@ def _cost(value: Any) -> float | None:
 
 def _campaign_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A view row as JSON: counts as ints, times as ISO-8601 UTC, cost as a number (None: not priced)."""
-    out = {
-        key: row[key]
-        for key in (
-            "campaign_id",
-            "name",
-            "vendor",
-            "folder",
-            "source",
-            "file_name",
-            "file_sha256",
-            "created_by",
-            "state",
-            "confirmed_by",
-            "dag_run_id",
-            "cancelled_by",
-            "currency",
-        )
-    }
+    out = {key: row[key] for key in TEXT_COLUMNS}
     out |= {
         key: _iso(row[key])
         for key in ("created_at", "confirmed_at", "cancelled_at", "first_accepted_at", "last_accepted_at")
@@ -301,36 +284,54 @@ def rejects(conn: sa.Connection, sha256: str, *, page: int = 1, per_page: int = 
     }
 
 
-def replies(conn: sa.Connection, sha256: str, *, limit: int = ROWS_LIMIT) -> list[dict[str, Any]]:
+def replies(
+    conn: sa.Connection, sha256: str, *, limit: int = ROWS_LIMIT, now: pendulum.DateTime | None = None
+) -> list[dict[str, Any]]:
     """The campaign's answered messages (the view's ``replies``, same definition), first answered first:
-    the message, its masked phone, how many inbound messages answer it, the first one's time and text."""
+    the message, its masked phone, how many inbound messages answer it, the first one's time and text,
+    and the one a person may answer from the page: the latest (``reply_to``: vendor and message id,
+    ``reply_until``: its 24-hour window's end), with ``reply_open`` — whether that window is still open
+    at ``now`` (the reply route refuses a closed one; the page shows its form only while it is open)."""
     cond = campaign_views.reply_condition(conn.dialect.name)
-    sql = f"""SELECT o.message_key, o.phone, o.accepted_at,
+    sql = f"""SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
        (SELECT COUNT(*) FROM inbound_messages i WHERE {cond}) AS answers,
        (SELECT MIN(i.received_at) FROM inbound_messages i WHERE {cond}) AS first_at,
-       (SELECT i.text FROM inbound_messages i WHERE {cond} ORDER BY i.received_at, i.vendor_message_id LIMIT 1) AS text
+       (SELECT i.text FROM inbound_messages i WHERE {cond} ORDER BY i.received_at, i.vendor_message_id LIMIT 1) AS text,
+       (SELECT i.vendor_message_id FROM inbound_messages i WHERE {cond} AND i.received_at IS NOT NULL
+        ORDER BY i.received_at DESC, i.vendor_message_id DESC LIMIT 1) AS last_id,
+       (SELECT MAX(i.received_at) FROM inbound_messages i WHERE {cond}) AS last_at
 FROM outbound_messages o
 WHERE o.file_sha256 = :sha AND o.accepted_at IS NOT NULL AND EXISTS (SELECT 1 FROM inbound_messages i WHERE {cond})
 ORDER BY first_at, o.message_key LIMIT :limit"""
     query = sa.text(sql).columns(
         sa.column("message_key"),
+        sa.column("vendor"),
         sa.column("phone"),
         sa.column("accepted_at", Ts()),
         sa.column("answers"),
         sa.column("first_at", Ts()),
         sa.column("text"),
+        sa.column("last_id"),
+        sa.column("last_at", Ts()),
     )
-    return [
-        {
-            "message_key": r.message_key,
-            "phone": mask_phone(r.phone),
-            "accepted_at": _iso(r.accepted_at),
-            "answers": int(r.answers),
-            "first_reply_at": _iso(r.first_at),
-            "text": (r.text or "")[:160],
-        }
-        for r in conn.execute(query, {"sha": sha256, "limit": limit})
-    ]
+    now = now or pendulum.now("UTC")
+    out = []
+    for r in conn.execute(query, {"sha": sha256, "limit": limit}):
+        until = None if r.last_at is None or r.last_id is None else pendulum.instance(r.last_at) + REPLY_WINDOW
+        out.append(
+            {
+                "message_key": r.message_key,
+                "phone": mask_phone(r.phone),
+                "accepted_at": _iso(r.accepted_at),
+                "answers": int(r.answers),
+                "first_reply_at": _iso(r.first_at),
+                "text": (r.text or "")[:160],
+                "reply_to": {"vendor": r.vendor, "vendor_message_id": r.last_id} if until else None,
+                "reply_until": _iso(until),
+                "reply_open": until is not None and now < until,
+            }
+        )
+    return out
 
 
 def opt_outs(conn: sa.Connection, sha256: str, *, limit: int = ROWS_LIMIT) -> list[dict[str, Any]]:
@@ -423,8 +424,11 @@ def audit_entries(conn: sa.Connection, campaign_id: str) -> list[dict[str, Any]]
     ]
 
 
-def campaign(conn: sa.Connection, campaign_id: str, *, rejects_page: int = 1) -> dict[str, Any]:
-    """One campaign's whole story. Raises ``records.CampaignNotFound`` for an unknown id."""
+def campaign(
+    conn: sa.Connection, campaign_id: str, *, rejects_page: int = 1, now: pendulum.DateTime | None = None
+) -> dict[str, Any]:
+    """One campaign's whole story (reply windows judged at ``now``, default the present). Raises
+    ``records.CampaignNotFound`` for an unknown id."""
     record = records.get(conn, campaign_id)
     row = conn.execute(sa.select(VIEW).where(VIEW.c.campaign_id == campaign_id)).mappings().one()
     head = _campaign_row(row)
@@ -443,7 +447,7 @@ def campaign(conn: sa.Connection, campaign_id: str, *, rejects_page: int = 1) ->
         "timeline": timeline(conn, sha),
         "failures": failures(conn, sha),
         "rejects": rejects(conn, sha, page=rejects_page),
-        "reply_rows": replies(conn, sha),
+        "reply_rows": replies(conn, sha, now=now),
         "opt_out_rows": opt_outs(conn, sha),
         "click_rows": clicks(conn, campaign_id),
         "time_to_deliver": time_to_deliver(conn, sha),

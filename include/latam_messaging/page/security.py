@@ -92,7 +92,10 @@ async def require_editor(request: Request) -> Any:
         sent = request.headers.get(CSRF_HEADER, "")
         expected = csrf_token(request)
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            raise HTTPException(status_code=403, detail="Forbidden: missing or wrong anti-CSRF token")
+            # "stale" tells the page to fetch this session's token (GET /api/csrf-token, same-origin only) and
+            # try once more: Airflow renews the session cookie while a page stays open
+            headers = {"X-CSRF-Stale": "1"} if sent and expected else None
+            raise HTTPException(status_code=403, detail="Forbidden: missing or wrong anti-CSRF token", headers=headers)
     return user
 
 

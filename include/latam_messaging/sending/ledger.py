@@ -135,6 +135,28 @@ class SendLease:
             conn.execute(sa.delete(LEASES).where(LEASES.c.owner == self.owner))
 
 
+def _cancel_if_campaign_cancelled(conn: sa.Connection, keys: list[str], now: pendulum.DateTime) -> int:
+    """Rows handed back unsent whose campaign was cancelled while they were in flight are ``cancelled``
+    (the cancel could not take them: they were ``sending``). The campaigns' rows are read-locked first,
+    so a cancel at this moment is waited for and seen (or waits for this transaction and takes them)."""
+    C = schema.campaign_files.c
+    files = sa.select(OUTBOUND.c.file_sha256).where(OUTBOUND.c.message_key.in_(keys), OUTBOUND.c.file_sha256.is_not(None))
+    locked = sa.select(C.file_sha256, C.state, C.cancelled_by).where(C.file_sha256.in_(files)).with_for_update(read=True)
+    cancelled = {sha: by for sha, state, by in conn.execute(locked) if state == "cancelled"}
+    rows = 0
+    for sha, by in cancelled.items():
+        statement = move(
+            MessageState.PENDING,
+            MessageState.CANCELLED,
+            OUTBOUND.c.message_key.in_(keys),
+            OUTBOUND.c.file_sha256 == sha,
+            updated_at=now,
+            error=f"campaign cancelled by {by or 'an operator'}",
+        )
+        rows += conn.execute(statement).rowcount
+    return rows
+
+
 class Ledger:
     """One vendor's rows of ``outbound_messages``; every state change is a :func:`lifecycle.move`."""
 
@@ -196,7 +218,9 @@ class Ledger:
                     claimed_by=None,
                     error="released by an operator",
                 ).returning(OUTBOUND.c.message_key)
-                released.extend(conn.execute(statement).scalars())
+                moved = list(conn.execute(statement).scalars())
+                _cancel_if_campaign_cancelled(conn, moved, now)  # released, but their campaign was cancelled
+                released.extend(moved)
         return released
 
     def promote_due(self, now: pendulum.DateTime) -> int:
@@ -312,6 +336,7 @@ class Ledger:
                 conn.execute(answered, list(chunk))
             for chunk in _chunks(back, 5000):
                 conn.execute(returned, list(chunk))
+                _cancel_if_campaign_cancelled(conn, [b["k"] for b in chunk], now)
 
     def unknown_keys(self, page: int = 1000) -> Iterator[list[str]]:
         """Every ``unknown`` row's key, page by page (keyset: rows resolved meanwhile do not shift it)."""

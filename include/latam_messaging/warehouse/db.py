@@ -58,12 +58,13 @@ class Warehouse:
             sa.event.listen(engine, "connect", _postgres_timeouts)
 
     @classmethod
-    def from_connection(cls, conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
-        """Build from an Airflow connection of type ``sqlite`` or ``postgres`` (common-sql hooks)."""
+    def from_connection(cls, conn_id: str = WAREHOUSE_CONN_ID, **engine_kwargs: Any) -> Warehouse:
+        """Build from an Airflow connection of type ``sqlite`` or ``postgres`` (common-sql hooks);
+        ``engine_kwargs`` add to :data:`ENGINE_KWARGS` (e.g. a pool size)."""
         from airflow.sdk import BaseHook
 
         hook = BaseHook.get_connection(conn_id).get_hook()
-        return cls(hook.get_sqlalchemy_engine(engine_kwargs=dict(ENGINE_KWARGS)))
+        return cls(hook.get_sqlalchemy_engine(engine_kwargs={**ENGINE_KWARGS, **engine_kwargs}))
 
     @classmethod
     def from_url(cls, url: str) -> Warehouse:

@@ -17,7 +17,21 @@ bodies wait, and a request waits at most ``WAIT_LIMIT_S``; beyond either it answ
 (``WRITE_TIMEOUT_MS``); SQL errors never show bound values (``hide_parameters``), and nothing
 here logs a body.
 
-Run: ``python -m latam_messaging.webhooks.receiver`` (127.0.0.1:8090; ``--host/--port`` to change).
+Scaling out: any number of receiver processes (``--workers N`` on one host, or hosts behind a load
+balancer) may write to one PostgreSQL warehouse. Each acknowledges only what it committed itself, and
+the ``(vendor, body_sha256)`` unique constraint deduplicates across them: the same body arriving at two
+processes at once becomes one row (the second insert waits for the first transaction, then does
+nothing) and both answer 200. Each group's rows are inserted in key order, so two processes' groups
+never deadlock on each other's keys; a deadlock or serialization failure the server reports anyway is
+retried. A process holds at most ``POSTGRES_POOL`` connections (one writer at a time), so N processes
+cost N (+ N spare) server connections. ``--workers N`` is uvicorn's supervisor: one listening socket
+shared by N worker processes, a worker that dies is replaced (the others keep serving meanwhile), and
+SIGTERM stops accepting, lets the requests in flight finish their commit, then exits. SQLite refuses
+``--workers`` > 1: one file has one writer at a time, so more processes would only queue on its write
+lock (and answer 503 once ``busy_timeout`` passes) while one process's group commit already batches
+every concurrent request into one transaction.
+
+Run: ``python -m latam_messaging.webhooks.receiver`` (127.0.0.1:8090; ``--host/--port/--workers``).
 """
 
 from __future__ import annotations
@@ -47,6 +61,15 @@ MAX_QUEUED_BYTES = 64 * 1024 * 1024
 WAIT_LIMIT_S = 10.0
 #: A group commit gives up after this long (PostgreSQL statement and lock timeouts of its transaction).
 WRITE_TIMEOUT_MS = 8000
+#: uvicorn's supervisor replaces a worker that died at once, and one that does not answer its ping for
+#: this long. Generous: a worker starting on a loaded host (imports before its ping thread runs) is not hung.
+#: The supervisor handles SIGTERM between pings, so a stop can wait this long behind a starting worker.
+WORKER_HEALTHCHECK_S = 30
+#: PostgreSQL SQLSTATEs after which the same transaction may simply run again (serialization, deadlock).
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+#: One receiver process's PostgreSQL pool: its single writer, plus one spare while a dropped connection
+#: is replaced. Never more, whatever runs beside it: N processes × hosts share ``max_connections``.
+POSTGRES_POOL = {"pool_size": 1, "max_overflow": 1, "pool_timeout": WAIT_LIMIT_S}
 
 
 class Overloaded(Exception):
@@ -96,11 +119,20 @@ class GroupCommitStore:
             done.exception()  # retrieved even when the request stopped waiting
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        with self.warehouse.begin() as conn:
-            if self.warehouse.dialect == "postgresql":
-                conn.execute(sa.text(f"SET LOCAL statement_timeout = {WRITE_TIMEOUT_MS}"))
-                conn.execute(sa.text(f"SET LOCAL lock_timeout = {WRITE_TIMEOUT_MS}"))
-            self.warehouse.insert_new(conn, schema.raw_webhook_events, rows)
+        """One transaction; rows in (vendor, body_sha256) order, so concurrent groups (other processes
+        storing the same bodies) take the unique index's entries in one order and never deadlock."""
+        rows = sorted(rows, key=lambda row: (row["vendor"], row["body_sha256"]))
+        for attempt in range(3):
+            try:
+                with self.warehouse.begin() as conn:
+                    if self.warehouse.dialect == "postgresql":
+                        conn.execute(sa.text(f"SET LOCAL statement_timeout = {WRITE_TIMEOUT_MS}"))
+                        conn.execute(sa.text(f"SET LOCAL lock_timeout = {WRITE_TIMEOUT_MS}"))
+                    self.warehouse.insert_new(conn, schema.raw_webhook_events, rows)
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == 2 or getattr(exc.orig, "pgcode", None) not in RETRYABLE_SQLSTATES:
+                    raise
 
     def _write_group(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
         """Commit the group; if that fails, each row on its own. Returns each row's failure (or None)."""
@@ -208,15 +240,60 @@ def create_app(
     return app
 
 
+def process_warehouse() -> Warehouse:
+    """The warehouse of one receiver process (``messaging_warehouse``), with :data:`POSTGRES_POOL` on
+    PostgreSQL. Not migrated here: :func:`main` migrates once before any worker starts."""
+    warehouse = Warehouse.from_connection()
+    if warehouse.dialect == "postgresql":  # the engine has no connection yet: rebuilt with the small pool
+        warehouse.engine.dispose()
+        warehouse = Warehouse.from_connection(**POSTGRES_POOL)
+    return warehouse
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn factory: each worker builds its own engine and writer)."""
+    return create_app(process_warehouse())
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="worker processes sharing the port (PostgreSQL only); a worker that dies is replaced",
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    from latam_messaging.settings import current
+
+    if not current().webhook_secret:
+        raise SystemExit("MESSAGING_WEBHOOK_SECRET is not set: the receiver will not accept unauthenticated webhooks")
+    warehouse = open_warehouse()  # migrated once here, never by N workers at once
+    dialect = warehouse.dialect
+    warehouse.engine.dispose()
+    if args.workers > 1 and dialect != "postgresql":
+        raise SystemExit(
+            f"--workers {args.workers} needs a PostgreSQL warehouse: {dialect} has one writer at a time, so more "
+            "receiver processes would only wait on its write lock (one process already group-commits every "
+            "concurrent request). Run one process, or point messaging_warehouse at PostgreSQL."
+        )
+    uvicorn.run(
+        "latam_messaging.webhooks.receiver:worker_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(WAIT_LIMIT_S) + 5,  # in-flight requests finish their commit (or 503)
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+    )
 
 
 if __name__ == "__main__":

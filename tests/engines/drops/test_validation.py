@@ -220,7 +220,9 @@ def test_send_window():
 
 @pytest.mark.parametrize(
     "value",
-    ["=HYPERLINK(\"http://x\",\"ok\")", "=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "+SUM(A1:A3)", "-A1!B2"],
+    ["=HYPERLINK(\"http://x\",\"ok\")", "=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "+SUM(A1:A3)", "-A1!B2",
+     "-A1+HYPERLINK(\"http://x\",\"y\")", "+A1&WEBSERVICE(\"http://x\")", "-(A1)+cmd|' /C calc'!A0",
+     '+"a"&HYPERLINK("http://x")', "+$B$2*2+cmd|x!A0"],
 )
 def test_a_field_that_a_spreadsheet_would_run_is_rejected(value):
     """CSV injection: a value an export would hand a spreadsheet as a formula never enters the ledger."""
@@ -233,7 +235,8 @@ def test_a_field_that_a_spreadsheet_would_run_is_rejected(value):
     assert reason(teleprom, raw) == "looks like a spreadsheet formula (column tracking_id)"
 
 
-@pytest.mark.parametrize("value", ["-20% hoy", "+info en la web", "+info (ver web)", "-5", "hola = chau", "a@b.com", "(+54) llamanos"])
+@pytest.mark.parametrize("value", ["-20% hoy", "+info en la web", "+info (ver web)", "-5", "hola = chau", "a@b.com", "(+54) llamanos",
+     "+50% de descuento hoy!", "-A1 es tu asiento", "+3 cuotas (sin interés)"])
 def test_texts_that_only_start_like_a_formula_stay_valid(value):
     row = WavyRowValidator(context()).validate(1, {"phone": "5511987654321", "message": value})
     assert row["content"] == value
