@@ -55,7 +55,9 @@ def assert_counts_match(warehouse) -> None:
                 )
             )
     [old] = campaign_views.view_statements_v9(warehouse.dialect)
-    over_ledger = old.removeprefix("CREATE VIEW campaigns AS")
+    # today's counts leave staged rows out (a file still being read is not yet messages; views.py)
+    unstaged = "(SELECT * FROM outbound_messages WHERE state <> 'staged') o"
+    over_ledger = old.removeprefix("CREATE VIEW campaigns AS").replace("outbound_messages o", unstaged)
     assert campaign_rows(warehouse, "SELECT * FROM campaigns") == campaign_rows(warehouse, over_ledger)
     with warehouse.begin() as conn:
         assert aggregates.check(conn) == []
@@ -93,6 +95,9 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
             rows = [ledger_row(f"{sha[:8]}-{files}-{i}", vendor, sha, now, rnd) for i in range(rnd.randrange(1, 40))]
             with warehouse.begin() as conn:
                 ledger.stage(conn, rows)
+            if rnd.random() < 0.15:
+                continue  # killed mid-file: its staged rows committed, counted nowhere until promoted
+            with warehouse.begin() as conn:
                 if rnd.random() < 0.2:
                     ledger.discard_file(conn, sha)  # a failed file: staged rows deleted
                 else:
@@ -255,4 +260,4 @@ def test_the_pages_time_filters_use_their_indexes(warehouse):
             " ".join(str(part) for row in conn.execute(sa.text(explain + sql), bound) for part in row)
             for sql in (funnel, files)
         ]
-    assert "ix_message_counts_key" in plans[0] and "ix_drop_files_claimed_at" in plans[1], plans
+    assert "message_counts_key" in plans[0] and "ix_drop_files_claimed_at" in plans[1], plans

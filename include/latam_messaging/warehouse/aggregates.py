@@ -7,7 +7,8 @@ inserted, moved or deleted, inside the writer's own transaction: a count changes
 stands for commit, whichever code path wrote them (ledger moves, status events, cancels, releases, an
 analyst's ``UPDATE``), a rollback or a kill takes both away, and no writer can forget to call anything.
 
-* **SQLite** (one writer at a time): row triggers add ±1 to the key's row in place (or insert it).
+* **SQLite** (one writer at a time): row triggers add ±1 to the key's one row, one UPSERT each (a
+  unique index over the key).
 * **PostgreSQL**: statement triggers with transition tables insert one row per key a statement changed
   (its net count; nothing for a statement that moved no count, e.g. a claim's ``claimed_by``). Rows are
   only ever *inserted* by writers, never updated, so two writers never wait on each other nor deadlock
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 TABLE = "message_counts"
+#: Rows a count stands for: every ``outbound_messages`` row but those still staged (a file being read is
+#: not yet a message; its staged rows are promoted or deleted when the file ends).
+COUNTED_ROWS = "state <> 'staged'"
 #: The key columns of ``message_counts``, in order.
 KEY = ("day", "vendor", "state", "delivery_status", "account_id", "template_or_type", "file_sha256")
 #: Keys compared with ``=`` (never NULL) and with ``IS`` (nullable).
@@ -61,21 +65,30 @@ def _grouped_ledger(dialect: str, sign: str = "") -> str:
     key = _key_of("", dialect)
     return (
         f"SELECT {', '.join(f'{expr} AS {name}' for name, expr in key.items())}, {sign}COUNT(*) AS messages "
-        f"FROM outbound_messages GROUP BY {', '.join(key.values())}"
+        f"FROM outbound_messages WHERE {COUNTED_ROWS} GROUP BY {', '.join(key.values())}"
     )
 
 
 # ---- the triggers ----------------------------------------------------------------------------------------
+#: SQLite keeps one row per key: a unique index over the key, its NULLs made comparable (a UNIQUE index
+#: holds NULLs distinct), so each change is one UPSERT.
+_SQLITE_KEY = (
+    "day",
+    "vendor",
+    "state",
+    "COALESCE(delivery_status, '')",
+    "COALESCE(account_id, -1)",
+    "COALESCE(template_or_type, '')",
+    "COALESCE(file_sha256, '')",
+)
+_SQLITE_UNIQUE = f"CREATE UNIQUE INDEX ux_message_counts_key ON {TABLE} ({', '.join(_SQLITE_KEY)})"
+_SQLITE_UPSERT = f"ON CONFLICT ({', '.join(_SQLITE_KEY)}) DO UPDATE SET messages = messages + excluded.messages"
+
+
 def _sqlite_add(row: str, amount: int) -> str:
-    """SQLite trigger body: add ``amount`` to the count of ``row``'s key (its first row, else a new one)."""
+    """SQLite trigger body: add ``amount`` to the count of ``row``'s key (one UPSERT)."""
     key = _key_of(row, "sqlite")
-    match = " AND ".join(f"{name} {'=' if name in _NOT_NULL else 'IS'} {expr}" for name, expr in key.items())
-    return (
-        f"UPDATE {TABLE} SET messages = messages + ({amount}) "
-        f"WHERE id = (SELECT id FROM {TABLE} WHERE {match} LIMIT 1);\n"
-        f"INSERT INTO {TABLE} ({_columns()}) SELECT {', '.join(key.values())}, {amount} "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} WHERE {match});\n"
-    )
+    return f"INSERT INTO {TABLE} ({_columns()}) VALUES ({', '.join(key.values())}, {amount}) {_SQLITE_UPSERT};\n"
 
 
 #: ``outbound_messages`` columns a count depends on (an UPDATE of no other column fires the SQLite trigger).
@@ -84,11 +97,21 @@ _COUNTED = ("created_at", "vendor", "state", "delivery_status", "account_id", "t
 
 def _sqlite_triggers() -> list[str]:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
+    counted = {row: f"{row}.{COUNTED_ROWS}" for row in ("OLD", "NEW")}
+    on = f"AFTER UPDATE OF {', '.join(_COUNTED)} ON outbound_messages"
+    # an update of a counted row to a counted row moves a count; from or to a staged row only one side
     return [
-        f"CREATE TRIGGER message_counts_insert AFTER INSERT ON outbound_messages BEGIN\n{_sqlite_add('NEW', 1)}END",
-        f"CREATE TRIGGER message_counts_delete AFTER DELETE ON outbound_messages BEGIN\n{_sqlite_add('OLD', -1)}END",
-        f"CREATE TRIGGER message_counts_update AFTER UPDATE OF {', '.join(_COUNTED)} ON outbound_messages "
-        f"WHEN {changed} BEGIN\n{_sqlite_add('OLD', -1)}{_sqlite_add('NEW', 1)}END",
+        _SQLITE_UNIQUE,
+        f"CREATE TRIGGER message_counts_insert AFTER INSERT ON outbound_messages WHEN {counted['NEW']} "
+        f"BEGIN\n{_sqlite_add('NEW', 1)}END",
+        f"CREATE TRIGGER message_counts_delete AFTER DELETE ON outbound_messages WHEN {counted['OLD']} "
+        f"BEGIN\n{_sqlite_add('OLD', -1)}END",
+        f"CREATE TRIGGER message_counts_update {on} WHEN {counted['OLD']} AND {counted['NEW']} AND ({changed}) "
+        f"BEGIN\n{_sqlite_add('OLD', -1)}{_sqlite_add('NEW', 1)}END",
+        f"CREATE TRIGGER message_counts_counted {on} WHEN NOT {counted['OLD']} AND {counted['NEW']} "
+        f"BEGIN\n{_sqlite_add('NEW', 1)}END",
+        f"CREATE TRIGGER message_counts_uncounted {on} WHEN {counted['OLD']} AND NOT {counted['NEW']} "
+        f"BEGIN\n{_sqlite_add('OLD', -1)}END",
     ]
 
 
@@ -102,7 +125,7 @@ def _postgres_delta(select: str) -> str:
 
 def _postgres_rows(table: str, sign: str) -> str:
     key = _key_of("", "postgresql")
-    return f"SELECT {', '.join(f'{e} AS {n}' for n, e in key.items())}, {sign}1 AS n FROM {table}"
+    return f"SELECT {', '.join(f'{e} AS {n}' for n, e in key.items())}, {sign}1 AS n FROM {table} WHERE {COUNTED_ROWS}"
 
 
 def _postgres_triggers() -> list[str]:
@@ -189,14 +212,16 @@ def check(conn: sa.Connection) -> list[Drift]:
 def repair(conn: sa.Connection) -> int:
     """Add the difference of every drifted key (one ``INSERT … SELECT``: the same snapshot as the check,
     so a writer committing meanwhile is counted once, by its own trigger). Returns the keys repaired."""
-    return conn.execute(sa.text(f"INSERT INTO {TABLE} ({_columns()}) {_difference(conn.dialect.name)}")).rowcount
+    dialect = conn.dialect.name
+    # SQLite: INSERT … SELECT needs a WHERE before an ON CONFLICT (its parser's rule)
+    upsert = f"WHERE true {_SQLITE_UPSERT}" if dialect == "sqlite" else ""
+    return conn.execute(sa.text(f"INSERT INTO {TABLE} ({_columns()}) SELECT * FROM ({_difference(dialect)}) d {upsert}")).rowcount
 
 
 def compact(conn: sa.Connection) -> int:
     """Fold each key's rows into one and drop keys counting nothing; returns the rows removed. Safe beside
     writers: PostgreSQL deletes and re-inserts in one statement (what it deletes is what it sums); SQLite
-    sums then deletes the rows up to the highest id read, both in one write transaction (no other writer
-    between them; rows added since have higher ids and stay)."""
+    keeps one row per key already, so only its keys counting nothing go."""
     keys = ", ".join(KEY)
     before = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())
     if conn.dialect.name == "postgresql":
@@ -208,17 +233,7 @@ def compact(conn: sa.Connection) -> int:
             )
         )
     else:
-        last = conn.execute(sa.text(f"SELECT MAX(id) FROM {TABLE}")).scalar_one()
-        if last is None:
-            return 0
-        conn.execute(
-            sa.text(
-                f"INSERT INTO {TABLE} ({_columns()}) SELECT {keys}, SUM(messages) FROM {TABLE} WHERE id <= :last "
-                f"GROUP BY {keys} HAVING SUM(messages) <> 0"
-            ),
-            {"last": last},
-        )
-        conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE id <= :last"), {"last": last})
+        conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE messages = 0"))
     after = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())
     return before - after
 
