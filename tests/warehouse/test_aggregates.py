@@ -10,15 +10,17 @@ import hashlib
 import random
 import threading
 from collections import Counter
+from decimal import Decimal
 
 import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.campaigns import pricing
 from latam_messaging.campaigns import views as campaign_views
 from latam_messaging.lifecycle import OUTBOUND, MessageState, move
 from latam_messaging.sending.ledger import Ledger, SendOutcome
-from latam_messaging.status import StatusEvent, apply_status_events
+from latam_messaging.status import EventCost, StatusEvent, apply_status_events
 from latam_messaging.warehouse import aggregates, schema, views
 
 T0 = pendulum.datetime(2026, 3, 2, 23, 30, tz="UTC")  # half an hour before a UTC day ends
@@ -84,6 +86,10 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
     """``steps`` random writer moves, each through the code the pipeline, the ingest and the page use."""
     rnd = random.Random(seed)
     files = 0
+    prices = {"marketing": Decimal("0.0625"), "utility": Decimal("0.01")}
+    if rnd.random() < 0.7:  # else a category without a price and no default: the cost is NULL
+        prices["default"] = Decimal("0.02")
+    pricing.sync_prices(warehouse, {"teleprom": prices, "wavy": {"default": Decimal("0.005")}}, "USD")
     for _ in range(steps):
         vendor = rnd.choice(VENDORS)
         ledger = Ledger(warehouse, vendor)
@@ -116,8 +122,14 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
                     )
                 ).all()
             chosen = rnd.sample(accepted, min(len(accepted), rnd.randrange(1, 20))) if accepted else []
+            def cost() -> EventCost | None:  # Meta's pricing with some events: priced, unpriced, not billable
+                if rnd.random() < 0.5:
+                    return None
+                category = rnd.choice(("Marketing", "utility", "authentication", None))
+                return EventCost(billable=rnd.choice((True, True, False, None)), pricing_category=category)
+
             events = [
-                StatusEvent(v, vid, status, status.upper(), now.add(seconds=rnd.randrange(600)), "webhook")
+                StatusEvent(v, vid, status, status.upper(), now.add(seconds=rnd.randrange(600)), "webhook", cost=cost())
                 for v, vid in chosen
                 for status in rnd.sample(("sent", "delivered", "read", "failed"), rnd.randrange(1, 3))
             ]

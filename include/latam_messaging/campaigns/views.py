@@ -25,6 +25,8 @@ from latam_messaging.consent.suppressions import consent_key_of
 #: WhatsApp's customer-service window: a reply or an opt-out this long after a send counts for it.
 REPLY_WINDOW_HOURS = 24
 VIEW_NAMES = ["campaigns"]
+#: Status events that say how a message is priced (``ix_status_events_priced`` holds only these).
+PRICED_EVENTS = "(e.pricing_category IS NOT NULL OR e.billable IS NOT NULL)"
 
 
 def _sql(expression: sa.ColumnElement, dialect: str) -> str:
@@ -42,15 +44,29 @@ def window_end(column: str, dialect: str) -> str:
     return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
 
 
-def reply_condition(dialect: str) -> str:
-    """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
+def _reply_ways(dialect: str) -> tuple[str, str]:
+    """The two ways inbound row ``i`` answers outbound row ``o`` of the same vendor: it quotes the message,
+    or it came from the same subscriber within the window after the send."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
     key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column("i.from_phone"), "+", "")), dialect)
     end = window_end("o.accepted_at", dialect)
-    return (
-        f"(i.vendor = o.vendor AND ((i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id)"
-        f" OR ({key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end})))"
-    )
+    quoted = "i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id"
+    in_window = f"{key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end}"
+    return quoted, in_window
+
+
+def reply_condition(dialect: str) -> str:
+    """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
+    quoted, in_window = _reply_ways(dialect)
+    return f"(i.vendor = o.vendor AND (({quoted}) OR ({in_window})))"
+
+
+def consent_key_index(dialect: str) -> str:
+    """DDL: ``outbound_messages`` indexed by its phone's consent key (migration 11), the expression
+    :func:`reply_condition` and :func:`opt_out_condition` compare: the view finds a reply's or an
+    opt-out's sends by it instead of testing every send against every reply."""
+    key = _sql(consent_key_of(sa.literal_column("phone")), dialect)
+    return f"CREATE INDEX ix_outbound_consent_key ON outbound_messages (({key}), accepted_at)"
 
 
 def opt_out_condition(dialect: str) -> str:
@@ -58,7 +74,8 @@ def opt_out_condition(dialect: str) -> str:
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
     end = window_end("o.accepted_at", dialect)
     return (
-        f"(s.phone = {key_o} AND s.source IN ('keyword', 'vendor_status')"
+        # `|| ''`: an expression, so SQLite compares without the column's affinity and can use the index
+        f"(s.phone || '' = {key_o} AND s.source IN ('keyword', 'vendor_status')"
         f" AND s.since >= o.accepted_at AND s.since < {end})"
     )
 
@@ -133,12 +150,29 @@ LEFT JOIN (
 
 
 def view_statements(dialect: str) -> list[str]:
-    """The view since migration 11: the funnel counts of each file from ``message_counts`` (kept by
-    triggers, ``warehouse.aggregates``); replies, opt-outs and the first and last acceptance from the
-    accepted rows."""
+    """The view since migration 11, the numbers of :func:`view_statements_v9` found without visiting every
+    send: the funnel counts of each file from ``message_counts`` (kept by triggers, ``warehouse.aggregates``);
+    replies and opt-outs from the few inbound rows and suppressions, each finding its sends by the consent
+    key (``ix_outbound_consent_key``) or the quoted id; the cost from the accepted count less the sends
+    whose events named a price category (``ix_status_events_priced``)."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
+    quoted, in_window = _reply_ways(dialect)
+    answerable = "o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL"
     return [
         f"""CREATE VIEW campaigns AS
+WITH detailed AS (
+    -- accepted sends whose status events said how they are priced, counted by what they said (the
+    -- others are priced by their vendor's default: the accepted count of message_counts less these)
+    SELECT o.file_sha256, o.vendor, p.category, p.billable, COUNT(*) AS n
+    FROM (
+        SELECT e.message_key, MAX(LOWER(e.pricing_category)) AS category, MAX({billable}) AS billable
+        FROM message_status_events e WHERE {PRICED_EVENTS}
+        GROUP BY e.message_key
+    ) p
+    JOIN outbound_messages o ON o.message_key = p.message_key
+    WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL
+    GROUP BY o.file_sha256, o.vendor, p.category, p.billable
+)
 SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_sha256, c.created_by, c.created_at,
        c.state, c.confirmed_by, c.confirmed_at, c.dag_run_id, c.cancelled_by, c.cancelled_at,
        COALESCE(f.rows_total, 0) AS rows_total, COALESCE(f.rows_valid, 0) AS rows_valid,
@@ -149,7 +183,7 @@ SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_
        COALESCE(m.unknown, 0) AS unknown, COALESCE(m.suppressed, 0) AS suppressed, COALESCE(m.cancelled, 0) AS cancelled,
        COALESCE(m.sent, 0) AS sent, COALESCE(m.delivered, 0) AS delivered, COALESCE(m.read_count, 0) AS read_count,
        COALESCE(m.delivery_failed, 0) AS delivery_failed,
-       COALESCE(a.replies, 0) AS replies, COALESCE(a.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
+       COALESCE(rp.replies, 0) AS replies, COALESCE(oo.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
        CASE WHEN k.unpriced > 0 THEN NULL ELSE COALESCE(k.cost, 0) END AS cost, k.currency,
        a.first_accepted_at, a.last_accepted_at
 FROM campaign_files c
@@ -175,32 +209,42 @@ LEFT JOIN (
     FROM message_counts WHERE file_sha256 IS NOT NULL GROUP BY file_sha256
 ) m ON m.file_sha256 = c.file_sha256
 LEFT JOIN (
-    SELECT o.file_sha256,
-           SUM(CASE WHEN EXISTS (
-                   SELECT 1 FROM inbound_messages i WHERE {reply_condition(dialect)}
-               ) THEN 1 ELSE 0 END) AS replies,
-           SUM(CASE WHEN EXISTS (
-                   SELECT 1 FROM suppressions s WHERE {opt_out_condition(dialect)}
-               ) THEN 1 ELSE 0 END) AS opt_outs,
-           MIN(o.accepted_at) AS first_accepted_at, MAX(o.accepted_at) AS last_accepted_at
-    FROM outbound_messages o WHERE o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL GROUP BY o.file_sha256
+    SELECT file_sha256, COUNT(DISTINCT message_key) AS replies FROM (
+        SELECT o.file_sha256, o.message_key FROM inbound_messages i
+        CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {quoted} AND {answerable}
+        UNION ALL
+        SELECT o.file_sha256, o.message_key FROM inbound_messages i
+        CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {in_window} AND {answerable}
+    ) answered GROUP BY file_sha256
+) rp ON rp.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT o.file_sha256, COUNT(DISTINCT o.message_key) AS opt_outs
+    FROM suppressions s CROSS JOIN outbound_messages o WHERE {opt_out_condition(dialect)} AND {answerable}
+    GROUP BY o.file_sha256
+) oo ON oo.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, MIN(accepted_at) AS first_accepted_at, MAX(accepted_at) AS last_accepted_at
+    FROM outbound_messages WHERE file_sha256 IS NOT NULL AND accepted_at IS NOT NULL GROUP BY file_sha256
 ) a ON a.file_sha256 = c.file_sha256
 LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l
     ON l.campaign_id = c.campaign_id
 LEFT JOIN (
-    SELECT p.file_sha256, SUM(COALESCE(pc.unit_price, pd.unit_price)) AS cost,
-           SUM(CASE WHEN COALESCE(pc.unit_price, pd.unit_price) IS NULL THEN 1 ELSE 0 END) AS unpriced,
+    SELECT q.file_sha256, SUM(q.n * COALESCE(pc.unit_price, pd.unit_price)) AS cost,
+           SUM(CASE WHEN COALESCE(pc.unit_price, pd.unit_price) IS NULL THEN q.n ELSE 0 END) AS unpriced,
            MAX(COALESCE(pc.currency, pd.currency)) AS currency
     FROM (
-        SELECT o.file_sha256, o.vendor,
-               (SELECT MAX(LOWER(e.pricing_category)) FROM message_status_events e WHERE e.message_key = o.message_key)
-                   AS category,
-               (SELECT MAX({billable}) FROM message_status_events e WHERE e.message_key = o.message_key) AS billable
-        FROM outbound_messages o WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL
-    ) p
-    LEFT JOIN message_prices pc ON pc.vendor = p.vendor AND pc.category = p.category
-    LEFT JOIN message_prices pd ON pd.vendor = p.vendor AND pd.category = 'default'
-    WHERE p.billable IS NULL OR p.billable = 1
-    GROUP BY p.file_sha256
-) k ON k.file_sha256 = c.file_sha256""",
+        SELECT file_sha256, vendor, category, billable, n FROM detailed
+        UNION ALL
+        SELECT file_sha256, vendor, NULL, NULL, SUM(n) FROM (
+            SELECT file_sha256, vendor, messages AS n FROM message_counts
+            WHERE state = 'accepted' AND file_sha256 IS NOT NULL
+            UNION ALL
+            SELECT file_sha256, vendor, -n FROM detailed
+        ) plain GROUP BY file_sha256, vendor HAVING SUM(n) <> 0
+    ) q
+    LEFT JOIN message_prices pc ON pc.vendor = q.vendor AND pc.category = q.category
+    LEFT JOIN message_prices pd ON pd.vendor = q.vendor AND pd.category = 'default'
+    WHERE q.billable IS NULL OR q.billable = 1
+    GROUP BY q.file_sha256
+) k ON k.file_sha256 = c.file_sha256"""
     ]

@@ -204,6 +204,13 @@ message_status_events = sa.Table(
     sa.Column("conversation_expires_at", Ts),
     sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
+    # migration 11: the events that say how a message is priced (the campaigns view's cost reads only these)
+    sa.Index(
+        "ix_status_events_priced",
+        "message_key",
+        sqlite_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
+        postgresql_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
+    ),
 )
 
 raw_webhook_events = sa.Table(
