@@ -44,7 +44,7 @@ def window_end(column: str, dialect: str) -> str:
     return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
 
 
-def _reply_ways(dialect: str) -> tuple[str, str]:
+def reply_ways(dialect: str) -> tuple[str, str]:
     """The two ways inbound row ``i`` answers outbound row ``o`` of the same vendor: it quotes the message,
     or it came from the same subscriber within the window after the send."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
@@ -57,27 +57,33 @@ def _reply_ways(dialect: str) -> tuple[str, str]:
 
 def reply_condition(dialect: str) -> str:
     """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
-    quoted, in_window = _reply_ways(dialect)
+    quoted, in_window = reply_ways(dialect)
     return f"(i.vendor = o.vendor AND (({quoted}) OR ({in_window})))"
 
 
-def consent_key_index(dialect: str) -> str:
-    """DDL: ``outbound_messages`` indexed by its phone's consent key (migration 11), the expression
-    :func:`reply_condition` and :func:`opt_out_condition` compare: the view finds a reply's or an
-    opt-out's sends by it instead of testing every send against every reply."""
-    key = _sql(consent_key_of(sa.literal_column("phone")), dialect)
-    return f"CREATE INDEX ix_outbound_consent_key ON outbound_messages (({key}), accepted_at)"
-
-
-def opt_out_condition(dialect: str) -> str:
-    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send."""
+def opt_out_condition(dialect: str, *, from_suppressions: bool = False) -> str:
+    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send.
+    ``from_suppressions``: the same condition for a join that starts from the suppressions and finds
+    their sends by ``ix_outbound_consent_key`` (``s.phone || ''`` is an expression: SQLite then compares
+    without the column's text affinity, which would keep it from using an index on an expression)."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
     end = window_end("o.accepted_at", dialect)
+    phone = "s.phone || ''" if from_suppressions else "s.phone"
     return (
-        # `|| ''`: an expression, so SQLite compares without the column's affinity and can use the index
-        f"(s.phone || '' = {key_o} AND s.source IN ('keyword', 'vendor_status')"
+        f"({phone} = {key_o} AND s.source IN ('keyword', 'vendor_status')"
         f" AND s.since >= o.accepted_at AND s.since < {end})"
     )
+
+
+def index_statements(dialect: str) -> list[str]:
+    """DDL of migration 11, for the view to find replies' and opt-outs' sends without visiting every send:
+    ``outbound_messages`` by its phone's consent key (the expression :func:`reply_condition` and
+    :func:`opt_out_condition` compare), and the suppressions that are opt-outs, by source and time."""
+    key = _sql(consent_key_of(sa.literal_column("phone")), dialect)
+    return [
+        f"CREATE INDEX ix_outbound_consent_key ON outbound_messages (({key}), accepted_at)",
+        "CREATE INDEX ix_suppressions_source_since ON suppressions (source, since)",
+    ]
 
 
 def view_statements_v9(dialect: str) -> list[str]:
@@ -156,7 +162,7 @@ def view_statements(dialect: str) -> list[str]:
     key (``ix_outbound_consent_key``) or the quoted id; the cost from the accepted count less the sends
     whose events named a price category (``ix_status_events_priced``)."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
-    quoted, in_window = _reply_ways(dialect)
+    quoted, in_window = reply_ways(dialect)
     answerable = "o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL"
     return [
         f"""CREATE VIEW campaigns AS
@@ -219,7 +225,8 @@ LEFT JOIN (
 ) rp ON rp.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT o.file_sha256, COUNT(DISTINCT o.message_key) AS opt_outs
-    FROM suppressions s CROSS JOIN outbound_messages o WHERE {opt_out_condition(dialect)} AND {answerable}
+    FROM suppressions s CROSS JOIN outbound_messages o
+    WHERE {opt_out_condition(dialect, from_suppressions=True)} AND {answerable}
     GROUP BY o.file_sha256
 ) oo ON oo.file_sha256 = c.file_sha256
 LEFT JOIN (

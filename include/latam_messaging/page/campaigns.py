@@ -292,16 +292,25 @@ def replies(
     and the one a person may answer from the page: the latest (``reply_to``: vendor and message id,
     ``reply_until``: its 24-hour window's end), with ``reply_open`` — whether that window is still open
     at ``now`` (the reply route refuses a closed one; the page shows its form only while it is open)."""
-    cond = campaign_views.reply_condition(conn.dialect.name)
-    sql = f"""SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
-       (SELECT COUNT(*) FROM inbound_messages i WHERE {cond}) AS answers,
-       (SELECT MIN(i.received_at) FROM inbound_messages i WHERE {cond}) AS first_at,
-       (SELECT i.text FROM inbound_messages i WHERE {cond} ORDER BY i.received_at, i.vendor_message_id LIMIT 1) AS text,
-       (SELECT i.vendor_message_id FROM inbound_messages i WHERE {cond} AND i.received_at IS NOT NULL
-        ORDER BY i.received_at DESC, i.vendor_message_id DESC LIMIT 1) AS last_id,
-       (SELECT MAX(i.received_at) FROM inbound_messages i WHERE {cond}) AS last_at
+    # the campaign's (send, inbound) pairs first, each way by its own index (campaigns.views), then each
+    # answered send's numbers from those few pairs: never every send tested against every inbound row
+    quoted, in_window = campaign_views.reply_ways(conn.dialect.name)
+    ways = [
+        "SELECT o.message_key, i.vendor_message_id AS in_id, i.received_at, i.text FROM inbound_messages i "
+        f"CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {way} "
+        "AND o.file_sha256 = :sha AND o.accepted_at IS NOT NULL"
+        for way in (quoted, in_window)
+    ]
+    mine = "FROM pairs p WHERE p.message_key = o.message_key"
+    sql = f"""WITH pairs AS ({" UNION ".join(ways)})
+SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
+       (SELECT COUNT(*) {mine}) AS answers,
+       (SELECT MIN(p.received_at) {mine}) AS first_at,
+       (SELECT p.text {mine} ORDER BY p.received_at, p.in_id LIMIT 1) AS text,
+       (SELECT p.in_id {mine} AND p.received_at IS NOT NULL ORDER BY p.received_at DESC, p.in_id DESC LIMIT 1) AS last_id,
+       (SELECT MAX(p.received_at) {mine}) AS last_at
 FROM outbound_messages o
-WHERE o.file_sha256 = :sha AND o.accepted_at IS NOT NULL AND EXISTS (SELECT 1 FROM inbound_messages i WHERE {cond})
+WHERE o.message_key IN (SELECT message_key FROM pairs)
 ORDER BY first_at, o.message_key LIMIT :limit"""
     query = sa.text(sql).columns(
         sa.column("message_key"),

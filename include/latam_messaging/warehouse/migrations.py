@@ -133,7 +133,8 @@ def _v11_message_counts(conn: sa.Connection) -> None:
     schema.message_counts.create(conn)
     next(i for i in schema.drop_files.indexes if i.name == "ix_drop_files_claimed_at").create(conn)
     next(i for i in schema.message_status_events.indexes if i.name == "ix_status_events_priced").create(conn)
-    conn.execute(sa.text(campaign_views.consent_key_index(conn.dialect.name)))
+    for statement in campaign_views.index_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
     for statement in aggregates.trigger_statements(conn.dialect.name):
         conn.execute(sa.text(statement))
     aggregates.repair(conn)
