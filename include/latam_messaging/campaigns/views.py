@@ -156,6 +156,11 @@ LEFT JOIN (
 
 
 def view_statements(dialect: str) -> list[str]:
+    """The ``campaigns`` view (migration 11): :func:`campaigns_query` over every campaign."""
+    return [f"CREATE VIEW campaigns AS\n{campaigns_query(dialect)}"]
+
+
+def campaigns_query(dialect: str, *, some_files: bool = False) -> str:
     """The view since migration 11, the numbers of :func:`view_statements_v9` found without visiting every
     send: the funnel counts of each file from ``message_counts`` (kept by triggers, ``warehouse.aggregates``);
     replies and opt-outs from the few inbound rows and suppressions, each finding its sends by the consent
@@ -163,10 +168,10 @@ def view_statements(dialect: str) -> list[str]:
     whose events named a price category (``ix_status_events_priced``)."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
     quoted, in_window = reply_ways(dialect)
-    answerable = "o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL"
-    return [
-        f"""CREATE VIEW campaigns AS
-WITH detailed AS (
+    # some_files: every part reads only the files of the expanding parameter :files (what the page shows)
+    only = {alias: f" AND {alias}file_sha256 IN :files" if some_files else "" for alias in ("", "o.")}
+    answerable = f"o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL{only['o.']}"
+    return f"""WITH detailed AS (
     -- accepted sends whose status events said how they are priced, counted by what they said (the
     -- others are priced by their vendor's default: the accepted count of message_counts less these)
     SELECT o.file_sha256, o.vendor, p.category, p.billable, COUNT(*) AS n
@@ -176,7 +181,7 @@ WITH detailed AS (
         GROUP BY e.message_key
     ) p
     JOIN outbound_messages o ON o.message_key = p.message_key
-    WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL
+    WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL{only['o.']}
     GROUP BY o.file_sha256, o.vendor, p.category, p.billable
 )
 SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_sha256, c.created_by, c.created_at,
@@ -195,7 +200,7 @@ SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_
 FROM campaign_files c
 LEFT JOIN drop_files f ON f.file_sha256 = c.file_sha256
 LEFT JOIN (
-    SELECT file_sha256, COUNT(*) AS rows FROM drop_rejects WHERE reason LIKE 'suppressed:%' GROUP BY file_sha256
+    SELECT file_sha256, COUNT(*) AS rows FROM drop_rejects WHERE reason LIKE 'suppressed:%'{only['']} GROUP BY file_sha256
 ) r ON r.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT file_sha256, CAST(SUM(messages) AS BIGINT) AS messages,
@@ -212,7 +217,7 @@ LEFT JOIN (
            CAST(SUM(CASE WHEN delivery_status IN ('delivered', 'read') THEN messages ELSE 0 END) AS BIGINT) AS delivered,
            CAST(SUM(CASE WHEN delivery_status = 'read' THEN messages ELSE 0 END) AS BIGINT) AS read_count,
            CAST(SUM(CASE WHEN delivery_status = 'failed' THEN messages ELSE 0 END) AS BIGINT) AS delivery_failed
-    FROM message_counts WHERE file_sha256 IS NOT NULL GROUP BY file_sha256
+    FROM message_counts WHERE file_sha256 IS NOT NULL{only['']} GROUP BY file_sha256
 ) m ON m.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT file_sha256, COUNT(DISTINCT message_key) AS replies FROM (
@@ -231,7 +236,7 @@ LEFT JOIN (
 ) oo ON oo.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT file_sha256, MIN(accepted_at) AS first_accepted_at, MAX(accepted_at) AS last_accepted_at
-    FROM outbound_messages WHERE file_sha256 IS NOT NULL AND accepted_at IS NOT NULL GROUP BY file_sha256
+    FROM outbound_messages WHERE file_sha256 IS NOT NULL AND accepted_at IS NOT NULL{only['']} GROUP BY file_sha256
 ) a ON a.file_sha256 = c.file_sha256
 LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l
     ON l.campaign_id = c.campaign_id
@@ -244,7 +249,7 @@ LEFT JOIN (
         UNION ALL
         SELECT file_sha256, vendor, NULL, NULL, SUM(n) FROM (
             SELECT file_sha256, vendor, messages AS n FROM message_counts
-            WHERE state = 'accepted' AND file_sha256 IS NOT NULL
+            WHERE state = 'accepted' AND file_sha256 IS NOT NULL{only['']}
             UNION ALL
             SELECT file_sha256, vendor, -n FROM detailed
         ) plain GROUP BY file_sha256, vendor HAVING SUM(n) <> 0
@@ -253,5 +258,4 @@ LEFT JOIN (
     LEFT JOIN message_prices pd ON pd.vendor = q.vendor AND pd.category = 'default'
     WHERE q.billable IS NULL OR q.billable = 1
     GROUP BY q.file_sha256
-) k ON k.file_sha256 = c.file_sha256"""
-    ]
+) k ON k.file_sha256 = c.file_sha256{" WHERE c.file_sha256 IN :files" if some_files else ""}"""

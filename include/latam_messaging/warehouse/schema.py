@@ -407,6 +407,7 @@ message_counts = sa.Table(
     sa.Column("template_or_type", sa.String(512)),
     sa.Column("file_sha256", sa.String(64)),
     sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
+    sa.Index("ix_message_counts_file", "file_sha256"),  # one campaign's counts (the campaign page)
     sa.Index(
         "ix_message_counts_key",
         "day",

@@ -88,6 +88,20 @@ FROM outbound_messages WHERE state <> 'staged'
 GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format("created_at")}"""
 
 
+def time_to_deliver(dialect: str, where: str = "") -> str:
+    """``report_time_to_deliver``'s query; ``where``: more conditions on the send ``o`` (the campaign page
+    measures one file's sends without grouping every send)."""
+    day = "date({})"
+    return f"""SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
+       {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), "MIN(e.event_at)", dialect)}
+           AS seconds_to_deliver
+FROM outbound_messages o
+JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
+JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'unknown'
+WHERE o.accepted_at IS NOT NULL{f" AND {where}" if where else ""}
+GROUP BY o.vendor, o.message_key, o.accepted_at"""
+
+
 def view_statements(dialect: str) -> list[str]:
     day = "date({})"
     source = suppressed_source("r.reason", dialect)
@@ -102,15 +116,7 @@ SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(
 FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
         # Acceptance is the vendor's answer as recorded, or its first event for the message when that
         # is earlier (a vendor event proves acceptance): time to deliver is never negative.
-        f"""CREATE VIEW report_time_to_deliver AS
-SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
-       {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), "MIN(e.event_at)", dialect)}
-           AS seconds_to_deliver
-FROM outbound_messages o
-JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
-JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'unknown'
-WHERE o.accepted_at IS NOT NULL
-GROUP BY o.vendor, o.message_key, o.accepted_at""",
+        f"CREATE VIEW report_time_to_deliver AS\n{time_to_deliver(dialect)}",
         f"""CREATE VIEW report_rejects_by_reason AS
 SELECT folder, reason, COUNT(*) AS rows_rejected
 FROM (
