@@ -21,6 +21,10 @@ Daily at 03:00 local time, so that a year of history costs what a month does:
   `raw_webhook_events/<vendor>/<day received>/part-<first id>-<last id>.jsonl.gz`, and only once a part
   is durably written are its rows' bodies emptied (`purged_at`, `archive_path` set; the rows, their ids
   and hashes stay). 5,000 rows a transaction; a re-run or a run after a kill archives nothing twice.
+* **aggregates_checked** — `message_counts` (what `report_delivery_funnel` and the page read, kept by
+  triggers as rows change) compared with a `GROUP BY` over `outbound_messages`; any key that differs is
+  repaired in the same statement's snapshot, then each key's rows are folded into one. Reports the keys
+  that drifted (0 unless someone wrote the counts by hand) and the rows folded.
 * **prune_drop_archives** — files in `<drop folder>/archive/` and `failed/` archived more than
   `MESSAGING_DROP_ARCHIVE_DAYS` (90) days ago are deleted (symlinks never followed).
 
@@ -95,8 +99,17 @@ def messaging_maintenance():
         print(f"drop archives pruned under {settings.drop_dir}: {stats.summary()}")
         return stats.summary()
 
+    @task
+    def aggregates_checked() -> dict:
+        from latam_messaging.warehouse.aggregates import maintain
+        from latam_messaging.warehouse.db import open_warehouse
+
+        result = maintain(open_warehouse())
+        print(f"message_counts checked against outbound_messages: {result}")
+        return result
+
     checked = check()
-    checked >> [archive_raw_bodies(), prune_drop_archives()]
+    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked()]
 
 
 messaging_maintenance()

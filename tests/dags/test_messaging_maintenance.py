@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from latam_messaging.maintenance.raw_retention import decode_part
 from latam_messaging.warehouse import schema
 from latam_messaging.webhooks.raw import body_bytes, raw_event_row
+from tests.helpers.ledger import add_ledger_row
 
 RAW = schema.raw_webhook_events
 
@@ -44,6 +45,9 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     fresh = drop_dir / "wavy_sms" / "archive" / f"{pendulum.now('UTC').format('YYYYMMDDTHHmmss')}-abc123-new.csv"
     fresh.write_text("phone\n")
     os.utime(fresh, (time.time(), time.time()))
+    add_ledger_row(warehouse, "m-1", "wavy")
+    with warehouse.begin() as conn:  # a count written by hand: found and repaired
+        conn.execute(sa.text("UPDATE message_counts SET messages = messages + 2"))
 
     run = run_dag("messaging_maintenance")
 
@@ -58,8 +62,11 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     kept = {r["body"] for r in warehouse.rows(sa.select(RAW).where(RAW.c.purged_at.is_(None)))}
     assert kept == {"pending body", "bad"}  # pending never, errors after their 180 days
     assert results["prune_drop_archives"]["files_deleted"] == 1 and not old.exists() and fresh.exists()
+    assert results["aggregates_checked"]["keys_drifted"] == 1
+    assert warehouse.rows(sa.text("SELECT messages FROM report_delivery_funnel")) == [{"messages": 1}]
 
     again = returned(run_dag("messaging_maintenance"))
     assert again["archive_raw_bodies"]["rows_purged"] == 0 and again["archive_raw_bodies"]["bytes_archived"] == 0
     assert again["prune_drop_archives"]["files_deleted"] == 0
+    assert again["aggregates_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
     assert list(archive.rglob("*.jsonl.gz")) == [part]

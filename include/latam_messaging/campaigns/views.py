@@ -25,6 +25,8 @@ from latam_messaging.consent.suppressions import consent_key_of
 #: WhatsApp's customer-service window: a reply or an opt-out this long after a send counts for it.
 REPLY_WINDOW_HOURS = 24
 VIEW_NAMES = ["campaigns"]
+#: Status events that say how a message is priced (``ix_status_events_priced`` holds only these).
+PRICED_EVENTS = "(e.pricing_category IS NOT NULL OR e.billable IS NOT NULL)"
 
 
 def _sql(expression: sa.ColumnElement, dialect: str) -> str:
@@ -42,28 +44,51 @@ def window_end(column: str, dialect: str) -> str:
     return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
 
 
-def reply_condition(dialect: str) -> str:
-    """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
+def reply_ways(dialect: str) -> tuple[str, str]:
+    """The two ways inbound row ``i`` answers outbound row ``o`` of the same vendor: it quotes the message,
+    or it came from the same subscriber within the window after the send."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
     key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column("i.from_phone"), "+", "")), dialect)
     end = window_end("o.accepted_at", dialect)
-    return (
-        f"(i.vendor = o.vendor AND ((i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id)"
-        f" OR ({key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end})))"
-    )
+    quoted = "i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id"
+    in_window = f"{key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end}"
+    return quoted, in_window
 
 
-def opt_out_condition(dialect: str) -> str:
-    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send."""
+def reply_condition(dialect: str) -> str:
+    """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
+    quoted, in_window = reply_ways(dialect)
+    return f"(i.vendor = o.vendor AND (({quoted}) OR ({in_window})))"
+
+
+def opt_out_condition(dialect: str, *, from_suppressions: bool = False) -> str:
+    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send.
+    ``from_suppressions``: the same condition for a join that starts from the suppressions and finds
+    their sends by ``ix_outbound_consent_key`` (``s.phone || ''`` is an expression: SQLite then compares
+    without the column's text affinity, which would keep it from using an index on an expression)."""
     key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
     end = window_end("o.accepted_at", dialect)
+    phone = "s.phone || ''" if from_suppressions else "s.phone"
     return (
-        f"(s.phone = {key_o} AND s.source IN ('keyword', 'vendor_status')"
+        f"({phone} = {key_o} AND s.source IN ('keyword', 'vendor_status')"
         f" AND s.since >= o.accepted_at AND s.since < {end})"
     )
 
 
-def view_statements(dialect: str) -> list[str]:
+def index_statements(dialect: str) -> list[str]:
+    """DDL of migration 11, for the view to find replies' and opt-outs' sends without visiting every send:
+    ``outbound_messages`` by its phone's consent key (the expression :func:`reply_condition` and
+    :func:`opt_out_condition` compare), and the suppressions that are opt-outs, by source and time."""
+    key = _sql(consent_key_of(sa.literal_column("phone")), dialect)
+    return [
+        f"CREATE INDEX ix_outbound_consent_key ON outbound_messages (({key}), accepted_at)",
+        "CREATE INDEX ix_suppressions_source_since ON suppressions (source, since)",
+    ]
+
+
+def view_statements_v9(dialect: str) -> list[str]:
+    """The view as migration 9 made it (every count a ``GROUP BY`` over the ledger): frozen, and the
+    definition ``tests/warehouse/test_aggregates.py`` holds today's view to."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
     return [
         f"""CREATE VIEW campaigns AS
@@ -128,3 +153,109 @@ LEFT JOIN (
     GROUP BY p.file_sha256
 ) k ON k.file_sha256 = c.file_sha256""",
     ]
+
+
+def view_statements(dialect: str) -> list[str]:
+    """The ``campaigns`` view (migration 11): :func:`campaigns_query` over every campaign."""
+    return [f"CREATE VIEW campaigns AS\n{campaigns_query(dialect)}"]
+
+
+def campaigns_query(dialect: str, *, some_files: bool = False) -> str:
+    """The view since migration 11, the numbers of :func:`view_statements_v9` found without visiting every
+    send: the funnel counts of each file from ``message_counts`` (kept by triggers, ``warehouse.aggregates``);
+    replies and opt-outs from the few inbound rows and suppressions, each finding its sends by the consent
+    key (``ix_outbound_consent_key``) or the quoted id; the cost from the accepted count less the sends
+    whose events named a price category (``ix_status_events_priced``)."""
+    billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
+    quoted, in_window = reply_ways(dialect)
+    # some_files: every part reads only the files of the expanding parameter :files (what the page shows)
+    only = {alias: f" AND {alias}file_sha256 IN :files" if some_files else "" for alias in ("", "o.")}
+    answerable = f"o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL{only['o.']}"
+    return f"""WITH detailed AS (
+    -- accepted sends whose status events said how they are priced, counted by what they said (the
+    -- others are priced by their vendor's default: the accepted count of message_counts less these)
+    SELECT o.file_sha256, o.vendor, p.category, p.billable, COUNT(*) AS n
+    FROM (
+        SELECT e.message_key, MAX(LOWER(e.pricing_category)) AS category, MAX({billable}) AS billable
+        FROM message_status_events e WHERE {PRICED_EVENTS}
+        GROUP BY e.message_key
+    ) p
+    JOIN outbound_messages o ON o.message_key = p.message_key
+    WHERE o.state = 'accepted' AND o.file_sha256 IS NOT NULL{only['o.']}
+    GROUP BY o.file_sha256, o.vendor, p.category, p.billable
+)
+SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_sha256, c.created_by, c.created_at,
+       c.state, c.confirmed_by, c.confirmed_at, c.dag_run_id, c.cancelled_by, c.cancelled_at,
+       COALESCE(f.rows_total, 0) AS rows_total, COALESCE(f.rows_valid, 0) AS rows_valid,
+       COALESCE(f.rows_rejected, 0) AS rows_rejected, COALESCE(r.rows, 0) AS rows_suppressed_at_ingest,
+       COALESCE(m.messages, 0) AS messages, COALESCE(m.scheduled, 0) AS scheduled, COALESCE(m.pending, 0) AS pending,
+       COALESCE(m.sending, 0) AS sending, COALESCE(m.accepted, 0) AS accepted,
+       COALESCE(m.rejected_by_vendor, 0) AS rejected_by_vendor, COALESCE(m.failed, 0) AS failed,
+       COALESCE(m.unknown, 0) AS unknown, COALESCE(m.suppressed, 0) AS suppressed, COALESCE(m.cancelled, 0) AS cancelled,
+       COALESCE(m.sent, 0) AS sent, COALESCE(m.delivered, 0) AS delivered, COALESCE(m.read_count, 0) AS read_count,
+       COALESCE(m.delivery_failed, 0) AS delivery_failed,
+       COALESCE(rp.replies, 0) AS replies, COALESCE(oo.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
+       CASE WHEN k.unpriced > 0 THEN NULL ELSE COALESCE(k.cost, 0) END AS cost, k.currency,
+       a.first_accepted_at, a.last_accepted_at
+FROM campaign_files c
+LEFT JOIN drop_files f ON f.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, COUNT(*) AS rows FROM drop_rejects WHERE reason LIKE 'suppressed:%'{only['']} GROUP BY file_sha256
+) r ON r.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, CAST(SUM(messages) AS BIGINT) AS messages,
+           CAST(SUM(CASE WHEN state = 'scheduled' THEN messages ELSE 0 END) AS BIGINT) AS scheduled,
+           CAST(SUM(CASE WHEN state = 'pending' THEN messages ELSE 0 END) AS BIGINT) AS pending,
+           CAST(SUM(CASE WHEN state = 'sending' THEN messages ELSE 0 END) AS BIGINT) AS sending,
+           CAST(SUM(CASE WHEN state = 'accepted' THEN messages ELSE 0 END) AS BIGINT) AS accepted,
+           CAST(SUM(CASE WHEN state = 'rejected' THEN messages ELSE 0 END) AS BIGINT) AS rejected_by_vendor,
+           CAST(SUM(CASE WHEN state = 'failed' THEN messages ELSE 0 END) AS BIGINT) AS failed,
+           CAST(SUM(CASE WHEN state = 'unknown' THEN messages ELSE 0 END) AS BIGINT) AS unknown,
+           CAST(SUM(CASE WHEN state = 'suppressed' THEN messages ELSE 0 END) AS BIGINT) AS suppressed,
+           CAST(SUM(CASE WHEN state = 'cancelled' THEN messages ELSE 0 END) AS BIGINT) AS cancelled,
+           CAST(SUM(CASE WHEN delivery_status IN ('sent', 'delivered', 'read') THEN messages ELSE 0 END) AS BIGINT) AS sent,
+           CAST(SUM(CASE WHEN delivery_status IN ('delivered', 'read') THEN messages ELSE 0 END) AS BIGINT) AS delivered,
+           CAST(SUM(CASE WHEN delivery_status = 'read' THEN messages ELSE 0 END) AS BIGINT) AS read_count,
+           CAST(SUM(CASE WHEN delivery_status = 'failed' THEN messages ELSE 0 END) AS BIGINT) AS delivery_failed
+    FROM message_counts WHERE file_sha256 IS NOT NULL{only['']} GROUP BY file_sha256
+) m ON m.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, COUNT(DISTINCT message_key) AS replies FROM (
+        SELECT o.file_sha256, o.message_key FROM inbound_messages i
+        CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {quoted} AND {answerable}
+        UNION ALL
+        SELECT o.file_sha256, o.message_key FROM inbound_messages i
+        CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {in_window} AND {answerable}
+    ) answered GROUP BY file_sha256
+) rp ON rp.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT o.file_sha256, COUNT(DISTINCT o.message_key) AS opt_outs
+    FROM suppressions s CROSS JOIN outbound_messages o
+    WHERE {opt_out_condition(dialect, from_suppressions=True)} AND {answerable}
+    GROUP BY o.file_sha256
+) oo ON oo.file_sha256 = c.file_sha256
+LEFT JOIN (
+    SELECT file_sha256, MIN(accepted_at) AS first_accepted_at, MAX(accepted_at) AS last_accepted_at
+    FROM outbound_messages WHERE file_sha256 IS NOT NULL AND accepted_at IS NOT NULL{only['']} GROUP BY file_sha256
+) a ON a.file_sha256 = c.file_sha256
+LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l
+    ON l.campaign_id = c.campaign_id
+LEFT JOIN (
+    SELECT q.file_sha256, SUM(q.n * COALESCE(pc.unit_price, pd.unit_price)) AS cost,
+           SUM(CASE WHEN COALESCE(pc.unit_price, pd.unit_price) IS NULL THEN q.n ELSE 0 END) AS unpriced,
+           MAX(COALESCE(pc.currency, pd.currency)) AS currency
+    FROM (
+        SELECT file_sha256, vendor, category, billable, n FROM detailed
+        UNION ALL
+        SELECT file_sha256, vendor, NULL, NULL, SUM(n) FROM (
+            SELECT file_sha256, vendor, messages AS n FROM message_counts
+            WHERE state = 'accepted' AND file_sha256 IS NOT NULL{only['']}
+            UNION ALL
+            SELECT file_sha256, vendor, -n FROM detailed
+        ) plain GROUP BY file_sha256, vendor HAVING SUM(n) <> 0
+    ) q
+    LEFT JOIN message_prices pc ON pc.vendor = q.vendor AND pc.category = q.category
+    LEFT JOIN message_prices pd ON pd.vendor = q.vendor AND pd.category = 'default'
+    WHERE q.billable IS NULL OR q.billable = 1
+    GROUP BY q.file_sha256
+) k ON k.file_sha256 = c.file_sha256{" WHERE c.file_sha256 IN :files" if some_files else ""}"""

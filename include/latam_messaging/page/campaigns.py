@@ -23,6 +23,7 @@ from latam_messaging.consent.confirm import WINDOW as REPLY_WINDOW
 from latam_messaging.lifecycle import MessageState
 from latam_messaging.page.queries import mask_phone, reject_category
 from latam_messaging.warehouse import schema
+from latam_messaging.warehouse import views as warehouse_views
 
 #: Campaigns listed at most (the total of matches is counted in full).
 LIST_LIMIT = 200
@@ -131,15 +132,32 @@ def _campaign_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _filters(vendor: str | None, since: dt.datetime | None, q: str | None) -> list[sa.ColumnElement[bool]]:
+def _filters(
+    columns: Any, vendor: str | None, since: dt.datetime | None, q: str | None
+) -> list[sa.ColumnElement[bool]]:
+    """The list's filters on ``columns``: the view's, or ``campaign_files``' (the same record columns)."""
     where: list[sa.ColumnElement[bool]] = []
     if vendor:
-        where.append(VIEW.c.vendor == vendor)
+        where.append(columns.vendor == vendor)
     if since is not None:
-        where.append(VIEW.c.created_at >= sa.literal(since, Ts()))
+        where.append(columns.created_at >= sa.literal(since, Ts()))
     if q:
-        where.append(sa.func.lower(VIEW.c.name).contains(q.lower(), autoescape=True))
+        where.append(sa.func.lower(columns.name).contains(q.lower(), autoescape=True))
     return where
+
+
+#: List orders taken from the campaign's record alone (the others are numbers of the view).
+RECORD_SORTS = ("created_at", "name", "vendor", "state")
+
+
+def _some_campaigns(conn: sa.Connection, files: list[str]) -> list[Mapping[str, Any]]:
+    """The ``campaigns`` view's rows of these files, by the view's own query read for them alone."""
+    if not files:
+        return []
+    query = sa.text(campaign_views.campaigns_query(conn.dialect.name, some_files=True))
+    # typed by name (columns given as objects would be matched by position)
+    query = query.bindparams(sa.bindparam("files", expanding=True)).columns(**{c.name: c.type for c in VIEW.c})
+    return list(conn.execute(query, {"files": files}).mappings())
 
 
 def list_campaigns(
@@ -159,15 +177,25 @@ def list_campaigns(
         raise ValueError(f"cannot sort by {sort!r}: one of {', '.join(SORTABLE)}")
     if direction not in ("asc", "desc"):
         raise ValueError("direction is asc or desc")
-    where = _filters(vendor, since, q)
-    column = VIEW.c[sort]
-    order = column.asc() if direction == "asc" else column.desc()
-    tie = VIEW.c.campaign_id.asc() if direction == "asc" else VIEW.c.campaign_id.desc()
-    # NULL costs last either way (the two databases order NULLs differently by default)
-    query = sa.select(VIEW).where(*where).order_by(column.is_(None), order, tie).limit(limit)
-    rows = [_campaign_row(row) for row in conn.execute(query).mappings()]
-    total = conn.execute(sa.select(sa.func.count()).select_from(VIEW).where(*where)).scalar_one()
     c = schema.campaign_files.c
+    if sort in RECORD_SORTS:  # the page's campaigns chosen from their records, then only theirs counted
+        table, where = schema.campaign_files, _filters(c, vendor, since, q)
+    else:  # sorted by a number: every campaign's numbers (the view)
+        table, where = VIEW, _filters(VIEW.c, vendor, since, q)
+    column = table.c[sort]
+    order = column.asc() if direction == "asc" else column.desc()
+    tie = table.c.campaign_id.asc() if direction == "asc" else table.c.campaign_id.desc()
+    # NULL costs last either way (the two databases order NULLs differently by default)
+    query = sa.select(table).where(*where).order_by(column.is_(None), order, tie).limit(limit)
+    if sort in RECORD_SORTS:
+        chosen = [r.file_sha256 for r in conn.execute(query)]
+        by_file = {r["file_sha256"]: r for r in _some_campaigns(conn, chosen)}
+        rows = [_campaign_row(by_file[sha]) for sha in chosen]
+    else:
+        rows = [_campaign_row(row) for row in conn.execute(query).mappings()]
+    # the view has one row per campaign record: count the records (not the view's aggregates)
+    files = sa.select(sa.func.count()).select_from(schema.campaign_files)
+    total = conn.execute(files.where(*_filters(c, vendor, since, q))).scalar_one()
     vendors = list(conn.execute(sa.select(c.vendor).distinct().order_by(c.vendor)).scalars())
     return {"campaigns": rows, "total": int(total), "limit": limit, "vendors": vendors}
 
@@ -292,16 +320,25 @@ def replies(
     and the one a person may answer from the page: the latest (``reply_to``: vendor and message id,
     ``reply_until``: its 24-hour window's end), with ``reply_open`` — whether that window is still open
     at ``now`` (the reply route refuses a closed one; the page shows its form only while it is open)."""
-    cond = campaign_views.reply_condition(conn.dialect.name)
-    sql = f"""SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
-       (SELECT COUNT(*) FROM inbound_messages i WHERE {cond}) AS answers,
-       (SELECT MIN(i.received_at) FROM inbound_messages i WHERE {cond}) AS first_at,
-       (SELECT i.text FROM inbound_messages i WHERE {cond} ORDER BY i.received_at, i.vendor_message_id LIMIT 1) AS text,
-       (SELECT i.vendor_message_id FROM inbound_messages i WHERE {cond} AND i.received_at IS NOT NULL
-        ORDER BY i.received_at DESC, i.vendor_message_id DESC LIMIT 1) AS last_id,
-       (SELECT MAX(i.received_at) FROM inbound_messages i WHERE {cond}) AS last_at
+    # the campaign's (send, inbound) pairs first, each way by its own index (campaigns.views), then each
+    # answered send's numbers from those few pairs: never every send tested against every inbound row
+    quoted, in_window = campaign_views.reply_ways(conn.dialect.name)
+    ways = [
+        "SELECT o.message_key, i.vendor_message_id AS in_id, i.received_at, i.text FROM inbound_messages i "
+        f"CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {way} "
+        "AND o.file_sha256 = :sha AND o.accepted_at IS NOT NULL"
+        for way in (quoted, in_window)
+    ]
+    mine = "FROM pairs p WHERE p.message_key = o.message_key"
+    sql = f"""WITH pairs AS ({" UNION ".join(ways)})
+SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
+       (SELECT COUNT(*) {mine}) AS answers,
+       (SELECT MIN(p.received_at) {mine}) AS first_at,
+       (SELECT p.text {mine} ORDER BY p.received_at, p.in_id LIMIT 1) AS text,
+       (SELECT p.in_id {mine} AND p.received_at IS NOT NULL ORDER BY p.received_at DESC, p.in_id DESC LIMIT 1) AS last_id,
+       (SELECT MAX(p.received_at) {mine}) AS last_at
 FROM outbound_messages o
-WHERE o.file_sha256 = :sha AND o.accepted_at IS NOT NULL AND EXISTS (SELECT 1 FROM inbound_messages i WHERE {cond})
+WHERE o.message_key IN (SELECT message_key FROM pairs)
 ORDER BY first_at, o.message_key LIMIT :limit"""
     query = sa.text(sql).columns(
         sa.column("message_key"),
@@ -392,10 +429,8 @@ def percentile(values: list[float], p: float) -> float | None:
 def time_to_deliver(conn: sa.Connection, sha256: str) -> dict[str, Any]:
     """Seconds from acceptance to delivery (``report_time_to_deliver``) of the campaign's delivered
     messages: how many were measured and the p50/p90/p99 (nearest rank)."""
-    query = sa.text(
-        "SELECT t.seconds_to_deliver FROM report_time_to_deliver t "
-        "JOIN outbound_messages o ON o.message_key = t.message_key WHERE o.file_sha256 = :sha"
-    )
+    # the view's own query for this file's sends (joining the view would group every send first)
+    query = sa.text(f"SELECT seconds_to_deliver FROM ({warehouse_views.time_to_deliver(conn.dialect.name, 'o.file_sha256 = :sha')}) t")
     values = sorted(float(v) for (v,) in conn.execute(query, {"sha": sha256}) if v is not None)
     return {"messages": len(values), **{f"p{p}": _round(percentile(values, p)) for p in PERCENTILES}}
 
@@ -430,9 +465,9 @@ def campaign(
     """One campaign's whole story (reply windows judged at ``now``, default the present). Raises
     ``records.CampaignNotFound`` for an unknown id."""
     record = records.get(conn, campaign_id)
-    row = conn.execute(sa.select(VIEW).where(VIEW.c.campaign_id == campaign_id)).mappings().one()
-    head = _campaign_row(row)
     sha = record["file_sha256"]
+    [row] = _some_campaigns(conn, [sha])
+    head = _campaign_row(row)
     funnel = {key: head[key] for key in COUNTS}
     return {
         "campaign": {key: head[key] for key in head if key not in COUNTS and key != "cost"},

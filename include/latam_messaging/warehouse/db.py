@@ -8,7 +8,7 @@ The same code serves SQLite (embedded default) and PostgreSQL: dialect differenc
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -200,6 +200,28 @@ class Warehouse:
             return cursor.rowcount
         finally:
             cursor.close()
+
+    @staticmethod
+    def update_each(
+        conn: sa.Connection,
+        build: Callable[[Mapping[str, sa.ColumnElement[Any]]], sa.Update],
+        rows: Sequence[Mapping[str, Any]],
+        columns: Mapping[str, sa.types.TypeEngine[Any]],
+    ) -> int:
+        """One UPDATE per row of ``rows`` (each a mapping of every name in ``columns``), in ``conn``'s
+        transaction: ``build`` gets one expression per column name and returns the UPDATE. PostgreSQL runs
+        it once for all the rows, joined to a ``VALUES`` list (``UPDATE … FROM``: one statement, so a
+        statement trigger fires once, not once per row); SQLite runs it with ``executemany`` (it has no
+        column names for a ``VALUES`` list). Returns the rows updated."""
+        if not rows:
+            return 0
+        if conn.dialect.name == "postgresql":
+            given = sa.values(*(sa.column(name, type_) for name, type_ in columns.items()), name="given")
+            given = given.data([tuple(row[name] for name in columns) for row in rows])
+            # a VALUES column of only NULLs is text to PostgreSQL: each one cast to its type
+            return conn.execute(build({name: sa.cast(given.c[name], type_) for name, type_ in columns.items()})).rowcount
+        params = {name: sa.bindparam(name, type_=type_) for name, type_ in columns.items()}
+        return conn.execute(build(params), [dict(row) for row in rows]).rowcount
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self, table: sa.Table | str, where: Any = None) -> int:

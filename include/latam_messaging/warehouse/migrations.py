@@ -112,7 +112,7 @@ def _v9_campaigns(conn: sa.Connection) -> None:
 
     for table in (schema.campaign_files, schema.audit_log, schema.short_links, schema.message_prices):
         table.create(conn)
-    for statement in campaign_views.view_statements(conn.dialect.name):
+    for statement in campaign_views.view_statements_v9(conn.dialect.name):
         conn.execute(sa.text(statement))
 
 
@@ -122,6 +122,27 @@ def _v10_raw_retention(conn: sa.Connection) -> None:
     for index in table.indexes:
         if index.name in ("ix_raw_webhook_unpurged", "ix_raw_webhook_archiving"):
             index.create(conn)
+
+
+def _v11_message_counts(conn: sa.Connection) -> None:
+    """Counts kept by triggers (``aggregates``), filled from the ledger in the same transaction (the
+    triggers' DDL locks ``outbound_messages`` against writers first), and the funnel view read from them."""
+    from latam_messaging.campaigns import views as campaign_views
+    from latam_messaging.warehouse import aggregates
+
+    schema.message_counts.create(conn)
+    next(i for i in schema.drop_files.indexes if i.name == "ix_drop_files_claimed_at").create(conn)
+    next(i for i in schema.message_status_events.indexes if i.name == "ix_status_events_priced").create(conn)
+    for statement in campaign_views.index_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    for statement in aggregates.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    aggregates.repair(conn)
+    conn.execute(sa.text("DROP VIEW IF EXISTS report_delivery_funnel"))
+    conn.execute(sa.text(aggregates.delivery_funnel_view(conn.dialect.name)))
+    conn.execute(sa.text("DROP VIEW IF EXISTS campaigns"))
+    for statement in campaign_views.view_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
 
 
 MIGRATIONS: list[Migration] = [
@@ -135,6 +156,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "consent: suppressions, their file staging, outbound consent_exempt and expires_at; consent views", _v8_consent),
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
+    Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
 ]
 
 

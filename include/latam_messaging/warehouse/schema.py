@@ -113,6 +113,7 @@ drop_files = sa.Table(
     sa.Column("claimed_at", Ts, nullable=False),
     sa.Column("loaded_at", Ts),
     sa.Column("finished_at", Ts),
+    sa.Index("ix_drop_files_claimed_at", "claimed_at"),  # migration 11: the page's files of the last days
 )
 
 drop_rejects = sa.Table(
@@ -203,6 +204,13 @@ message_status_events = sa.Table(
     sa.Column("conversation_expires_at", Ts),
     sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
+    # migration 11: the events that say how a message is priced (the campaigns view's cost reads only these)
+    sa.Index(
+        "ix_status_events_priced",
+        "message_key",
+        sqlite_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
+        postgresql_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
+    ),
 )
 
 raw_webhook_events = sa.Table(
@@ -380,6 +388,36 @@ message_prices = sa.Table(
     sa.Column("unit_price", sa.Numeric(14, 6), nullable=False),
     sa.Column("currency", sa.String(8), nullable=False),
     sa.Column("updated_at", Ts, nullable=False),
+)
+
+#: How many outbound rows are in each (vendor, account, template or type, file, day of creation, state,
+#: delivery status), kept by the database itself (migration 11; ``warehouse.aggregates``): triggers on
+#: ``outbound_messages`` add a signed count for every row inserted, moved or deleted, in the writer's own
+#: transaction. A key may have several rows (PostgreSQL appends one per statement, so concurrent writers
+#: never wait on each other); what a key counts is the SUM of its rows. ``report_delivery_funnel`` reads it.
+message_counts = sa.Table(
+    "message_counts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),  # UTC day of outbound_messages.created_at
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("delivery_status", sa.String(16)),
+    sa.Column("account_id", sa.BigInteger),
+    sa.Column("template_or_type", sa.String(512)),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
+    sa.Index("ix_message_counts_file", "file_sha256"),  # one campaign's counts (the campaign page)
+    sa.Index(
+        "ix_message_counts_key",
+        "day",
+        "vendor",
+        "state",
+        "file_sha256",
+        "delivery_status",
+        "account_id",
+        "template_or_type",
+    ),
 )
 
 itd_credit_snapshots = sa.Table(
