@@ -28,6 +28,7 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 from latam_messaging.simulators.framework import SimulatorServer  # noqa: E402
 from latam_messaging.vendors import VENDORS  # noqa: E402
 from tests.helpers.connections import hook_on, set_connection  # noqa: E402
+from tests.helpers.postgres import create_database  # noqa: E402
 from tests.helpers.receiver import ReceiverServer  # noqa: E402
 from tests.helpers.simulators import WebhookSink, fresh  # noqa: E402
 
@@ -128,7 +129,6 @@ _database_counter = iter(range(1, 1_000_000))
 @pytest.fixture(params=["sqlite", "postgres"])
 def warehouse(request, monkeypatch, tmp_path):
     """A fresh, migrated warehouse behind the ``messaging_warehouse`` connection, on each database."""
-    import sqlalchemy as sa
 
     from latam_messaging.warehouse.db import Warehouse
 
@@ -137,10 +137,7 @@ def warehouse(request, monkeypatch, tmp_path):
     else:
         server = request.getfixturevalue("postgres_server")
         name = f"warehouse_{os.getpid()}_{next(_database_counter)}"
-        admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        create_database(server, name)
         set_connection(
             monkeypatch,
             "messaging_warehouse",

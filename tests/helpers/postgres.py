@@ -92,3 +92,14 @@ class ExistingPostgres:
 
     def stop(self) -> None:
         pass
+
+
+def create_database(server: ThrowawayPostgres | ExistingPostgres, name: str) -> str:
+    """A new, empty database ``name`` on ``server``; returns its URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.url(name)

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers.airflow_stack import DAG_IDS, ROOT, AirflowStack, free_port
+from tests.helpers.postgres import create_database
 
 # a stack starts in about a minute on 2 idle cores; under load give it room (setup counts in the timeout)
 pytestmark = pytest.mark.timeout(600)
@@ -23,10 +24,7 @@ FOLDERS = {"teleprom_hsm_send": "teleprom_hsm", "itd_whatsapp_send": "itd_whatsa
 
 
 def _database(server, name: str) -> str:
-    admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    create_database(server, name)
     return name
 
 

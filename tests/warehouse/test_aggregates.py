@@ -22,6 +22,7 @@ from latam_messaging.lifecycle import OUTBOUND, MessageState, move
 from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.status import EventCost, StatusEvent, apply_status_events
 from latam_messaging.warehouse import aggregates, schema, views
+from tests.helpers.postgres import create_database
 
 T0 = pendulum.datetime(2026, 3, 2, 23, 30, tz="UTC")  # half an hour before a UTC day ends
 VENDORS = ("teleprom", "wavy")
@@ -221,12 +222,7 @@ def test_migration_11_counts_the_rows_already_there(warehouse, tmp_path, request
         old = Warehouse.from_url(f"sqlite:///{tmp_path / 'v10.db'}")
     else:
         server = request.getfixturevalue("postgres_server")
-        name = f"v10_{tmp_path.name.lower()[-20:]}"
-        admin = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        old = Warehouse.from_url(server.url(name))
+        old = Warehouse.from_url(create_database(server, f"v10_{tmp_path.name.lower()[-20:]}"))
     assert migrate(old.engine, upto=10)[-1] == 10
     load_file(old, "wavy", "b" * 64, 50)
     random_history(old, 11, steps=12)

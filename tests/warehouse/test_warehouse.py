@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
 from latam_messaging.warehouse.migrations import MIGRATIONS
+from tests.helpers.postgres import create_database
 
 
 def test_migrations_are_recorded_and_run_once(warehouse):
@@ -93,11 +94,7 @@ def test_a_warehouse_made_at_v1_upgrades_to_the_shape_of_a_fresh_one(warehouse, 
     if warehouse.dialect == "sqlite":
         old = sa.create_engine(f"sqlite:///{tmp_path / 'v1.db'}")
     else:
-        admin = sa.create_engine(postgres_server.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "v1_{tmp_path.name.lower()[-20:]}"'))
-        admin.dispose()
-        old = sa.create_engine(postgres_server.url(f"v1_{tmp_path.name.lower()[-20:]}"))
+        old = sa.create_engine(create_database(postgres_server, f"v1_{tmp_path.name.lower()[-20:]}"))
     assert migrate(old, upto=1) == [1]
     now = pendulum.now("UTC")
     with old.begin() as conn:  # a v1 warehouse with data in it
