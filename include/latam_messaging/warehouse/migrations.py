@@ -126,13 +126,20 @@ def _v10_raw_retention(conn: sa.Connection) -> None:
 
 def _v11_message_counts(conn: sa.Connection) -> None:
     """Counts kept by triggers (``aggregates``), filled from the ledger in the same transaction (the
-    triggers' DDL locks ``outbound_messages`` against writers first), and the funnel view read from them."""
+    triggers' DDL locks ``outbound_messages`` against writers first), and the funnel view read from them;
+    the indexes the page and the views read a year of history by (few rows each: failed events, priced
+    events, exempt rows, files by time, sends by consent key, opt-outs by source)."""
     from latam_messaging.campaigns import views as campaign_views
     from latam_messaging.warehouse import aggregates
 
     schema.message_counts.create(conn)
-    next(i for i in schema.drop_files.indexes if i.name == "ix_drop_files_claimed_at").create(conn)
-    next(i for i in schema.message_status_events.indexes if i.name == "ix_status_events_priced").create(conn)
+    for table, name in (
+        (schema.drop_files, "ix_drop_files_claimed_at"),
+        (schema.message_status_events, "ix_status_events_priced"),
+        (schema.message_status_events, "ix_status_events_failed"),
+        (schema.outbound_messages, "ix_outbound_exempt"),
+    ):
+        next(i for i in table.indexes if i.name == name).create(conn)
     for statement in campaign_views.index_statements(conn.dialect.name):
         conn.execute(sa.text(statement))
     for statement in aggregates.trigger_statements(conn.dialect.name):

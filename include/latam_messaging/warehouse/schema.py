@@ -163,6 +163,13 @@ outbound_messages = sa.Table(
     sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
+    # migration 11: the rows sent under a consent exemption (few; report_consent_exempt reads only them)
+    sa.Index(
+        "ix_outbound_exempt",
+        "file_sha256",
+        sqlite_where=sa.text("consent_exempt IS NOT NULL"),
+        postgresql_where=sa.text("consent_exempt IS NOT NULL"),
+    ),
 )
 
 send_leases = sa.Table(  # migration 4
@@ -204,6 +211,16 @@ message_status_events = sa.Table(
     sa.Column("conversation_expires_at", Ts),
     sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
+    # migration 11: the failed events, covering what report_failure_reasons groups and counts
+    sa.Index(
+        "ix_status_events_failed",
+        "vendor",
+        "reason",
+        "raw_status",
+        "vendor_message_id",
+        sqlite_where=sa.text("status = 'failed'"),
+        postgresql_where=sa.text("status = 'failed'"),
+    ),
     # migration 11: the events that say how a message is priced (the campaigns view's cost reads only these)
     sa.Index(
         "ix_status_events_priced",
