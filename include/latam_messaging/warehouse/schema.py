@@ -43,6 +43,11 @@ metadata = sa.MetaData()
 
 Ts = UtcDateTime
 
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
+    """An index of only the rows matching ``where`` (SQL), the same on SQLite and PostgreSQL."""
+    return sa.Index(name, *columns, unique=unique, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
@@ -164,12 +169,7 @@ outbound_messages = sa.Table(
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
     sa.Index("ix_outbound_file", "file_sha256"),
     # migration 11: the rows sent under a consent exemption (few; report_consent_exempt reads only them)
-    sa.Index(
-        "ix_outbound_exempt",
-        "file_sha256",
-        sqlite_where=sa.text("consent_exempt IS NOT NULL"),
-        postgresql_where=sa.text("consent_exempt IS NOT NULL"),
-    ),
+    partial_index("ix_outbound_exempt", "file_sha256", where="consent_exempt IS NOT NULL"),
 )
 
 send_leases = sa.Table(  # migration 4
@@ -212,22 +212,9 @@ message_status_events = sa.Table(
     sa.UniqueConstraint(*STATUS_EVENT_KEY, name="uq_status_event"),
     sa.Index("ix_status_events_message_key", "message_key"),
     # migration 11: the failed events, covering what report_failure_reasons groups and counts
-    sa.Index(
-        "ix_status_events_failed",
-        "vendor",
-        "reason",
-        "raw_status",
-        "vendor_message_id",
-        sqlite_where=sa.text("status = 'failed'"),
-        postgresql_where=sa.text("status = 'failed'"),
-    ),
+    partial_index("ix_status_events_failed", "vendor", "reason", "raw_status", "vendor_message_id", where="status = 'failed'"),
     # migration 11: the events that say how a message is priced (the campaigns view's cost reads only these)
-    sa.Index(
-        "ix_status_events_priced",
-        "message_key",
-        sqlite_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
-        postgresql_where=sa.text("pricing_category IS NOT NULL OR billable IS NOT NULL"),
-    ),
+    partial_index("ix_status_events_priced", "message_key", where="pricing_category IS NOT NULL OR billable IS NOT NULL"),
 )
 
 raw_webhook_events = sa.Table(
@@ -252,20 +239,9 @@ raw_webhook_events = sa.Table(
     sa.UniqueConstraint("vendor", "body_sha256", name="uq_raw_webhook_body"),
     sa.Index("ix_raw_webhook_state", "parse_state"),
     # the bodies still held, oldest parse first: the retention's next batch is the index's first entries
-    sa.Index(
-        "ix_raw_webhook_unpurged",
-        "parsed_at",
-        "id",
-        sqlite_where=sa.text("purged_at IS NULL"),
-        postgresql_where=sa.text("purged_at IS NULL"),
-    ),
+    partial_index("ix_raw_webhook_unpurged", "parsed_at", "id", where="purged_at IS NULL"),
     # the parts being archived (a handful at a time): found again after a kill
-    sa.Index(
-        "ix_raw_webhook_archiving",
-        "archive_path",
-        sqlite_where=sa.text("purged_at IS NULL AND archive_path IS NOT NULL"),
-        postgresql_where=sa.text("purged_at IS NULL AND archive_path IS NOT NULL"),
-    ),
+    partial_index("ix_raw_webhook_archiving", "archive_path", where="purged_at IS NULL AND archive_path IS NOT NULL"),
 )
 
 inbound_messages = sa.Table(
@@ -315,15 +291,7 @@ suppressions = sa.Table(
     sa.Column("end_evidence", sa.String(300)),  # the opt-in reply, the file row that removed it
     sa.UniqueConstraint("phone", "scope", "evidence", name="uq_suppression_evidence"),
     # the lookup of every send and ingest; unique: one active row per (phone, scope, source)
-    sa.Index(
-        "ux_suppressions_active",
-        "phone",
-        "scope",
-        "source",
-        unique=True,
-        sqlite_where=sa.text("ended_at IS NULL"),
-        postgresql_where=sa.text("ended_at IS NULL"),
-    ),
+    partial_index("ux_suppressions_active", "phone", "scope", "source", where="ended_at IS NULL", unique=True),
     sa.Index("ix_suppressions_since", "since"),
 )
 
