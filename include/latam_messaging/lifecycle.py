@@ -35,7 +35,6 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse
 
 OUTBOUND = schema.outbound_messages
 
@@ -155,17 +154,13 @@ def resolve_in_doubt(conn: sa.Connection, found: Mapping[str, str | None], now: 
     doubt are left alone. Returns how many moved."""
     if not found:
         return 0
-    def resolved(p: Mapping[str, Any]) -> sa.Update:
-        return move(
-            MessageState.UNKNOWN,
-            MessageState.ACCEPTED,
-            OUTBOUND.c.message_key == p["k"],
-            vendor_message_id=sa.func.coalesce(p["v"], OUTBOUND.c.vendor_message_id),
-            error=None,
-            accepted_at=sa.func.coalesce(OUTBOUND.c.accepted_at, sa.literal(now, schema.UtcDateTime())),
-            updated_at=now,
-        )
-
-    rows = [{"k": key, "v": vendor_id} for key, vendor_id in found.items()]
-    columns = {"k": OUTBOUND.c.message_key.type, "v": OUTBOUND.c.vendor_message_id.type}
-    return Warehouse.update_each(conn, resolved, rows, columns)
+    statement = move(
+        MessageState.UNKNOWN,
+        MessageState.ACCEPTED,
+        OUTBOUND.c.message_key == sa.bindparam("k"),
+        vendor_message_id=sa.func.coalesce(sa.bindparam("v", type_=sa.String()), OUTBOUND.c.vendor_message_id),
+        error=None,
+        accepted_at=sa.func.coalesce(OUTBOUND.c.accepted_at, sa.literal(now, schema.UtcDateTime())),
+        updated_at=now,
+    )
+    return conn.execute(statement, [{"k": key, "v": vendor_id} for key, vendor_id in found.items()]).rowcount

@@ -15,9 +15,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pendulum
 import sqlalchemy as sa
@@ -261,16 +260,16 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             continue
         updates.append({"k": key, "status": str(new_status), "status_at": status_at, "vid": vendor_id})
     resolve_in_doubt(conn, in_doubt, now)
-    o = OUTBOUND.c
-
-    def progressed(p: Mapping[str, Any]) -> sa.Update:
-        return (
+    if updates:
+        statement = (
             sa.update(OUTBOUND)
-            .where(o.message_key == p["k"])
-            .values(delivery_status=p["status"], delivery_status_at=p["status_at"], vendor_message_id=p["vid"], updated_at=now)
+            .where(OUTBOUND.c.message_key == sa.bindparam("k"))
+            .values(
+                delivery_status=sa.bindparam("status"),
+                delivery_status_at=sa.bindparam("status_at", type_=schema.UtcDateTime()),
+                vendor_message_id=sa.bindparam("vid"),
+                updated_at=now,
+            )
         )
-
-    columns = {"k": o.message_key.type, "status": o.delivery_status.type, "status_at": o.delivery_status_at.type, "vid": o.vendor_message_id.type}
-    for start in range(0, len(updates), 5000):
-        warehouse.update_each(conn, progressed, updates[start : start + 5000], columns)
+        conn.execute(statement, updates)
     return stored

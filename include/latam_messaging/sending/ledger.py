@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,41 +303,21 @@ class Ledger:
         for outcome in outcomes:
             if outcome.state != MessageState.PENDING and outcome.state not in ANSWERS:
                 check_move((MessageState.SENDING,), outcome.state)  # raises: not an answer
-        o = OUTBOUND.c
-
-        def answered(p: Mapping[str, Any]) -> sa.Update:
-            return move(
-                (MessageState.SENDING, MessageState.UNKNOWN),
-                p["s"],  # each one of ANSWERS, checked above
-                o.message_key == p["k"],
-                o.claimed_by == owner,
-                vendor_message_id=p["v"],
-                error=p["e"],
-                vendor_answer=p["a"],
-                accepted_at=p["t"],
-                updated_at=now,
-            )
-
-        def returned(p: Mapping[str, Any]) -> sa.Update:
-            # claimed but never sent (the run stopped first): pending again, unclaimed
-            return move(
-                MessageState.SENDING,
-                MessageState.PENDING,
-                o.message_key == p["k"],
-                o.claimed_by == owner,
-                claimed_by=None,
-                request_started_at=None,
-                updated_at=now,
-            )
-
-        answer_columns = {
-            "k": o.message_key.type,
-            "s": o.state.type,
-            "v": o.vendor_message_id.type,
-            "e": o.error.type,
-            "a": o.vendor_answer.type,
-            "t": o.accepted_at.type,
-        }
+        mine = (OUTBOUND.c.message_key == sa.bindparam("k"), OUTBOUND.c.claimed_by == owner)
+        answered = move(
+            (MessageState.SENDING, MessageState.UNKNOWN),
+            sa.bindparam("s"),  # each one of ANSWERS, checked above
+            *mine,
+            vendor_message_id=sa.bindparam("v"),
+            error=sa.bindparam("e"),
+            vendor_answer=sa.bindparam("a"),
+            accepted_at=sa.bindparam("t"),
+            updated_at=now,
+        )
+        # claimed but never sent (the run stopped first): pending again, unclaimed
+        returned = move(
+            MessageState.SENDING, MessageState.PENDING, *mine, claimed_by=None, request_started_at=None, updated_at=now
+        )
         params = [
             {
                 "k": o.message_key,
@@ -353,9 +333,9 @@ class Ledger:
         back = [{"k": o.message_key} for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:
             for chunk in _chunks(params, 5000):
-                self.warehouse.update_each(conn, answered, list(chunk), answer_columns)
+                conn.execute(answered, list(chunk))
             for chunk in _chunks(back, 5000):
-                self.warehouse.update_each(conn, returned, list(chunk), {"k": o.message_key.type})
+                conn.execute(returned, list(chunk))
                 _cancel_if_campaign_cancelled(conn, [b["k"] for b in chunk], now)
 
     def unknown_keys(self, page: int = 1000) -> Iterator[list[str]]:

@@ -8,7 +8,7 @@ The same code serves SQLite (embedded default) and PostgreSQL: dialect differenc
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -200,25 +200,6 @@ class Warehouse:
             return cursor.rowcount
         finally:
             cursor.close()
-
-    @staticmethod
-    def update_each(
-        conn: sa.Connection,
-        build: Callable[[Mapping[str, sa.ColumnElement[Any]]], sa.Update],
-        rows: Sequence[Mapping[str, Any]],
-        columns: Mapping[str, sa.types.TypeEngine[Any]],
-    ) -> int:
-        """One UPDATE per row of ``rows`` (each a mapping of every name in ``columns``), in ``conn``'s
-        transaction: ``build`` gets one bound parameter per column name and returns the UPDATE, run with
-        ``executemany``. Not one ``UPDATE … FROM (VALUES …)`` per chunk on PostgreSQL, though it would fire
-        ``message_counts``' statement trigger once per chunk instead of once per row: measured, it halved
-        the HSM send (1,883 → 1,003 rows/s) and slowed ``webhook_ingest``: the plan of a join to a list
-        depends on statistics that lag while a run fills the table (README, Benchmarks: the same with
-        ``unnest``); not investigated further. Returns the rows updated."""
-        if not rows:
-            return 0
-        params = {name: sa.bindparam(name, type_=type_) for name, type_ in columns.items()}
-        return conn.execute(build(params), [dict(row) for row in rows]).rowcount
 
     # ---- reads ---------------------------------------------------------------------------------
     def count(self, table: sa.Table | str, where: Any = None) -> int:
