@@ -168,5 +168,13 @@ def test_read_only_refuses_writes_and_hands_the_connection_back_writable(warehou
             assert conn.connection.dbapi_connection is used
             conn.execute(t.insert().values(taken_at=pendulum.now("UTC"), credits=3))
         assert one.count(t) == 2
+        if warehouse.dialect == "postgresql":  # interactive (the page): no JIT in it, the default after it
+            with one.engine.connect() as conn:
+                default = conn.exec_driver_sql("SHOW jit").scalar_one()
+            with one.read_only(interactive=True) as conn:
+                assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
+            with one.engine.connect() as conn:
+                assert conn.connection.dbapi_connection is used
+                assert conn.exec_driver_sql("SHOW jit").scalar_one() == default
     finally:
         one.engine.dispose()

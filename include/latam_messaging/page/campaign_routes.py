@@ -84,7 +84,7 @@ def router(warehouse_holder: Any, send_folders: Callable[[], Mapping[str, str]])
     def run(read: Callable[[Any], Any]) -> Any:
         """``read(conn)`` in one read-only transaction; an unreadable warehouse is a 503 (and a new engine next time)."""
         try:
-            with warehouse_holder.get().read_only() as conn:
+            with warehouse_holder.get().read_only(interactive=True) as conn:
                 return read(conn)
         except (sa.exc.SQLAlchemyError, OSError) as error:
             warehouse_holder.reset()

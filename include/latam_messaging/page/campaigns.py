@@ -154,7 +154,8 @@ def _some_campaigns(conn: sa.Connection, files: list[str]) -> list[Mapping[str, 
     """The ``campaigns`` view's rows of these files, by the view's own query read for them alone."""
     if not files:
         return []
-    query = sa.text(campaign_views.campaigns_query(conn.dialect.name, some_files=True))
+    sql = campaign_views.campaigns_query(conn.dialect.name, some_files=True, row_by_row=len(files) > 1)
+    query = sa.text(sql)
     # typed by name (columns given as objects would be matched by position)
     query = query.bindparams(sa.bindparam("files", expanding=True)).columns(**{c.name: c.type for c in VIEW.c})
     return list(conn.execute(query, {"files": files}).mappings())

@@ -392,7 +392,7 @@ def snapshot(
     panels (the app passes the registry's); each one's data goes under its own key, its cards join
     the header ``cards`` (what the page shows at the top, in order)."""
     now = now or pendulum.now("UTC")
-    with warehouse.read_only() as conn:
+    with warehouse.read_only(interactive=True) as conn:
         data = {
             "generated_at": now.to_iso8601_string(),
             "warehouse": warehouse.dialect,

@@ -84,14 +84,19 @@ class Warehouse:
             yield conn
 
     @contextmanager
-    def read_only(self) -> Iterator[sa.Connection]:
+    def read_only(self, *, interactive: bool = False) -> Iterator[sa.Connection]:
         """One read-only transaction: the database itself refuses every write in it (PostgreSQL
         ``SET TRANSACTION READ ONLY`` as its first statement, SQLite ``PRAGMA query_only = ON``).
         Always rolled back at the end; on SQLite the pooled connection goes back writable for its
-        next user (``PRAGMA query_only = OFF``, then rolled back too)."""
+        next user (``PRAGMA query_only = OFF``, then rolled back too). ``interactive``: someone waits
+        for the answer (the page) — PostgreSQL's JIT compilation is off in it (``SET LOCAL jit``): for
+        a plan of many joins over a big table it compiles for longer than the query then runs (on a
+        2 M-send history, 0.25 s of a campaign page's 0.4 s)."""
         sqlite = self.dialect == "sqlite"
         with self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+            if interactive and not sqlite:
+                conn.exec_driver_sql("SET LOCAL jit = off")
             try:
                 yield conn
             finally:

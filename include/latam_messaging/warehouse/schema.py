@@ -167,9 +167,15 @@ outbound_messages = sa.Table(
     sa.Column("expires_at", Ts),  # not sent after this (a reply inside WhatsApp's 24-hour window); failed then
     sa.Index("ix_outbound_vendor_state", "vendor", "state", "message_key"),
     sa.Index("ix_outbound_vendor_message_id", "vendor", "vendor_message_id"),
-    sa.Index("ix_outbound_file", "file_sha256"),
+    # migration 12: (file, accepted_at) — a campaign's first and last acceptance are two index lookups
+    sa.Index("ix_outbound_file", "file_sha256", "accepted_at"),
     # migration 11: the rows sent under a consent exemption (few; report_consent_exempt reads only them)
     partial_index("ix_outbound_exempt", "file_sha256", where="consent_exempt IS NOT NULL"),
+    # migration 12: the few rows the page lists and counts by state (waiting for a decision, refused at send:
+    # report_failure_reasons, skipped for consent at send: report_suppressed_rows)
+    partial_index("ix_outbound_unknown", "updated_at", "message_key", where="state = 'unknown'"),
+    partial_index("ix_outbound_refused", "vendor", "vendor_answer", "error", where="state IN ('rejected', 'failed')"),
+    partial_index("ix_outbound_suppressed", "file_sha256", "vendor", "error", where="state = 'suppressed'"),
 )
 
 send_leases = sa.Table(  # migration 4
