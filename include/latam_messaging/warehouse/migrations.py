@@ -47,6 +47,16 @@ def add_columns(conn: sa.Connection, table: sa.Table, *names: str) -> None:
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def replace_views(conn: sa.Connection, names: list[str]) -> None:
+    """Each named report view (``views.view_statements``) dropped if there, then created as today's code has it."""
+    from latam_messaging.warehouse import views
+
+    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
+    for name in names:
+        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(sa.text(statements[name]))
+
+
 def _v4_send_claims(conn: sa.Connection) -> None:
     add_columns(conn, schema.outbound_messages, "claimed_by")
     schema.send_leases.create(conn)
@@ -58,10 +68,7 @@ def _v5_lossless_events(conn: sa.Connection) -> None:
 
     add_columns(conn, schema.message_status_events, "raw_text", "vendor_ids", "note")
     add_columns(conn, schema.inbound_messages, "direction", "note")
-    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
-    for name in views.CHANGED_IN_V5:
-        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-        conn.execute(sa.text(statements[name]))
+    replace_views(conn, views.CHANGED_IN_V5)
 
 
 def _v6_drop_claimed_by_index(conn: sa.Connection) -> None:
@@ -88,10 +95,7 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
         "conversation_expires_at",
     )
     add_columns(conn, schema.inbound_messages, "profile_name", "reply_id", "media_id", "media_mime_type", "caption")
-    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
-    for name in views.CHANGED_IN_V7:
-        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-        conn.execute(sa.text(statements[name]))
+    replace_views(conn, views.CHANGED_IN_V7)
 
 
 def _v8_consent(conn: sa.Connection) -> None:
@@ -100,11 +104,7 @@ def _v8_consent(conn: sa.Connection) -> None:
     add_columns(conn, schema.outbound_messages, "consent_exempt", "expires_at")
     schema.suppressions.create(conn)
     schema.suppression_staging.create(conn)
-    statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
-    for name in views.CHANGED_IN_V8:
-        conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-    for name in views.CHANGED_IN_V8 + views.NEW_IN_V8:
-        conn.execute(sa.text(statements[name]))
+    replace_views(conn, views.CHANGED_IN_V8 + views.NEW_IN_V8)
 
 
 def _v9_campaigns(conn: sa.Connection) -> None:
@@ -156,11 +156,14 @@ def _v12_page_lookups(conn: sa.Connection) -> None:
     """Indexes for what the page reads on a year of history without scanning the ledger: ``ix_outbound_file``
     gains ``accepted_at`` (a campaign's first and last acceptance), and the rows waiting for a decision
     (``unknown``), refused at send (``report_failure_reasons``' send stage) and skipped for consent at send
-    (``report_suppressed_rows``) get partial indexes."""
+    (``report_suppressed_rows``) get partial indexes; ``report_time_to_deliver`` reads each send's events once."""
+    from latam_messaging.warehouse import views
+
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_outbound_file"))
     for index in schema.outbound_messages.indexes:
         if index.name in ("ix_outbound_file", "ix_outbound_unknown", "ix_outbound_refused", "ix_outbound_suppressed"):
             index.create(conn)
+    replace_views(conn, views.CHANGED_IN_V12)
 
 
 MIGRATIONS: list[Migration] = [
@@ -175,7 +178,7 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
     Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
-    Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends", _v12_page_lookups),
+    Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; time to deliver", _v12_page_lookups),
 ]
 
 

@@ -27,6 +27,8 @@ VIEW_NAMES = [
 CHANGED_IN_V5 = ["report_time_to_deliver", "report_unrecognised_statuses"]
 #: Views migration 7 drops and re-creates (failure reasons by the vendor's error; billable conversations).
 CHANGED_IN_V7 = ["report_failure_reasons", "report_conversations"]
+#: Views migration 12 drops and re-creates (time to deliver: each send's events read once, not joined twice).
+CHANGED_IN_V12 = ["report_time_to_deliver"]
 #: Views migration 8 creates (consent) or drops and re-creates (rejects: ``suppressed: <source>`` is one
 #: category per source, not one per piece of evidence).
 NEW_IN_V8 = [
@@ -89,17 +91,24 @@ GROUP BY vendor, account_id, COALESCE(template_name, content_type), {day.format(
 
 
 def time_to_deliver(dialect: str, where: str = "") -> str:
-    """``report_time_to_deliver``'s query; ``where``: more conditions on the send ``o`` (the campaign page
-    measures one file's sends without grouping every send)."""
+    """``report_time_to_deliver``'s query; ``where``: only the sends ``o`` it selects (the campaign page
+    measures one file's sends). Those are chosen first, as a step of their own (a materialised ``WITH``):
+    joined directly, SQLite's planner — told by ``ANALYZE`` that a file has 10,000 sends — walks every
+    send in key order to spare the ``GROUP BY`` a sort (0.3 s instead of 0.01 s on 500,000 sends)."""
     day = "date({})"
-    return f"""SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
-       {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), "MIN(e.event_at)", dialect)}
+    sends, chosen = "outbound_messages o", ""
+    if where:
+        sends = "chosen o"
+        chosen = f"WITH chosen AS MATERIALIZED (SELECT * FROM outbound_messages o WHERE {where})\n"
+    delivered = "MIN(CASE WHEN a.status IN ('delivered', 'read') THEN a.event_at END)"
+    return f"""{chosen}SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
+       {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), delivered, dialect)}
            AS seconds_to_deliver
-FROM outbound_messages o
-JOIN message_status_events e ON e.message_key = o.message_key AND e.status IN ('delivered', 'read')
+FROM {sends}
 JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'unknown'
-WHERE o.accepted_at IS NOT NULL{f" AND {where}" if where else ""}
-GROUP BY o.vendor, o.message_key, o.accepted_at"""
+WHERE o.accepted_at IS NOT NULL
+GROUP BY o.vendor, o.message_key, o.accepted_at
+HAVING {delivered} IS NOT NULL"""
 
 
 def view_statements(dialect: str) -> list[str]:
