@@ -55,6 +55,18 @@ def reply_ways(dialect: str) -> tuple[str, str]:
     return quoted, in_window
 
 
+def received_in_windows(files: str, dialect: str) -> str:
+    """SQL: inbound row ``i`` was received between the first acceptance of the sends of ``files`` (a
+    condition on ``b.file_sha256``) and 24 hours after their last — implied by ``in_window`` of
+    :func:`reply_ways` for those sends, so adding it changes no answer; it lets one campaign's page read
+    the inbound rows of its days (``ix_inbound_received_at``) instead of every one. The bounds are two index
+    lookups each (``ix_outbound_file``)."""
+    def bound(edge: str) -> str:
+        return f"(SELECT {edge}(b.accepted_at) FROM outbound_messages b WHERE {files} AND b.accepted_at IS NOT NULL)"
+
+    return f"i.received_at >= {bound('MIN')} AND i.received_at < {window_end(bound('MAX'), dialect)}"
+
+
 def reply_condition(dialect: str) -> str:
     """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
     quoted, in_window = reply_ways(dialect)
@@ -181,12 +193,15 @@ def campaigns_query(dialect: str, *, some_files: bool = False, row_by_row: bool 
     replies and opt-outs from the few inbound rows and suppressions, each finding its sends by the consent
     key (``ix_outbound_consent_key``) or the quoted id; the cost from the accepted count less the sends
     whose events named a price category (``ix_status_events_priced``). ``row_by_row``: how replies and
-    opt-outs find their sends (:func:`sends_of`): ``False`` for one campaign."""
+    opt-outs find their sends (:func:`sends_of`): ``False`` for one campaign (with ``some_files``: then the
+    inbound rows of its reply windows only, :func:`received_in_windows`)."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
     quoted, in_window = reply_ways(dialect)
     # some_files: every part reads only the files of the expanding parameter :files (what the page shows)
     only = {alias: f" AND {alias}file_sha256 IN :files" if some_files else "" for alias in ("", "o.")}
     answerable = f"o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL{only['o.']}"
+    # one campaign: only the inbound rows of its reply windows (many: their windows cover most days anyway)
+    bounded = f" AND {received_in_windows('b.file_sha256 IN :files', dialect)}" if some_files and not row_by_row else ""
     return f"""WITH detailed AS (
     -- accepted sends whose status events said how they are priced, counted by what they said (the
     -- others are priced by their vendor's default: the accepted count of message_counts less these)
@@ -244,7 +259,7 @@ LEFT JOIN (
         {sends_of("inbound_messages i", f"i.vendor = o.vendor AND {quoted} AND {answerable}", dialect, row_by_row=row_by_row)}
         UNION ALL
         SELECT o.file_sha256, o.message_key
-        {sends_of("inbound_messages i", f"i.vendor = o.vendor AND {in_window} AND {answerable}", dialect, row_by_row=row_by_row)}
+        {sends_of("inbound_messages i", f"i.vendor = o.vendor AND {in_window} AND {answerable}{bounded}", dialect, row_by_row=row_by_row)}
     ) answered GROUP BY file_sha256
 ) rp ON rp.file_sha256 = c.file_sha256
 LEFT JOIN (

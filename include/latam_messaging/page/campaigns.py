@@ -266,13 +266,16 @@ def failures(conn: sa.Connection, sha256: str) -> dict[str, Any]:
         .group_by(o.state, reason)
         .order_by(sa.desc("messages"), reason)
     ).all()
+    # the file's sends first (warehouse.views.step_first)
+    first = warehouse_views.step_first(conn.dialect.name)
     delivery = conn.execute(
         sa.text(
+            f"WITH chosen AS {first}(SELECT message_key FROM outbound_messages WHERE file_sha256 = :sha) "
             "SELECT reason, COUNT(*) FROM ("
             " SELECT COALESCE(e.reason, e.raw_status) AS reason, ROW_NUMBER() OVER ("
             "  PARTITION BY e.message_key ORDER BY e.event_at, e.id) AS n"
-            " FROM message_status_events e JOIN outbound_messages o ON o.message_key = e.message_key"
-            " WHERE o.file_sha256 = :sha AND e.status = 'failed') first_failure "
+            " FROM chosen o JOIN message_status_events e ON e.message_key = o.message_key"
+            " WHERE e.status = 'failed') first_failure "
             "WHERE n = 1 GROUP BY reason ORDER BY COUNT(*) DESC, reason"
         ),
         {"sha": sha256},
@@ -321,26 +324,34 @@ def replies(
     and the one a person may answer from the page: the latest (``reply_to``: vendor and message id,
     ``reply_until``: its 24-hour window's end), with ``reply_open`` — whether that window is still open
     at ``now`` (the reply route refuses a closed one; the page shows its form only while it is open)."""
-    # the campaign's (send, inbound) pairs first, each way by its own index (campaigns.views), then each
-    # answered send's numbers from those few pairs: never every send tested against every inbound row
-    quoted, in_window = campaign_views.reply_ways(conn.dialect.name)
+    # the campaign's (send, inbound) pairs first, each way by its own index (campaigns.views; the window's
+    # way reads only the inbound rows of the campaign's days), then each answered send's numbers from those
+    # few pairs in one pass: never every send tested against every inbound row
+    dialect = conn.dialect.name
+    quoted, in_window = campaign_views.reply_ways(dialect)
+    days = campaign_views.received_in_windows("b.file_sha256 = :sha", dialect)
     ways = [
         "SELECT o.message_key, i.vendor_message_id AS in_id, i.received_at, i.text FROM inbound_messages i "
         f"CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {way} "
         "AND o.file_sha256 = :sha AND o.accepted_at IS NOT NULL"
-        for way in (quoted, in_window)
+        for way in (quoted, f"{in_window} AND {days}")
     ]
-    mine = "FROM pairs p WHERE p.message_key = o.message_key"
-    sql = f"""WITH pairs AS ({" UNION ".join(ways)})
-SELECT o.message_key, o.vendor, o.phone, o.accepted_at,
-       (SELECT COUNT(*) {mine}) AS answers,
-       (SELECT MIN(p.received_at) {mine}) AS first_at,
-       (SELECT p.text {mine} ORDER BY p.received_at, p.in_id LIMIT 1) AS text,
-       (SELECT p.in_id {mine} AND p.received_at IS NOT NULL ORDER BY p.received_at DESC, p.in_id DESC LIMIT 1) AS last_id,
-       (SELECT MAX(p.received_at) {mine}) AS last_at
-FROM outbound_messages o
-WHERE o.message_key IN (SELECT message_key FROM pairs)
-ORDER BY first_at, o.message_key LIMIT :limit"""
+    latest_first = "CASE WHEN p.received_at IS NULL THEN 1 ELSE 0 END, p.received_at DESC, p.in_id DESC"
+    sql = f"""WITH pairs AS ({" UNION ".join(ways)}),
+ranked AS (
+    SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.message_key ORDER BY p.received_at, p.in_id) AS nth,
+           ROW_NUMBER() OVER (PARTITION BY p.message_key ORDER BY {latest_first}) AS nth_latest
+    FROM pairs p
+),
+answered AS (
+    SELECT message_key, COUNT(*) AS answers, MIN(received_at) AS first_at, MAX(received_at) AS last_at,
+           MAX(CASE WHEN nth = 1 THEN text END) AS text,
+           MAX(CASE WHEN nth_latest = 1 AND received_at IS NOT NULL THEN in_id END) AS last_id
+    FROM ranked GROUP BY message_key
+)
+SELECT o.message_key, o.vendor, o.phone, o.accepted_at, a.answers, a.first_at, a.text, a.last_id, a.last_at
+FROM answered a JOIN outbound_messages o ON o.message_key = a.message_key
+ORDER BY a.first_at, o.message_key LIMIT :limit"""
     query = sa.text(sql).columns(
         sa.column("message_key"),
         sa.column("vendor"),

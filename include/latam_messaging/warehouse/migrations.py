@@ -156,13 +156,15 @@ def _v12_page_lookups(conn: sa.Connection) -> None:
     """Indexes for what the page reads on a year of history without scanning the ledger: ``ix_outbound_file``
     gains ``accepted_at`` (a campaign's first and last acceptance), and the rows waiting for a decision
     (``unknown``), refused at send (``report_failure_reasons``' send stage) and skipped for consent at send
-    (``report_suppressed_rows``) get partial indexes; ``report_time_to_deliver`` reads each send's events once."""
+    (``report_suppressed_rows``) get partial indexes; inbound rows by time (a campaign's reply windows);
+    ``report_time_to_deliver`` reads each send's events once."""
     from latam_messaging.warehouse import views
 
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_outbound_file"))
     for index in schema.outbound_messages.indexes:
         if index.name in ("ix_outbound_file", "ix_outbound_unknown", "ix_outbound_refused", "ix_outbound_suppressed"):
             index.create(conn)
+    next(i for i in schema.inbound_messages.indexes if i.name == "ix_inbound_received_at").create(conn)
     replace_views(conn, views.CHANGED_IN_V12)
 
 
@@ -178,7 +180,7 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "campaigns: campaign_files, audit_log, short_links, message_prices; the campaigns view", _v9_campaigns),
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
     Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
-    Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; time to deliver", _v12_page_lookups),
+    Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; inbound by time; time to deliver", _v12_page_lookups),
 ]
 
 

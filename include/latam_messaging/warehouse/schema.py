@@ -273,6 +273,8 @@ inbound_messages = sa.Table(
     sa.Column("media_id", sa.String(256)),
     sa.Column("media_mime_type", sa.String(128)),
     sa.Column("caption", sa.Text),
+    # migration 12: the inbound rows of a time range (a campaign's reply windows; the page's last days)
+    sa.Index("ix_inbound_received_at", "received_at"),
 )
 
 #: Phones not to be sent to (migration 8; CONTRACT.md). One row per piece of evidence: an opt-out
