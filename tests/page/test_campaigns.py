@@ -550,3 +550,30 @@ def test_percentile_is_the_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert [page_campaigns.percentile(values, p) for p in (50, 90, 99)] == [50.0, 90.0, 99.0]
     assert page_campaigns.percentile([7.0], 99) == 7.0 and page_campaigns.percentile([], 50) is None
+
+
+def test_delivery_failures_count_each_message_by_its_first_failed_event(warehouse):
+    """A message failed twice counts once, under its first failure's reason (else its raw status); messages
+    without a failed event and failed messages of another file are not counted."""
+    rows = [
+        _message(f"f{n}", SHA_A if n < 4 else SHA_B, "teleprom", "accepted", accepted=T0, vid=f"v{n}", n=n)
+        for n in range(5)
+    ]
+    events = [
+        _event("f0", "v0", "failed", T0.add(minutes=5), reason="131047: Re-engagement message"),
+        _event("f0", "v0", "failed", T0.add(minutes=9), reason="131026: Message undeliverable"),
+        _event("f1", "v1", "failed", T0.add(minutes=7), reason="131026: Message undeliverable"),
+        _event("f1", "v1", "failed", T0.add(minutes=2)),  # the first: no reason, its raw status then
+        _event("f2", "v2", "delivered", T0.add(minutes=3)),
+        _event("f4", "v4", "failed", T0.add(minutes=1), reason="131047: Re-engagement message"),
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), rows)
+        conn.execute(schema.message_status_events.insert(), events)
+    with warehouse.read_only() as conn:
+        failures = page_campaigns.failures(conn, SHA_A)
+    assert failures["delivery"] == [
+        {"stage": "delivery", "reason": "131047: Re-engagement message", "messages": 1},
+        {"stage": "delivery", "reason": "FAILED", "messages": 1},
+    ]
+    assert failures["delivery_total"] == 2

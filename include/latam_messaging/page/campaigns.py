@@ -266,17 +266,18 @@ def failures(conn: sa.Connection, sha256: str) -> dict[str, Any]:
         .group_by(o.state, reason)
         .order_by(sa.desc("messages"), reason)
     ).all()
-    # the file's sends first (warehouse.views.step_first)
-    first = warehouse_views.step_first(conn.dialect.name)
+    # each of the file's sends looks its first failed event up (scalar subqueries: neither database turns
+    # them into a join, which both planned as a pass over every failed event of the history: 0.15–0.5 s)
+    first = (
+        "FROM message_status_events f WHERE f.message_key = o.message_key AND f.status = 'failed' "
+        "ORDER BY f.event_at, f.id LIMIT 1"
+    )
     delivery = conn.execute(
         sa.text(
-            f"WITH chosen AS {first}(SELECT message_key FROM outbound_messages WHERE file_sha256 = :sha) "
-            "SELECT reason, COUNT(*) FROM ("
-            " SELECT COALESCE(e.reason, e.raw_status) AS reason, ROW_NUMBER() OVER ("
-            "  PARTITION BY e.message_key ORDER BY e.event_at, e.id) AS n"
-            " FROM chosen o JOIN message_status_events e ON e.message_key = o.message_key"
-            " WHERE e.status = 'failed') first_failure "
-            "WHERE n = 1 GROUP BY reason ORDER BY COUNT(*) DESC, reason"
+            f"SELECT reason, COUNT(*) FROM ("
+            f" SELECT (SELECT COALESCE(f.reason, f.raw_status) {first}) AS reason, (SELECT f.id {first}) AS first_id"
+            f" FROM outbound_messages o WHERE o.file_sha256 = :sha) x "
+            "WHERE first_id IS NOT NULL GROUP BY reason ORDER BY COUNT(*) DESC, reason"
         ),
         {"sha": sha256},
     ).all()
