@@ -44,9 +44,14 @@ metadata = sa.MetaData()
 Ts = UtcDateTime
 
 
-def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
-    """An index of only the rows matching ``where`` (SQL), the same on SQLite and PostgreSQL."""
-    return sa.Index(name, *columns, unique=unique, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+def partial_index(
+    name: str, *columns: str, where: str, unique: bool = False, postgresql_where: str | None = None
+) -> sa.Index:
+    """An index of only the rows matching ``where`` (SQL), the same on SQLite and PostgreSQL unless
+    ``postgresql_where`` says it there in another spelling."""
+    return sa.Index(
+        name, *columns, unique=unique, sqlite_where=sa.text(where), postgresql_where=sa.text(postgresql_where or where)
+    )
 
 schema_migrations = sa.Table(
     "schema_migrations",
@@ -174,7 +179,11 @@ outbound_messages = sa.Table(
     # migration 12: the few rows the page lists and counts by state (waiting for a decision, refused at send:
     # report_failure_reasons, skipped for consent at send: report_suppressed_rows)
     partial_index("ix_outbound_unknown", "updated_at", "message_key", where="state = 'unknown'"),
-    partial_index("ix_outbound_refused", "vendor", "vendor_answer", "error", where="state IN ('rejected', 'failed')"),
+    # (PostgreSQL: spelled as it prints it back, so re-creating it from pg_get_indexdef gives the same text)
+    partial_index(
+        "ix_outbound_refused", "vendor", "vendor_answer", "error", where="state IN ('rejected', 'failed')",
+        postgresql_where="(state)::text = ANY (ARRAY['rejected'::text, 'failed'::text])",
+    ),
     partial_index("ix_outbound_suppressed", "file_sha256", "vendor", "error", where="state = 'suppressed'"),
 )
 
