@@ -61,8 +61,7 @@ def assert_counts_match(warehouse) -> None:
         page = sa.text(views.time_to_deliver(dialect, "o.file_sha256 = :sha"))
         shas = conn.execute(sa.text("SELECT DISTINCT file_sha256 FROM outbound_messages WHERE file_sha256 IS NOT NULL"))
         by_file = sorted(tuple(str(v) for v in r) for (sha,) in shas.all() for r in conn.execute(page, {"sha": sha}))
-    files = sa.text("SELECT message_key FROM outbound_messages WHERE file_sha256 IS NOT NULL")
-    with warehouse.engine.connect() as conn:
+        files = sa.text("SELECT message_key FROM outbound_messages WHERE file_sha256 IS NOT NULL")
         in_files = {key for (key,) in conn.execute(files)}
     assert by_file == [row for row in delivered if row[1] in in_files]
     with warehouse.begin() as conn:  # every file a campaign, so the campaigns view shows each one

@@ -55,16 +55,19 @@ def reply_ways(dialect: str) -> tuple[str, str]:
     return quoted, in_window
 
 
+def acceptance(edge: str, files: str) -> str:
+    """SQL: the first (``edge`` ``MIN``) or last (``MAX``) acceptance of the sends of ``files`` (a condition
+    on ``b.file_sha256``): an index lookup in ``ix_outbound_file`` (file, accepted_at) per file."""
+    return f"(SELECT {edge}(b.accepted_at) FROM outbound_messages b WHERE {files} AND b.accepted_at IS NOT NULL)"
+
+
 def received_in_windows(files: str, dialect: str) -> str:
     """SQL: inbound row ``i`` was received between the first acceptance of the sends of ``files`` (a
     condition on ``b.file_sha256``) and 24 hours after their last — implied by ``in_window`` of
     :func:`reply_ways` for those sends, so adding it changes no answer; it lets one campaign's page read
-    the inbound rows of its days (``ix_inbound_received_at``) instead of every one. The bounds are two index
-    lookups each (``ix_outbound_file``)."""
-    def bound(edge: str) -> str:
-        return f"(SELECT {edge}(b.accepted_at) FROM outbound_messages b WHERE {files} AND b.accepted_at IS NOT NULL)"
-
-    return f"i.received_at >= {bound('MIN')} AND i.received_at < {window_end(bound('MAX'), dialect)}"
+    the inbound rows of its days (``ix_inbound_received_at``) instead of every one."""
+    first, last = acceptance("MIN", files), acceptance("MAX", files)
+    return f"i.received_at >= {first} AND i.received_at < {window_end(last, dialect)}"
 
 
 def reply_condition(dialect: str) -> str:
@@ -202,6 +205,14 @@ def campaigns_query(dialect: str, *, some_files: bool = False, row_by_row: bool 
     answerable = f"o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL{only['o.']}"
     # one campaign: only the inbound rows of its reply windows (many: their windows cover most days anyway)
     bounded = f" AND {received_in_windows('b.file_sha256 IN :files', dialect)}" if some_files and not row_by_row else ""
+    # where each way of answering (quoted id, window) and each opt-out finds its sends
+    quoting = sends_of("inbound_messages i", f"i.vendor = o.vendor AND {quoted} AND {answerable}", dialect, row_by_row=row_by_row)
+    in_windows = sends_of(
+        "inbound_messages i", f"i.vendor = o.vendor AND {in_window} AND {answerable}{bounded}", dialect, row_by_row=row_by_row
+    )
+    opting_out = sends_of(
+        "suppressions s", f"{opt_out_condition(dialect, from_suppressions=True)} AND {answerable}", dialect, row_by_row=row_by_row
+    )
     return f"""WITH detailed AS (
     -- accepted sends whose status events said how they are priced, counted by what they said (the
     -- others are priced by their vendor's default: the accepted count of message_counts less these)
@@ -227,10 +238,8 @@ SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_
        COALESCE(m.delivery_failed, 0) AS delivery_failed,
        COALESCE(rp.replies, 0) AS replies, COALESCE(oo.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
        CASE WHEN k.unpriced > 0 THEN NULL ELSE COALESCE(k.cost, 0) END AS cost, k.currency,
-       (SELECT MIN(a.accepted_at) FROM outbound_messages a
-        WHERE a.file_sha256 = c.file_sha256 AND a.accepted_at IS NOT NULL) AS first_accepted_at,
-       (SELECT MAX(a.accepted_at) FROM outbound_messages a
-        WHERE a.file_sha256 = c.file_sha256 AND a.accepted_at IS NOT NULL) AS last_accepted_at
+       {acceptance("MIN", "b.file_sha256 = c.file_sha256")} AS first_accepted_at,
+       {acceptance("MAX", "b.file_sha256 = c.file_sha256")} AS last_accepted_at
 FROM campaign_files c
 LEFT JOIN drop_files f ON f.file_sha256 = c.file_sha256
 LEFT JOIN (
@@ -255,16 +264,14 @@ LEFT JOIN (
 ) m ON m.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT file_sha256, COUNT(DISTINCT message_key) AS replies FROM (
-        SELECT o.file_sha256, o.message_key
-        {sends_of("inbound_messages i", f"i.vendor = o.vendor AND {quoted} AND {answerable}", dialect, row_by_row=row_by_row)}
+        SELECT o.file_sha256, o.message_key {quoting}
         UNION ALL
-        SELECT o.file_sha256, o.message_key
-        {sends_of("inbound_messages i", f"i.vendor = o.vendor AND {in_window} AND {answerable}{bounded}", dialect, row_by_row=row_by_row)}
+        SELECT o.file_sha256, o.message_key {in_windows}
     ) answered GROUP BY file_sha256
 ) rp ON rp.file_sha256 = c.file_sha256
 LEFT JOIN (
     SELECT o.file_sha256, COUNT(DISTINCT o.message_key) AS opt_outs
-    {sends_of("suppressions s", f"{opt_out_condition(dialect, from_suppressions=True)} AND {answerable}", dialect, row_by_row=row_by_row)}
+    {opting_out}
     GROUP BY o.file_sha256
 ) oo ON oo.file_sha256 = c.file_sha256
 LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l

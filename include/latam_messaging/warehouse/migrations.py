@@ -47,6 +47,13 @@ def add_columns(conn: sa.Connection, table: sa.Table, *names: str) -> None:
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def create_indexes(conn: sa.Connection, table: sa.Table, *names: str) -> None:
+    """The named indexes of ``table`` as ``schema.py`` declares them (a name it does not declare raises)."""
+    declared = {index.name: index for index in table.indexes}
+    for name in names:
+        declared[name].create(conn)
+
+
 def replace_views(conn: sa.Connection, names: list[str]) -> None:
     """Each named report view (``views.view_statements``) dropped if there, then created as today's code has it."""
     from latam_messaging.warehouse import views
@@ -119,9 +126,7 @@ def _v9_campaigns(conn: sa.Connection) -> None:
 def _v10_raw_retention(conn: sa.Connection) -> None:
     table = schema.raw_webhook_events
     add_columns(conn, table, "purged_at", "archive_path")
-    for index in table.indexes:
-        if index.name in ("ix_raw_webhook_unpurged", "ix_raw_webhook_archiving"):
-            index.create(conn)
+    create_indexes(conn, table, "ix_raw_webhook_unpurged", "ix_raw_webhook_archiving")
 
 
 def _v11_message_counts(conn: sa.Connection) -> None:
@@ -133,13 +138,9 @@ def _v11_message_counts(conn: sa.Connection) -> None:
     from latam_messaging.warehouse import aggregates
 
     schema.message_counts.create(conn)
-    for table, name in (
-        (schema.drop_files, "ix_drop_files_claimed_at"),
-        (schema.message_status_events, "ix_status_events_priced"),
-        (schema.message_status_events, "ix_status_events_failed"),
-        (schema.outbound_messages, "ix_outbound_exempt"),
-    ):
-        next(i for i in table.indexes if i.name == name).create(conn)
+    create_indexes(conn, schema.drop_files, "ix_drop_files_claimed_at")
+    create_indexes(conn, schema.message_status_events, "ix_status_events_priced", "ix_status_events_failed")
+    create_indexes(conn, schema.outbound_messages, "ix_outbound_exempt")
     for statement in campaign_views.index_statements(conn.dialect.name):
         conn.execute(sa.text(statement))
     for statement in aggregates.trigger_statements(conn.dialect.name):
@@ -161,10 +162,10 @@ def _v12_page_lookups(conn: sa.Connection) -> None:
     from latam_messaging.warehouse import views
 
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_outbound_file"))
-    for index in schema.outbound_messages.indexes:
-        if index.name in ("ix_outbound_file", "ix_outbound_unknown", "ix_outbound_refused", "ix_outbound_suppressed"):
-            index.create(conn)
-    next(i for i in schema.inbound_messages.indexes if i.name == "ix_inbound_received_at").create(conn)
+    create_indexes(
+        conn, schema.outbound_messages, "ix_outbound_file", "ix_outbound_unknown", "ix_outbound_refused", "ix_outbound_suppressed"
+    )
+    create_indexes(conn, schema.inbound_messages, "ix_inbound_received_at")
     replace_views(conn, views.CHANGED_IN_V12)
 
 
