@@ -25,6 +25,10 @@ Daily at 03:00 local time, so that a year of history costs what a month does:
   triggers as rows change) compared with a `GROUP BY` over `outbound_messages`; any key that differs is
   repaired in the same statement's snapshot, then each key's rows are folded into one. Reports the keys
   that drifted (0 unless someone wrote the counts by hand) and the rows folded.
+* **answers_checked** — `campaign_answers` (the campaigns' sends answered by a reply or an opt-out, kept by
+  triggers) compared with the pairs the inbound rows, opt-outs and sends make now; a pair missing is added,
+  one held without reason removed, in the check's transaction. Reports both counts (0 unless a reply and
+  its send's acceptance committed at the same moment on PostgreSQL, or someone wrote the table by hand).
 * **prune_drop_archives** — files in `<drop folder>/archive/` and `failed/` archived more than
   `MESSAGING_DROP_ARCHIVE_DAYS` (90) days ago are deleted (symlinks never followed).
 
@@ -108,8 +112,17 @@ def messaging_maintenance():
         print(f"message_counts checked against outbound_messages: {result}")
         return result
 
+    @task
+    def answers_checked() -> dict:
+        from latam_messaging.campaigns.answers import maintain
+        from latam_messaging.warehouse.db import open_warehouse
+
+        result = maintain(open_warehouse())
+        print(f"campaign_answers checked against the replies, opt-outs and sends: {result}")
+        return result
+
     checked = check()
-    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked()]
+    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked(), answers_checked()]
 
 
 messaging_maintenance()

@@ -48,6 +48,8 @@ FILE_ROWS = 10_000
 SPAN_DAYS = 150
 #: The three tables filled in bulk (their indexes dropped during the fill, then re-created).
 BIG_TABLES = ("outbound_messages", "message_status_events", "raw_webhook_events")
+#: Tables whose triggers keep aggregates: off for the fill, the aggregates rebuilt once after it.
+TRIGGERED_TABLES = (*BIG_TABLES, "inbound_messages", "suppressions")
 CHUNK = 1_000_000
 
 
@@ -391,7 +393,7 @@ class _Counted:
 def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, log=print) -> FillResult:
     """Write ``size``'s history into ``warehouse`` (migrated, its history tables empty). The big tables'
     indexes are dropped for the fill and re-created after; when the package keeps aggregate tables
-    (:func:`summary_rebuilder`), the big tables' triggers are off for the fill and the aggregates rebuilt
+    (:func:`summary_rebuilders`), the big tables' triggers are off for the fill and the aggregates rebuilt
     once after it; then ANALYZE (PostgreSQL: VACUUM ANALYZE)."""
     from latam_messaging.warehouse import schema
 
@@ -410,7 +412,7 @@ def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, 
                 conn.exec_driver_sql(f"SET {setting}")
         conn.commit()
         drops, creates = _index_definitions(conn, dialect)
-        if summary_rebuilder() is not None:  # counts rebuilt once after the fill, not per row by triggers
+        if summary_rebuilders():  # aggregates rebuilt once after the fill, not per row by triggers
             triggers_off, triggers_on = _trigger_definitions(conn, dialect)
             drops += triggers_off
             creates += triggers_on
@@ -461,54 +463,55 @@ def fill(warehouse, size: HistorySize, *, now: pendulum.DateTime | None = None, 
 
 
 # ---- summaries --------------------------------------------------------------------------------------------
-#: Where the package keeps its aggregate tables' rebuild (issue 25 deliverable 2), first found wins: a
-#: function of a connection (run in one transaction) or of the warehouse.
+#: Where the package keeps its aggregate tables' rebuilds (issue 25 deliverable 2), each found run in turn:
+#: a function of a connection (run in one transaction) or of the warehouse.
 SUMMARY_REBUILDERS = [
-    ("latam_messaging.warehouse.aggregates", "repair"),
-    ("latam_messaging.warehouse.summaries", "rebuild"),
+    ("latam_messaging.warehouse.aggregates", "repair"),  # message_counts
+    ("latam_messaging.campaigns.answers", "rebuild"),  # campaign_answers
 ]
 
 
-def summary_rebuilder():
-    """The package's aggregate rebuild (see :data:`SUMMARY_REBUILDERS`), or None when it has none."""
+def summary_rebuilders() -> list:
+    """The package's aggregate rebuilds (see :data:`SUMMARY_REBUILDERS`); none when it has no aggregates."""
     import importlib
 
+    found = []
     for module_name, function in SUMMARY_REBUILDERS:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
         if callable(getattr(module, function, None)):
-            return getattr(module, function)
-    return None
+            found.append(getattr(module, function))
+    return found
 
 
-def rebuild_summaries(warehouse, log=print) -> str | None:
+def rebuild_summaries(warehouse, log=print) -> list[str]:
     """Bring the aggregate tables up to the history (the fill keeps their triggers off, see :func:`fill`).
-    Returns what ran, or None when the schema has no aggregates."""
+    Returns what ran (nothing when the schema has no aggregates)."""
     import inspect
 
-    rebuild = summary_rebuilder()
-    if rebuild is None:
+    ran = []
+    for rebuild in summary_rebuilders():
+        started = time.perf_counter()
+        if next(iter(inspect.signature(rebuild).parameters)) == "conn":
+            with warehouse.begin() as conn:
+                rebuild(conn)
+        else:
+            rebuild(warehouse)
+        ran.append(f"{rebuild.__module__}.{rebuild.__name__}")
+        log(f"  {ran[-1]} in {time.perf_counter() - started:.0f}s")
+    if not ran:
         log("  no summary tables in this schema: nothing to rebuild")
-        return None
-    started = time.perf_counter()
-    if next(iter(inspect.signature(rebuild).parameters)) == "conn":
-        with warehouse.begin() as conn:
-            rebuild(conn)
-    else:
-        rebuild(warehouse)
-    name = f"{rebuild.__module__}.{rebuild.__name__}"
-    log(f"  {name} in {time.perf_counter() - started:.0f}s")
-    return name
+    return ran
 
 
 def _trigger_definitions(conn: sa.Connection, dialect: str) -> tuple[list[str], list[str]]:
     """(statements turning the big tables' triggers off, statements turning them back on)."""
     if dialect == "postgresql":
-        return ([f"ALTER TABLE {t} DISABLE TRIGGER USER" for t in BIG_TABLES],
-                [f"ALTER TABLE {t} ENABLE TRIGGER USER" for t in BIG_TABLES])
-    tables = ", ".join(f"'{t}'" for t in BIG_TABLES)
+        return ([f"ALTER TABLE {t} DISABLE TRIGGER USER" for t in TRIGGERED_TABLES],
+                [f"ALTER TABLE {t} ENABLE TRIGGER USER" for t in TRIGGERED_TABLES])
+    tables = ", ".join(f"'{t}'" for t in TRIGGERED_TABLES)
     found = conn.exec_driver_sql(
         f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({tables}) ORDER BY name"
     ).all()

@@ -48,6 +48,9 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     add_ledger_row(warehouse, "m-1", "wavy")
     with warehouse.begin() as conn:  # a count written by hand: found and repaired
         conn.execute(sa.text("UPDATE message_counts SET messages = messages + 2"))
+        # and a reply no inbound row makes, written by hand: found and removed
+        conn.execute(sa.text("INSERT INTO campaign_answers (kind, vendor, answer, message_key, file_sha256) "
+                             "VALUES ('reply', 'wavy', 'in-none', 'm-1', :sha)"), {"sha": "f" * 64})
 
     run = run_dag("messaging_maintenance")
 
@@ -64,9 +67,12 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert results["prune_drop_archives"]["files_deleted"] == 1 and not old.exists() and fresh.exists()
     assert results["aggregates_checked"]["keys_drifted"] == 1
     assert warehouse.rows(sa.text("SELECT messages FROM report_delivery_funnel")) == [{"messages": 1}]
+    assert results["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 1}
+    assert warehouse.rows(sa.text("SELECT * FROM campaign_answers")) == []
 
     again = returned(run_dag("messaging_maintenance"))
     assert again["archive_raw_bodies"]["rows_purged"] == 0 and again["archive_raw_bodies"]["bytes_archived"] == 0
     assert again["prune_drop_archives"]["files_deleted"] == 0
     assert again["aggregates_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
+    assert again["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 0}
     assert list(archive.rglob("*.jsonl.gz")) == [part]

@@ -11,8 +11,10 @@ clicks and cost, for analysts and the page's list.
   the vendor reported with a status event (compared lower-case, as the price table stores it) when that
   category has a price, else the vendor's ``default``; NULL while any such message has no price.
 
-:func:`reply_condition` and :func:`opt_out_condition` are the two definitions as SQL, shared by the view
-and the campaign page's lists (``page.campaigns``), so a count and the rows listed under it cannot differ.
+:func:`reply_ways` and :func:`opt_out_condition` are the two definitions as SQL. The pairs they match
+(send, reply) and (send, opt-out) are kept as data arrives in ``campaign_answers`` (``campaigns.answers``):
+the view counts them and the campaign page lists them (``page.campaigns``), so a count and the rows listed
+under it cannot differ.
 """
 
 from __future__ import annotations
@@ -44,14 +46,15 @@ def window_end(column: str, dialect: str) -> str:
     return plus_hours(column, REPLY_WINDOW_HOURS, dialect)
 
 
-def reply_ways(dialect: str) -> tuple[str, str]:
+def reply_ways(dialect: str, *, i: str = "i", o: str = "o") -> tuple[str, str]:
     """The two ways inbound row ``i`` answers outbound row ``o`` of the same vendor: it quotes the message,
-    or it came from the same subscriber within the window after the send."""
-    key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
-    key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column("i.from_phone"), "+", "")), dialect)
-    end = window_end("o.accepted_at", dialect)
-    quoted = "i.in_reply_to IS NOT NULL AND i.in_reply_to = o.vendor_message_id"
-    in_window = f"{key_i} = {key_o} AND i.received_at >= o.accepted_at AND i.received_at < {end}"
+    or it came from the same subscriber within the window after the send (``i``, ``o``: the rows' names,
+    ``NEW``/``OLD`` in a trigger)."""
+    key_o = _sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
+    key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column(f"{i}.from_phone"), "+", "")), dialect)
+    end = window_end(f"{o}.accepted_at", dialect)
+    quoted = f"{i}.in_reply_to IS NOT NULL AND {i}.in_reply_to = {o}.vendor_message_id"
+    in_window = f"{key_i} = {key_o} AND {i}.received_at >= {o}.accepted_at AND {i}.received_at < {end}"
     return quoted, in_window
 
 
@@ -61,32 +64,24 @@ def acceptance(edge: str, files: str) -> str:
     return f"(SELECT {edge}(b.accepted_at) FROM outbound_messages b WHERE {files} AND b.accepted_at IS NOT NULL)"
 
 
-def received_in_windows(files: str, dialect: str) -> str:
-    """SQL: inbound row ``i`` was received between the first acceptance of the sends of ``files`` (a
-    condition on ``b.file_sha256``) and 24 hours after their last — implied by ``in_window`` of
-    :func:`reply_ways` for those sends, so adding it changes no answer; it lets one campaign's page read
-    the inbound rows of its days (``ix_inbound_received_at``) instead of every one."""
-    first, last = acceptance("MIN", files), acceptance("MAX", files)
-    return f"i.received_at >= {first} AND i.received_at < {window_end(last, dialect)}"
-
-
 def reply_condition(dialect: str) -> str:
     """SQL: inbound row ``i`` answers outbound row ``o`` (see the module's definition of a reply)."""
     quoted, in_window = reply_ways(dialect)
     return f"(i.vendor = o.vendor AND (({quoted}) OR ({in_window})))"
 
 
-def opt_out_condition(dialect: str, *, from_suppressions: bool = False) -> str:
-    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send.
-    ``from_suppressions``: the same condition for a join that starts from the suppressions and finds
-    their sends by ``ix_outbound_consent_key`` (``s.phone || ''`` is an expression: SQLite then compares
-    without the column's text affinity, which would keep it from using an index on an expression)."""
-    key_o = _sql(consent_key_of(sa.literal_column("o.phone")), dialect)
-    end = window_end("o.accepted_at", dialect)
-    phone = "s.phone || ''" if from_suppressions else "s.phone"
+def opt_out_condition(dialect: str, *, s: str = "s", o: str = "o", from_suppressions: bool = False) -> str:
+    """SQL: suppression ``s`` is an opt-out of outbound row ``o``'s subscriber after its send (``s``, ``o``:
+    the rows' names). ``from_suppressions``: the same condition for a lookup that starts from the
+    suppressions and finds their sends by ``ix_outbound_consent_key`` (``s.phone || ''`` is an expression:
+    SQLite then compares without the column's text affinity, which would keep it from using an index on an
+    expression)."""
+    key_o = _sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
+    end = window_end(f"{o}.accepted_at", dialect)
+    phone = f"{s}.phone || ''" if from_suppressions else f"{s}.phone"
     return (
-        f"({phone} = {key_o} AND s.source IN ('keyword', 'vendor_status')"
-        f" AND s.since >= o.accepted_at AND s.since < {end})"
+        f"({phone} = {key_o} AND {s}.source IN ('keyword', 'vendor_status')"
+        f" AND {s}.since >= {o}.accepted_at AND {s}.since < {end})"
     )
 
 
@@ -171,48 +166,19 @@ LEFT JOIN (
 
 
 def view_statements(dialect: str) -> list[str]:
-    """The ``campaigns`` view (migration 11): :func:`campaigns_query` over every campaign."""
+    """The ``campaigns`` view (migration 13): :func:`campaigns_query` over every campaign."""
     return [f"CREATE VIEW campaigns AS\n{campaigns_query(dialect)}"]
 
 
-def sends_of(rows: str, condition: str, dialect: str, *, row_by_row: bool) -> str:
-    """SQL ``FROM`` clause: each of the few ``rows`` (inbound messages, suppressions) with the sends
-    ``o`` (``file_sha256``, ``message_key``) that ``condition`` matches. ``row_by_row``: each row's sends
-    found through an index on ``outbound_messages`` — on PostgreSQL a ``LATERAL`` subquery kept from
-    being flattened into a join (``OFFSET 0``), because for many files (the view, the campaign list) the
-    planner estimates their sends as most of the table and hashes all of it (2 M sends: 4 s instead of
-    0.5 s); for one campaign the plain join is better (its sends hashed, the inbound rows scanned). SQLite's
-    planner loops through the index either way."""
-    if dialect == "postgresql" and row_by_row:
-        return (f"FROM {rows} CROSS JOIN LATERAL (\n"
-                f"        SELECT o.file_sha256, o.message_key FROM outbound_messages o WHERE {condition} OFFSET 0\n"
-                f"    ) o")
-    return f"FROM {rows} CROSS JOIN outbound_messages o WHERE {condition}"
-
-
-def campaigns_query(dialect: str, *, some_files: bool = False, row_by_row: bool = True) -> str:
-    """The view since migration 11, the numbers of :func:`view_statements_v9` found without visiting every
+def campaigns_query(dialect: str, *, some_files: bool = False) -> str:
+    """The view since migration 13, the numbers of :func:`view_statements_v9` found without visiting every
     send: the funnel counts of each file from ``message_counts`` (kept by triggers, ``warehouse.aggregates``);
-    replies and opt-outs from the few inbound rows and suppressions, each finding its sends by the consent
-    key (``ix_outbound_consent_key``) or the quoted id; the cost from the accepted count less the sends
-    whose events named a price category (``ix_status_events_priced``). ``row_by_row``: how replies and
-    opt-outs find their sends (:func:`sends_of`): ``False`` for one campaign (with ``some_files``: then the
-    inbound rows of its reply windows only, :func:`received_in_windows`)."""
+    replies and opt-outs from ``campaign_answers`` (each answered send with what answered it, kept by
+    triggers, ``campaigns.answers``); the cost from the accepted count less the sends whose events named a
+    price category (``ix_status_events_priced``). ``some_files``: every part reads only the files of the
+    expanding parameter ``:files`` (what the page shows)."""
     billable = "CASE WHEN e.billable THEN 1 WHEN e.billable IS NOT NULL THEN 0 END"
-    quoted, in_window = reply_ways(dialect)
-    # some_files: every part reads only the files of the expanding parameter :files (what the page shows)
     only = {alias: f" AND {alias}file_sha256 IN :files" if some_files else "" for alias in ("", "o.")}
-    answerable = f"o.file_sha256 IS NOT NULL AND o.accepted_at IS NOT NULL{only['o.']}"
-    # one campaign: only the inbound rows of its reply windows (many: their windows cover most days anyway)
-    bounded = f" AND {received_in_windows('b.file_sha256 IN :files', dialect)}" if some_files and not row_by_row else ""
-    # where each way of answering (quoted id, window) and each opt-out finds its sends
-    quoting = sends_of("inbound_messages i", f"i.vendor = o.vendor AND {quoted} AND {answerable}", dialect, row_by_row=row_by_row)
-    in_windows = sends_of(
-        "inbound_messages i", f"i.vendor = o.vendor AND {in_window} AND {answerable}{bounded}", dialect, row_by_row=row_by_row
-    )
-    opting_out = sends_of(
-        "suppressions s", f"{opt_out_condition(dialect, from_suppressions=True)} AND {answerable}", dialect, row_by_row=row_by_row
-    )
     return f"""WITH detailed AS (
     -- accepted sends whose status events said how they are priced, counted by what they said (the
     -- others are priced by their vendor's default: the accepted count of message_counts less these)
@@ -236,7 +202,7 @@ SELECT c.campaign_id, c.name, c.vendor, c.folder, c.source, c.file_name, c.file_
        COALESCE(m.unknown, 0) AS unknown, COALESCE(m.suppressed, 0) AS suppressed, COALESCE(m.cancelled, 0) AS cancelled,
        COALESCE(m.sent, 0) AS sent, COALESCE(m.delivered, 0) AS delivered, COALESCE(m.read_count, 0) AS read_count,
        COALESCE(m.delivery_failed, 0) AS delivery_failed,
-       COALESCE(rp.replies, 0) AS replies, COALESCE(oo.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
+       COALESCE(rp.replies, 0) AS replies, COALESCE(rp.opt_outs, 0) AS opt_outs, COALESCE(l.clicks, 0) AS clicks,
        CASE WHEN k.unpriced > 0 THEN NULL ELSE COALESCE(k.cost, 0) END AS cost, k.currency,
        {acceptance("MIN", "b.file_sha256 = c.file_sha256")} AS first_accepted_at,
        {acceptance("MAX", "b.file_sha256 = c.file_sha256")} AS last_accepted_at
@@ -263,17 +229,11 @@ LEFT JOIN (
     FROM message_counts WHERE file_sha256 IS NOT NULL{only['']} GROUP BY file_sha256
 ) m ON m.file_sha256 = c.file_sha256
 LEFT JOIN (
-    SELECT file_sha256, COUNT(DISTINCT message_key) AS replies FROM (
-        SELECT o.file_sha256, o.message_key {quoting}
-        UNION ALL
-        SELECT o.file_sha256, o.message_key {in_windows}
-    ) answered GROUP BY file_sha256
+    SELECT file_sha256,
+           COUNT(DISTINCT CASE WHEN kind = 'reply' THEN message_key END) AS replies,
+           COUNT(DISTINCT CASE WHEN kind = 'opt_out' THEN message_key END) AS opt_outs
+    FROM campaign_answers{" WHERE file_sha256 IN :files" if some_files else ""} GROUP BY file_sha256
 ) rp ON rp.file_sha256 = c.file_sha256
-LEFT JOIN (
-    SELECT o.file_sha256, COUNT(DISTINCT o.message_key) AS opt_outs
-    {opting_out}
-    GROUP BY o.file_sha256
-) oo ON oo.file_sha256 = c.file_sha256
 LEFT JOIN (SELECT campaign_id, SUM(clicks) AS clicks FROM short_links GROUP BY campaign_id) l
     ON l.campaign_id = c.campaign_id
 LEFT JOIN (

@@ -2,8 +2,8 @@
 
 Every function takes a connection opened by ``Warehouse.read_only()`` (like ``page.queries``) and runs the
 same SQL on SQLite and PostgreSQL. The numbers come from the ``campaigns`` view (``campaigns.views``) and
-the base tables under it; each list that stands under a count is read with the count's own definition
-(``views.reply_condition``, ``views.opt_out_condition``), and a list that is capped says so next to its
+the base tables under it; each list that stands under a count reads the rows the count counts (replies and
+opt-outs: ``campaign_answers``, ``campaigns.answers``), and a list that is capped says so next to its
 total, which is always the SQL count — never the length of the list.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
-from latam_messaging.campaigns import audit, records
+from latam_messaging.campaigns import answers, audit, records
 from latam_messaging.campaigns import views as campaign_views
 from latam_messaging.consent.confirm import WINDOW as REPLY_WINDOW
 from latam_messaging.lifecycle import MessageState
@@ -154,7 +154,7 @@ def _some_campaigns(conn: sa.Connection, files: list[str]) -> list[Mapping[str, 
     """The ``campaigns`` view's rows of these files, by the view's own query read for them alone."""
     if not files:
         return []
-    sql = campaign_views.campaigns_query(conn.dialect.name, some_files=True, row_by_row=len(files) > 1)
+    sql = campaign_views.campaigns_query(conn.dialect.name, some_files=True)
     query = sa.text(sql)
     # typed by name (columns given as objects would be matched by position)
     query = query.bindparams(sa.bindparam("files", expanding=True)).columns(**{c.name: c.type for c in VIEW.c})
@@ -325,20 +325,15 @@ def replies(
     and the one a person may answer from the page: the latest (``reply_to``: vendor and message id,
     ``reply_until``: its 24-hour window's end), with ``reply_open`` — whether that window is still open
     at ``now`` (the reply route refuses a closed one; the page shows its form only while it is open)."""
-    # the campaign's (send, inbound) pairs first, each way by its own index (campaigns.views; the window's
-    # way reads only the inbound rows of the campaign's days), then each answered send's numbers from those
-    # few pairs in one pass: never every send tested against every inbound row
-    dialect = conn.dialect.name
-    quoted, in_window = campaign_views.reply_ways(dialect)
-    days = campaign_views.received_in_windows("b.file_sha256 = :sha", dialect)
-    ways = [
-        "SELECT o.message_key, i.vendor_message_id AS in_id, i.received_at, i.text FROM inbound_messages i "
-        f"CROSS JOIN outbound_messages o WHERE i.vendor = o.vendor AND {way} "
-        "AND o.file_sha256 = :sha AND o.accepted_at IS NOT NULL"
-        for way in (quoted, f"{in_window} AND {days}")
-    ]
+    # the campaign's (send, inbound) pairs (campaign_answers, kept by triggers), then each answered send's
+    # numbers from those few pairs in one pass
+    pairs = (
+        "SELECT a.message_key, i.vendor_message_id AS in_id, i.received_at, i.text FROM campaign_answers a "
+        "JOIN inbound_messages i ON i.vendor = a.vendor AND i.vendor_message_id = a.answer "
+        f"WHERE a.file_sha256 = :sha AND a.kind = '{answers.Kind.REPLY}'"
+    )
     latest_first = "CASE WHEN p.received_at IS NULL THEN 1 ELSE 0 END, p.received_at DESC, p.in_id DESC"
-    sql = f"""WITH pairs AS ({" UNION ".join(ways)}),
+    sql = f"""WITH pairs AS ({pairs}),
 ranked AS (
     SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.message_key ORDER BY p.received_at, p.in_id) AS nth,
            ROW_NUMBER() OVER (PARTITION BY p.message_key ORDER BY {latest_first}) AS nth_latest
@@ -387,12 +382,15 @@ ORDER BY a.first_at, o.message_key LIMIT :limit"""
 def opt_outs(conn: sa.Connection, sha256: str, *, limit: int = ROWS_LIMIT) -> list[dict[str, Any]]:
     """The campaign's messages whose subscriber opted out after them (the view's ``opt_outs``): the message,
     its masked phone, when and how (the first such suppression)."""
-    cond = campaign_views.opt_out_condition(conn.dialect.name)
-    sql = f"""SELECT o.message_key, o.phone, o.accepted_at,
-       (SELECT MIN(s.since) FROM suppressions s WHERE {cond}) AS opted_out_at,
-       (SELECT s.source FROM suppressions s WHERE {cond} ORDER BY s.since, s.id LIMIT 1) AS source
-FROM outbound_messages o
-WHERE o.file_sha256 = :sha AND o.accepted_at IS NOT NULL AND EXISTS (SELECT 1 FROM suppressions s WHERE {cond})
+    sql = f"""WITH firsts AS (
+    SELECT a.message_key, s.since, s.source,
+           ROW_NUMBER() OVER (PARTITION BY a.message_key ORDER BY s.since, s.id) AS nth
+    FROM campaign_answers a JOIN suppressions s ON s.id = CAST(a.answer AS INTEGER)
+    WHERE a.file_sha256 = :sha AND a.kind = '{answers.Kind.OPT_OUT}'
+)
+SELECT o.message_key, o.phone, o.accepted_at, f.since AS opted_out_at, f.source
+FROM firsts f JOIN outbound_messages o ON o.message_key = f.message_key
+WHERE f.nth = 1
 ORDER BY opted_out_at, o.message_key LIMIT :limit"""
     query = sa.text(sql).columns(
         sa.column("message_key"),

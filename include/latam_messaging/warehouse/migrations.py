@@ -148,8 +148,9 @@ def _v11_message_counts(conn: sa.Connection) -> None:
     aggregates.repair(conn)
     conn.execute(sa.text("DROP VIEW IF EXISTS report_delivery_funnel"))
     conn.execute(sa.text(aggregates.delivery_funnel_view(conn.dialect.name)))
+    # the view as migration 9 made it: its form reading the kept counts needs migration 13's table
     conn.execute(sa.text("DROP VIEW IF EXISTS campaigns"))
-    for statement in campaign_views.view_statements(conn.dialect.name):
+    for statement in campaign_views.view_statements_v9(conn.dialect.name):
         conn.execute(sa.text(statement))
 
 
@@ -169,6 +170,23 @@ def _v12_page_lookups(conn: sa.Connection) -> None:
     replace_views(conn, views.CHANGED_IN_V12)
 
 
+def _v13_campaign_answers(conn: sa.Connection) -> None:
+    """The campaigns' answered sends kept by triggers (``campaigns.answers``), filled from the rows in the
+    same transaction (the triggers' DDL locks the three tables against writers first); the ``campaigns``
+    view counts replies and opt-outs from them, and reads the funnel from ``message_counts``."""
+    from latam_messaging.campaigns import answers
+    from latam_messaging.campaigns import views as campaign_views
+
+    schema.campaign_answers.create(conn)
+    create_indexes(conn, schema.inbound_messages, "ix_inbound_in_reply_to")
+    for statement in answers.index_statements(conn.dialect.name) + answers.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    answers.rebuild(conn)
+    conn.execute(sa.text("DROP VIEW IF EXISTS campaigns"))
+    for statement in campaign_views.view_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -182,6 +200,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "retention: raw_webhook_events.purged_at and archive_path, their indexes", _v10_raw_retention),
     Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
     Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; inbound by time; time to deliver", _v12_page_lookups),
+    Migration(13, "campaign_answers kept by triggers (replies and opt-outs of campaigns' sends); the campaigns view reads them", _v13_campaign_answers),
 ]
 
 

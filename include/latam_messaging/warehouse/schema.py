@@ -284,6 +284,8 @@ inbound_messages = sa.Table(
     sa.Column("caption", sa.Text),
     # migration 12: the inbound rows of a time range (a campaign's reply windows; the page's last days)
     sa.Index("ix_inbound_received_at", "received_at"),
+    # migration 13: the replies quoting a send (campaign_answers' triggers; by sender: ix_inbound_consent_key)
+    partial_index("ix_inbound_in_reply_to", "vendor", "in_reply_to", where="in_reply_to IS NOT NULL"),
 )
 
 #: Phones not to be sent to (migration 8; CONTRACT.md). One row per piece of evidence: an opt-out
@@ -420,6 +422,22 @@ message_counts = sa.Table(
         "account_id",
         "template_or_type",
     ),
+)
+
+#: The sends of campaigns answered, with what answered them (migration 13; ``campaigns.answers``): one row
+#: per (send, reply) and (send, opt-out) pair of the ``campaigns`` view's definitions, kept by triggers on
+#: ``inbound_messages``, ``suppressions`` and ``outbound_messages`` in the writer's own transaction. The
+#: view counts a campaign's answered sends here; the campaign page lists them.
+campaign_answers = sa.Table(
+    "campaign_answers",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),  # reply | opt_out (campaigns.answers.Kind)
+    sa.Column("vendor", sa.String(16), primary_key=True),  # the send's (a reply's is the same)
+    sa.Column("answer", sa.String(255), primary_key=True),  # reply: inbound vendor_message_id; opt_out: suppression id
+    sa.Column("message_key", sa.String(40), primary_key=True),  # the send answered
+    sa.Column("file_sha256", sa.String(64), nullable=False),  # its campaign's file
+    sa.Index("ix_campaign_answers_send", "message_key"),  # a send's pairs (its row changed or deleted)
+    sa.Index("ix_campaign_answers_file", "file_sha256", "kind", "message_key"),  # a campaign's counts and lists
 )
 
 itd_credit_snapshots = sa.Table(
