@@ -93,12 +93,15 @@ def answers_of_send(dialect: str, o: str) -> str:
 
 class _Source(NamedTuple):
     """What a table's triggers do: find the pairs of its ``NEW`` row, remove those of its ``OLD`` row
-    (a condition on ``campaign_answers``), on an update of which ``columns``; ``of_table``: all its pairs."""
+    (a condition on ``campaign_answers``), on an update of which ``columns``; ``of_table``: all its pairs.
+    ``has_pairs``: a condition on a row (``{row}``) without which it has none (its trigger then does not run:
+    a file's staged sends are inserted by the hundred thousand)."""
 
     pairs_of_new: str
     of_old: str
     columns: str
     of_table: str
+    has_pairs: str | None = None
 
 
 def _sources(dialect: str) -> dict[str, _Source]:
@@ -120,6 +123,7 @@ def _sources(dialect: str) -> dict[str, _Source]:
             "message_key = OLD.message_key",
             "message_key, vendor, phone, accepted_at, vendor_message_id, file_sha256",
             "true",
+            _answerable("{row}"),
         ),
     }
 
@@ -142,14 +146,19 @@ def _insert(select: str, dialect: str) -> str:
     return f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) {select};"
 
 
+def _when(source: _Source, row: str) -> str:
+    """A trigger's ``WHEN`` clause for ``row`` (``NEW``/``OLD``), or nothing."""
+    return f" WHEN ({source.has_pairs.format(row=row)})" if source.has_pairs else ""
+
+
 def _sqlite_triggers() -> list[str]:
     statements = []
     for table, source in _sources("sqlite").items():
         add, remove = _insert(source.pairs_of_new, "sqlite"), f"DELETE FROM {TABLE} WHERE {source.of_old};"
         columns = source.columns
         statements += [
-            f"CREATE TRIGGER {TABLE}_{table}_insert AFTER INSERT ON {table} BEGIN\n{add}\nEND",
-            f"CREATE TRIGGER {TABLE}_{table}_delete AFTER DELETE ON {table} BEGIN\n{remove}\nEND",
+            f"CREATE TRIGGER {TABLE}_{table}_insert AFTER INSERT ON {table}{_when(source, 'NEW')} BEGIN\n{add}\nEND",
+            f"CREATE TRIGGER {TABLE}_{table}_delete AFTER DELETE ON {table}{_when(source, 'OLD')} BEGIN\n{remove}\nEND",
             f"CREATE TRIGGER {TABLE}_{table}_update AFTER UPDATE OF {columns} ON {table} "
             f"WHEN {_changed(columns, 'sqlite')} BEGIN\n{remove}\n{add}\nEND",
         ]
@@ -169,8 +178,10 @@ def _postgres_triggers() -> list[str]:
             # TRUNCATE fires no row trigger: the table's pairs go with its rows
             f"CREATE FUNCTION {function}_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"DELETE FROM {TABLE} WHERE {source.of_table}; RETURN NULL; END $$",
-            f"CREATE TRIGGER {function}_insert_delete AFTER INSERT OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+            f"CREATE TRIGGER {function}_insert AFTER INSERT ON {table} "
+            f"FOR EACH ROW{_when(source, 'NEW')} EXECUTE FUNCTION {function}()",
+            f"CREATE TRIGGER {function}_delete AFTER DELETE ON {table} "
+            f"FOR EACH ROW{_when(source, 'OLD')} EXECUTE FUNCTION {function}()",
             f"CREATE TRIGGER {function}_update AFTER UPDATE OF {columns} ON {table} "
             f"FOR EACH ROW WHEN ({_changed(columns, 'postgresql')}) EXECUTE FUNCTION {function}()",
             f"CREATE TRIGGER {function}_truncate AFTER TRUNCATE ON {table} "
