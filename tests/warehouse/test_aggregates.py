@@ -1,7 +1,8 @@
 """``message_counts`` (migration 11, ``warehouse.aggregates``): after any sequence of the writers' moves —
 bulk loads, promotion, claims, the vendor's answers, status events, cancels, releases, deletes, a
-rollback — ``report_delivery_funnel`` over the counts equals its old definition over the ledger, on both
-databases; ``check`` finds nothing; a count broken by hand is found and repaired; compaction changes no
+rollback, replies (some before their send's acceptance), opt-outs, deletes and moves of both, in-doubt
+sends resolved — ``report_delivery_funnel`` over the counts and ``campaigns`` over the counts and
+``campaign_answers`` equal their old definitions over the ledger, on both databases; ``check`` finds nothing; a count broken by hand is found and repaired; compaction changes no
 number; two writers at once lose nothing."""
 
 from __future__ import annotations
