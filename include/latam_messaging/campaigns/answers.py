@@ -11,8 +11,8 @@ writer's own transaction, whichever code wrote the row:
 * an inbound message inserted finds the sends it answers (the quoted id: ``ix_outbound_vendor_message_id``;
   the subscriber's sends of the 24 hours before: ``ix_outbound_consent_key``); an opt-out likewise;
 * a send accepted (or resolved from in doubt, its phone, file or id changed) finds the inbound rows and
-  opt-outs that answer it (``ix_inbound_in_reply_to``, ``ix_inbound_consent_key``,
-  ``uq_suppression_evidence``) — a reply recorded before its send's acceptance counts too;
+  opt-outs that answer it (``ix_inbound_in_reply_to``, ``ix_inbound_consent_key``, opt-outs by source
+  and time) — a reply recorded before its send's acceptance counts too;
 * a row deleted, or its matched columns changed, takes its pairs away (and finds its new ones);
   a ``TRUNCATE`` (PostgreSQL) empties the pairs of its table.
 
@@ -30,8 +30,9 @@ from enum import StrEnum
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from latam_messaging.campaigns.views import _sql, opt_out_condition, reply_ways
+from latam_messaging.campaigns.views import as_sql, opt_out_condition, reply_ways
 from latam_messaging.consent.suppressions import consent_key_of
 
 TABLE = "campaign_answers"
@@ -131,7 +132,7 @@ def _sources(dialect: str) -> dict[str, _Source]:
 def index_statements(dialect: str) -> list[str]:
     """DDL of the expression index a send's trigger finds its in-window replies by (inbound rows by the
     consent key of their sender, :func:`~latam_messaging.campaigns.views.reply_ways`, and time)."""
-    key = _sql(consent_key_of(sa.func.replace(sa.literal_column("from_phone"), "+", "")), dialect)
+    key = as_sql(consent_key_of(sa.func.replace(sa.literal_column("from_phone"), "+", "")), dialect)
     return [f"CREATE INDEX ix_inbound_consent_key ON inbound_messages (({key}), received_at)"]
 
 
@@ -252,8 +253,9 @@ def repair(conn: sa.Connection, drifts: list[Drift]) -> None:
     missing = [dict(zip(COLUMNS, d.pair, strict=True)) for d in drifts if d.missing > 0]
     if extra:
         conn.execute(sa.delete(table).where(*(table.c[c] == sa.bindparam(f"k_{c}") for c in key)), extra)
-    if missing:
-        conn.execute(sa.insert(table), missing)
+    if missing:  # a writer's trigger may add the same pair meanwhile (PostgreSQL): then it is there
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(table).on_conflict_do_nothing(), missing)
 
 
 def rebuild(conn: sa.Connection) -> int:

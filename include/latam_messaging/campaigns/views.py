@@ -31,7 +31,7 @@ VIEW_NAMES = ["campaigns"]
 PRICED_EVENTS = "(e.pricing_category IS NOT NULL OR e.billable IS NOT NULL)"
 
 
-def _sql(expression: sa.ColumnElement, dialect: str) -> str:
+def as_sql(expression: sa.ColumnElement, dialect: str) -> str:
     compiled_for = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
     return str(expression.compile(dialect=compiled_for, compile_kwargs={"literal_binds": True}))
 
@@ -50,8 +50,8 @@ def reply_ways(dialect: str, *, i: str = "i", o: str = "o") -> tuple[str, str]:
     """The two ways inbound row ``i`` answers outbound row ``o`` of the same vendor: it quotes the message,
     or it came from the same subscriber within the window after the send (``i``, ``o``: the rows' names,
     ``NEW``/``OLD`` in a trigger)."""
-    key_o = _sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
-    key_i = _sql(consent_key_of(sa.func.replace(sa.literal_column(f"{i}.from_phone"), "+", "")), dialect)
+    key_o = as_sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
+    key_i = as_sql(consent_key_of(sa.func.replace(sa.literal_column(f"{i}.from_phone"), "+", "")), dialect)
     end = window_end(f"{o}.accepted_at", dialect)
     quoted = f"{i}.in_reply_to IS NOT NULL AND {i}.in_reply_to = {o}.vendor_message_id"
     in_window = f"{key_i} = {key_o} AND {i}.received_at >= {o}.accepted_at AND {i}.received_at < {end}"
@@ -76,7 +76,7 @@ def opt_out_condition(dialect: str, *, s: str = "s", o: str = "o", from_suppress
     suppressions and finds their sends by ``ix_outbound_consent_key`` (``s.phone || ''`` is an expression:
     SQLite then compares without the column's text affinity, which would keep it from using an index on an
     expression)."""
-    key_o = _sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
+    key_o = as_sql(consent_key_of(sa.literal_column(f"{o}.phone")), dialect)
     end = window_end(f"{o}.accepted_at", dialect)
     phone = f"{s}.phone || ''" if from_suppressions else f"{s}.phone"
     return (
@@ -89,7 +89,7 @@ def index_statements(dialect: str) -> list[str]:
     """DDL of migration 11, for the view to find replies' and opt-outs' sends without visiting every send:
     ``outbound_messages`` by its phone's consent key (the expression :func:`reply_condition` and
     :func:`opt_out_condition` compare), and the suppressions that are opt-outs, by source and time."""
-    key = _sql(consent_key_of(sa.literal_column("phone")), dialect)
+    key = as_sql(consent_key_of(sa.literal_column("phone")), dialect)
     return [
         f"CREATE INDEX ix_outbound_consent_key ON outbound_messages (({key}), accepted_at)",
         "CREATE INDEX ix_suppressions_source_since ON suppressions (source, since)",
