@@ -64,9 +64,10 @@ def _suppression_id(s: str) -> str:
 
 # ---- the pairs of one row (trigger bodies) ----------------------------------------------------------------
 def replies_of_inbound(dialect: str, i: str) -> str:
-    """SELECT of the pairs of inbound row ``i``: each way of answering found by its own index."""
+    """SELECT of the pairs of inbound row ``i``: each way of answering found by its own index (``UNION ALL``:
+    a pair found both ways is added once, by the insert's conflict clause)."""
     quoted, in_window = reply_ways(dialect, i=i, o="o")
-    return " UNION ".join(
+    return " UNION ALL ".join(
         f"{_pair(Kind.REPLY, f'{i}.vendor_message_id', 'o')} FROM outbound_messages o "
         f"WHERE o.vendor = {i}.vendor AND {way} AND {_answerable('o')}"
         for way in (quoted, in_window)
@@ -89,7 +90,7 @@ def answers_of_send(dialect: str, o: str) -> str:
     ]
     condition = opt_out_condition(dialect, s="s", o=o)
     opt_outs = f"{_pair(Kind.OPT_OUT, _suppression_id('s'), o)} FROM suppressions s WHERE {condition} AND {_answerable(o)}"
-    return " UNION ".join([*replies, opt_outs])
+    return " UNION ALL ".join([*replies, opt_outs])
 
 
 class _Source(NamedTuple):
@@ -170,9 +171,11 @@ def _postgres_triggers() -> list[str]:
     statements = []
     for table, source in _sources("postgresql").items():
         function, columns = f"{TABLE}_{table}", source.columns
+        # a row that can have no pairs skips its statements (a send accepted now had none before)
+        old_has, new_has = ((f" AND {source.has_pairs.format(row=row)}" if source.has_pairs else "") for row in ("OLD", "NEW"))
         body = (
-            f"IF TG_OP IN ('DELETE', 'UPDATE') THEN DELETE FROM {TABLE} WHERE {source.of_old}; END IF; "
-            f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {_insert(source.pairs_of_new, 'postgresql')} END IF;"
+            f"IF TG_OP IN ('DELETE', 'UPDATE'){old_has} THEN DELETE FROM {TABLE} WHERE {source.of_old}; END IF; "
+            f"IF TG_OP IN ('INSERT', 'UPDATE'){new_has} THEN {_insert(source.pairs_of_new, 'postgresql')} END IF;"
         )
         statements += [
             f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$",
