@@ -282,7 +282,8 @@ inbound_messages = sa.Table(
     sa.Column("media_id", sa.String(256)),
     sa.Column("media_mime_type", sa.String(128)),
     sa.Column("caption", sa.Text),
-    # migration 12: the inbound rows of a time range (a campaign's reply windows; the page's last days)
+    # migration 12: the inbound rows of a time range (a campaign's reply windows read it until migration 13;
+    # kept for reads of inbound by day)
     sa.Index("ix_inbound_received_at", "received_at"),
     # migration 13: the replies quoting a send (campaign_answers' triggers; by sender: ix_inbound_consent_key)
     partial_index("ix_inbound_in_reply_to", "vendor", "in_reply_to", where="in_reply_to IS NOT NULL"),
