@@ -1,9 +1,10 @@
 """``message_counts`` (migration 11, ``warehouse.aggregates``): after any sequence of the writers' moves —
 bulk loads, promotion, claims, the vendor's answers, status events, cancels, releases, deletes, a
-rollback, replies (some before their send's acceptance), opt-outs, deletes and moves of both, in-doubt
-sends resolved — ``report_delivery_funnel`` over the counts and ``campaigns`` over the counts and
-``campaign_answers`` equal their old definitions over the ledger, on both databases; ``check`` finds nothing; a count broken by hand is found and repaired; compaction changes no
-number; two writers at once lose nothing."""
+rollback, replies (some before their send's acceptance), opt-outs, deletes and moves of both, in-doubt sends
+resolved — ``report_delivery_funnel`` over the counts and ``campaigns`` over the counts and
+``campaign_answers`` equal their old definitions over the ledger, on both databases; ``check`` finds nothing;
+a count broken by hand is found and repaired; compaction changes no number; two writers at once lose nothing.
+"""
 
 from __future__ import annotations
 
@@ -153,8 +154,8 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
                 ledger = Ledger(warehouse, rnd.choice(sorted(r["vendor"] for r in waiting)))
             owner = f"run-{rnd.randrange(1000)}"
             claimed = ledger.claim(owner, rnd.randrange(1, 30))
-            answers = (MessageState.ACCEPTED,) * 3 + (MessageState.REJECTED, MessageState.FAILED, MessageState.PENDING)
-            outcomes = [SendOutcome(r.message_key, rnd.choice(answers), vendor_message_id=f"v-{r.message_key}") for r in claimed]
+            states = (MessageState.ACCEPTED,) * 3 + (MessageState.REJECTED, MessageState.FAILED, MessageState.PENDING)
+            outcomes = [SendOutcome(r.message_key, rnd.choice(states), vendor_message_id=f"v-{r.message_key}") for r in claimed]
             ledger.record(outcomes[: rnd.randrange(len(outcomes) + 1)], now, owner)  # the rest: left in flight
         elif op == "events":
             with warehouse.engine.connect() as conn:
@@ -223,12 +224,11 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
                     )
         elif op == "forget":  # an analyst deletes inbound rows or suppressions, or moves one in time
             with warehouse.begin() as conn:
-                table = rnd.choice(("inbound_messages", "suppressions"))
+                table, key, at = rnd.choice((("inbound_messages", "vendor_message_id", "received_at"),
+                                             ("suppressions", "evidence", "since")))
                 if rnd.random() < 0.5:
-                    conn.execute(sa.text(f"DELETE FROM {table} WHERE {'vendor_message_id' if table[0] == 'i' else 'evidence'} LIKE :p"),
-                                 {"p": f"%{rnd.randrange(10)}"})
+                    conn.execute(sa.text(f"DELETE FROM {table} WHERE {key} LIKE :p"), {"p": f"%{rnd.randrange(10)}"})
                 else:
-                    at = "received_at" if table[0] == "i" else "since"
                     moved = sa.text(f"UPDATE {table} SET {at} = :at WHERE {at} = (SELECT MIN({at}) FROM {table})")
                     moved = moved.bindparams(sa.bindparam("at", type_=schema.UtcDateTime()))
                     conn.execute(moved, {"at": now.add(hours=rnd.choice((-30, 1, 30)))})
