@@ -29,6 +29,11 @@ Daily at 03:00 local time, so that a year of history costs what a month does:
   triggers) compared with the pairs the inbound rows, opt-outs and sends make now; a pair missing is added,
   one held without reason removed, in the check's transaction. Reports both counts (0 unless a reply and
   its send's acceptance committed at the same moment on PostgreSQL, or someone wrote the table by hand).
+* **failures_checked** — `failed_messages` and `failure_counts` (what `report_failure_reasons` counts the
+  messages that failed per reason from, kept by triggers on the status events) compared with the failed
+  events; a row missing is added, one without a failed event removed, a count that differs given its
+  difference, then each reason's rows are folded into one. Reports the rows that drifted (0 unless someone
+  wrote the tables or deleted events by hand) and the rows folded.
 * **prune_drop_archives** — files in `<drop folder>/archive/` and `failed/` archived more than
   `MESSAGING_DROP_ARCHIVE_DAYS` (90) days ago are deleted (symlinks never followed).
 
@@ -122,7 +127,16 @@ def messaging_maintenance():
         return result
 
     checked = check()
-    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked(), answers_checked()]
+    @task
+    def failures_checked() -> dict:
+        from latam_messaging.warehouse.db import open_warehouse
+        from latam_messaging.warehouse.failures import maintain
+
+        result = maintain(open_warehouse())
+        print(f"failed_messages and failure_counts checked against message_status_events: {result}")
+        return result
+
+    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked(), answers_checked(), failures_checked()]
 
 
 messaging_maintenance()

@@ -51,6 +51,8 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
         # and a reply no inbound row makes, written by hand: found and removed
         conn.execute(sa.text("INSERT INTO campaign_answers (kind, vendor, answer, message_key, file_sha256) "
                              "VALUES ('reply', 'wavy', 'in-none', 'm-1', :sha)"), {"sha": "f" * 64})
+        # and a failed message no event makes: found and removed, its count with it
+        conn.execute(sa.text("INSERT INTO failed_messages VALUES ('wavy', 'w-none', 'FAILED')"))
 
     run = run_dag("messaging_maintenance")
 
@@ -69,10 +71,13 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert warehouse.rows(sa.text("SELECT messages FROM report_delivery_funnel")) == [{"messages": 1}]
     assert results["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 1}
     assert warehouse.rows(sa.text("SELECT * FROM campaign_answers")) == []
+    assert results["failures_checked"]["messages_drifted"] == 1 and results["failures_checked"]["counts_drifted"] == 0
+    assert warehouse.rows(sa.text("SELECT * FROM report_failure_reasons")) == []
 
     again = returned(run_dag("messaging_maintenance"))
     assert again["archive_raw_bodies"]["rows_purged"] == 0 and again["archive_raw_bodies"]["bytes_archived"] == 0
     assert again["prune_drop_archives"]["files_deleted"] == 0
     assert again["aggregates_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
     assert again["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 0}
+    assert again["failures_checked"] == {"messages_drifted": 0, "counts_drifted": 0, "rows_repaired": 0, "rows_compacted": 0}
     assert list(archive.rglob("*.jsonl.gz")) == [part]

@@ -104,13 +104,13 @@ def unknown_sends(
 
 def count_unknown(conn: sa.Connection) -> int:
     """How many sends are in state ``unknown`` (all of them: :func:`unknown_sends` lists at most
-    :data:`UNKNOWN_LIMIT`)."""
-    outbound = schema.outbound_messages
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(outbound).where(outbound.c.state == MessageState.UNKNOWN)
-        ).scalar_one()
-    )
+    :data:`UNKNOWN_LIMIT`), from ``message_counts``: kept by triggers in the writers' own transactions, so
+    equal to a ``COUNT(*)`` of the ledger, and a read of a few thousand rows whatever the history (SQLite's
+    planner, without statistics or given the state as a parameter, counted by skipping through the ledger's
+    ``(vendor, state)`` index: 0.1 s on 5 M sends)."""
+    counts = sa.table("message_counts", sa.column("state"), sa.column("messages"))
+    query = sa.select(sa.func.coalesce(sa.func.sum(counts.c.messages), 0)).where(counts.c.state == MessageState.UNKNOWN)
+    return int(conn.execute(query).scalar_one())
 
 
 #: The categories of ``report_rejects_by_reason`` (warehouse/views.py): the first that matches wins.

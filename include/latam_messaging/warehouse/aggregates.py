@@ -218,24 +218,30 @@ def repair(conn: sa.Connection) -> int:
     return conn.execute(sa.text(f"INSERT INTO {TABLE} ({_columns()}) SELECT * FROM ({_difference(dialect)}) d {upsert}")).rowcount
 
 
-def compact(conn: sa.Connection) -> int:
-    """Fold each key's rows into one and drop keys counting nothing; returns the rows removed. Safe beside
-    writers: PostgreSQL deletes and re-inserts in one statement (what it deletes is what it sums); SQLite
-    keeps one row per key already, so only its keys counting nothing go."""
-    keys = ", ".join(KEY)
-    before = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())
+def fold(conn: sa.Connection, table: str, key: tuple[str, ...]) -> int:
+    """Fold each key's rows of a table of signed counts (``messages``) into one and drop keys counting
+    nothing; returns the rows removed. Safe beside writers: PostgreSQL deletes and re-inserts in one
+    statement (what it deletes is what it sums); SQLite keeps one row per key already (its triggers
+    UPSERT), so only its keys counting nothing go."""
+    keys = ", ".join(key)
+    before = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
     if conn.dialect.name == "postgresql":
         conn.execute(
             sa.text(
-                f"WITH gone AS (DELETE FROM {TABLE} RETURNING {_columns()}) "
-                f"INSERT INTO {TABLE} ({_columns()}) SELECT {keys}, SUM(messages) FROM gone "
+                f"WITH gone AS (DELETE FROM {table} RETURNING {keys}, messages) "
+                f"INSERT INTO {table} ({keys}, messages) SELECT {keys}, SUM(messages) FROM gone "
                 f"GROUP BY {keys} HAVING SUM(messages) <> 0"
             )
         )
     else:
-        conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE messages = 0"))
-    after = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {TABLE}")).scalar_one())
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE messages = 0"))
+    after = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
     return before - after
+
+
+def compact(conn: sa.Connection) -> int:
+    """Fold each key's rows of ``message_counts`` into one (:func:`fold`); returns the rows removed."""
+    return fold(conn, TABLE, KEY)
 
 
 def maintain(warehouse) -> dict[str, int]:

@@ -102,7 +102,10 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
         "conversation_expires_at",
     )
     add_columns(conn, schema.inbound_messages, "profile_name", "reply_id", "media_id", "media_mime_type", "caption")
-    replace_views(conn, views.CHANGED_IN_V7)
+    # failure reasons as migration 7 made them, over the events (today's form needs migration 14's tables)
+    replace_views(conn, [name for name in views.CHANGED_IN_V7 if name != "report_failure_reasons"])
+    conn.execute(sa.text("DROP VIEW IF EXISTS report_failure_reasons"))
+    conn.execute(sa.text(views.failure_reasons_view(views.DELIVERY_FAILURES_OVER_EVENTS)))
 
 
 def _v8_consent(conn: sa.Connection) -> None:
@@ -187,6 +190,20 @@ def _v13_campaign_answers(conn: sa.Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v14_failure_counts(conn: sa.Connection) -> None:
+    """The failed messages per reason kept by triggers (``warehouse.failures``), filled from the events in
+    the same transaction (the triggers' DDL locks ``message_status_events`` against writers first);
+    ``report_failure_reasons`` counts from them."""
+    from latam_messaging.warehouse import failures, views
+
+    schema.failed_messages.create(conn)
+    schema.failure_counts.create(conn)
+    for statement in failures.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    failures.rebuild(conn)
+    replace_views(conn, views.CHANGED_IN_V14)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -201,6 +218,7 @@ MIGRATIONS: list[Migration] = [
     Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
     Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; inbound by time; time to deliver", _v12_page_lookups),
     Migration(13, "campaign_answers kept by triggers (replies and opt-outs of campaigns' sends); the campaigns view reads them", _v13_campaign_answers),
+    Migration(14, "failed_messages and failure_counts kept by triggers; report_failure_reasons reads them", _v14_failure_counts),
 ]
 
 

@@ -441,6 +441,28 @@ campaign_answers = sa.Table(
     sa.Index("ix_campaign_answers_file", "file_sha256", "kind", "message_key"),  # a campaign's counts and lists
 )
 
+#: The messages that failed, per reason (migration 14; ``warehouse.failures``): one row per (vendor, vendor
+#: message id, reason) of the ``failed`` status events, kept by triggers on ``message_status_events``, so
+#: ``report_failure_reasons`` counts each message once per reason without reading the events.
+failed_messages = sa.Table(
+    "failed_messages",
+    metadata,
+    sa.Column("vendor", sa.String(16), primary_key=True),
+    sa.Column("vendor_message_id", sa.String(128), primary_key=True),
+    sa.Column("reason", sa.String(300), primary_key=True),  # COALESCE(reason, raw_status) of a failed event
+)
+
+#: How many messages failed for each (vendor, reason): signed rows kept by triggers on ``failed_messages``
+#: (migration 14; as ``message_counts``: SQLite one row per key, PostgreSQL rows inserted, folded daily).
+failure_counts = sa.Table(
+    "failure_counts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
+)
+
 itd_credit_snapshots = sa.Table(
     "itd_credit_snapshots",
     metadata,

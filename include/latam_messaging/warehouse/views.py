@@ -4,7 +4,7 @@ re-creates it from here."""
 
 from __future__ import annotations
 
-from latam_messaging.warehouse import aggregates
+from latam_messaging.warehouse import aggregates, failures
 
 VIEW_NAMES = [
     "report_delivery_funnel",
@@ -29,6 +29,8 @@ CHANGED_IN_V5 = ["report_time_to_deliver", "report_unrecognised_statuses"]
 CHANGED_IN_V7 = ["report_failure_reasons", "report_conversations"]
 #: Views migration 12 drops and re-creates (time to deliver: each send's events read once, not joined twice).
 CHANGED_IN_V12 = ["report_time_to_deliver"]
+#: Views migration 14 drops and re-creates (failure reasons counted from ``failure_counts``).
+CHANGED_IN_V14 = ["report_failure_reasons"]
 #: Views migration 8 creates (consent) or drops and re-creates (rejects: ``suppressed: <source>`` is one
 #: category per source, not one per piece of evidence).
 NEW_IN_V8 = [
@@ -118,18 +120,28 @@ GROUP BY o.vendor, o.message_key, o.accepted_at
 HAVING {delivered} IS NOT NULL"""
 
 
+#: ``report_failure_reasons``' delivery stage over the events (migrations 7 to 13; the reference its
+#: form over ``failure_counts`` equals): a failure's reason is the vendor's error ("131047: Re-engagement
+#: message") when it gave one, each message counted once per reason.
+DELIVERY_FAILURES_OVER_EVENTS = """SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
+FROM message_status_events WHERE status = 'failed' GROUP BY vendor, COALESCE(reason, raw_status)"""
+
+
+def failure_reasons_view(delivery: str) -> str:
+    """``report_failure_reasons``: ``delivery`` (the stage's SELECT) and the sends refused at send."""
+    return f"""CREATE VIEW report_failure_reasons AS
+{delivery}
+UNION ALL
+SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
+FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)"""
+
+
 def view_statements(dialect: str) -> list[str]:
     day = "date({})"
     source = suppressed_source("r.reason", dialect)
     return [
         aggregates.delivery_funnel_view(dialect),  # migration 11: over message_counts
-        # a delivery failure's reason is the vendor's error ("131047: Re-engagement message") when it gave one
-        """CREATE VIEW report_failure_reasons AS
-SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
-FROM message_status_events WHERE status = 'failed' GROUP BY vendor, COALESCE(reason, raw_status)
-UNION ALL
-SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
-FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)""",
+        failure_reasons_view(failures.delivery_failures()),  # migration 14: over failure_counts
         # Acceptance is the vendor's answer as recorded, or its first event for the message when that
         # is earlier (a vendor event proves acceptance): time to deliver is never negative.
         f"CREATE VIEW report_time_to_deliver AS\n{time_to_deliver(dialect)}",
