@@ -1,8 +1,10 @@
 """``failed_messages`` and ``failure_counts`` (migration 14, ``warehouse.failures``): kept by the database's
-triggers on both databases, ``report_failure_reasons`` equals its definition over the events after each way a
-failed event comes, goes or changes — the same message failed twice (webhook and poll), for two reasons, a
-reason given later, a failed event deleted while another of its message and reason stays, a status corrected,
-a rollback, two writers failing the same messages at once, a ``TRUNCATE`` — and ``check`` finds nothing;
+triggers on both databases, ``report_failure_reasons`` equals its definition over the events and the ledger
+after each way a failure comes, goes or changes — the same message failed twice (webhook and poll), for two
+reasons, a reason given later, a failed event deleted while another of its message and reason stays, a status
+corrected, a send refused with an answer, an error, neither, or an answer of 645 characters, an answer
+corrected, a refused row deleted or found accepted, a rollback, two writers failing the same messages at once, a
+``TRUNCATE`` — and ``check`` finds nothing;
 rows broken by hand are found and mended; the view and the triggers' lookups read no event table scan."""
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
+from latam_messaging.lifecycle import OUTBOUND, MessageState
+from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import failures, views
+from tests.warehouse.test_aggregates import load_file
 
 T0 = pendulum.datetime(2026, 3, 2, 12, 0, tz="UTC")
 META = "131047: Re-engagement message"
 UNDELIVERABLE = "131026: Message undeliverable"
 
 
-def over_events(warehouse) -> Counter:
-    """``report_failure_reasons`` as migrations 7 to 13 defined it, over the events: the reference."""
-    sql = views.failure_reasons_view(views.DELIVERY_FAILURES_OVER_EVENTS).removeprefix("CREATE VIEW report_failure_reasons AS")
+def over_ledger(warehouse) -> Counter:
+    """``report_failure_reasons`` as migrations 7 to 13 defined it, over the events and the ledger: the reference."""
+    sql = views.FAILURE_REASONS_OVER_LEDGER
     with warehouse.engine.connect() as conn:
         return Counter(tuple(r[:3]) + (int(r[3]),) for r in conn.execute(sa.text(sql)))
 
@@ -33,7 +38,7 @@ def reasons(warehouse) -> dict[tuple[str, str], int]:
     """The view's delivery stage, (vendor, reason) → messages; equal to the reference, ``check`` clean."""
     with warehouse.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT vendor, stage, reason, messages FROM report_failure_reasons")).all()
-    assert Counter(tuple(r[:3]) + (int(r[3]),) for r in rows) == over_events(warehouse)
+    assert Counter(tuple(r[:3]) + (int(r[3]),) for r in rows) == over_ledger(warehouse)
     with warehouse.begin() as conn:
         assert failures.check(conn) == []
     return {(r[0], r[2]): int(r[3]) for r in rows if r[1] == "delivery"}
@@ -139,7 +144,7 @@ def test_rows_broken_by_hand_are_found_and_mended(warehouse):
 
 
 def test_the_view_and_the_triggers_lookups_read_no_event_scan(warehouse):
-    """EXPLAIN on both databases: ``report_failure_reasons`` does not read ``message_status_events``; the
+    """EXPLAIN on both databases: ``report_failure_reasons`` reads neither the events nor the ledger; the
     delete trigger's search for another failed event of the message and reason goes by ``uq_status_event``
     (vendor, id, status), not through ``ix_status_events_failed`` (every failed event of the vendor), once
     the table has statistics."""
@@ -160,6 +165,50 @@ def test_the_view_and_the_triggers_lookups_read_no_event_scan(warehouse):
 
         view = plan("SELECT * FROM report_failure_reasons")
         lookup = plan(other)
-    assert "message_status_events" not in view and "failure_counts" in view, view
+    assert "message_status_events" not in view and "outbound_messages" not in view and "failure_counts" in view, view
     # (SQLite names the unique constraint's index sqlite_autoindex_…: its search terms show it is that one)
     assert "uq_status_event" in lookup or "(vendor=? AND vendor_message_id=? AND status=?)" in lookup, lookup
+
+
+def test_each_way_a_send_refused_comes_and_goes(warehouse):
+    """The send stage: rows the vendor rejected or we failed to send, by the vendor's answer (in full,
+    however long), else our error, else none; an answer corrected, a row deleted, a row found accepted
+    after all, a rollback."""
+    load_file(warehouse, "wavy", "d" * 64, 6)
+    ledger = Ledger(warehouse, "wavy")
+    keys = sorted(r.message_key for r in ledger.claim("run-1", 6))
+    long_answer = "400: " + "número inválido " * 40  # 645 characters: kept whole
+    ledger.record(
+        [
+            SendOutcome(keys[0], MessageState.REJECTED, vendor_answer="400: invalid destination"),
+            SendOutcome(keys[1], MessageState.REJECTED, vendor_answer="400: invalid destination"),
+            SendOutcome(keys[2], MessageState.FAILED, error="connection reset"),
+            SendOutcome(keys[3], MessageState.FAILED),
+            SendOutcome(keys[4], MessageState.REJECTED, vendor_answer=long_answer, error="ignored: the answer wins"),
+            SendOutcome(keys[5], MessageState.ACCEPTED, vendor_message_id="w-5"),
+        ],
+        T0,
+        "run-1",
+    )
+    sent = {("wavy", "400: invalid destination"): 2, ("wavy", "connection reset"): 1, ("wavy", None): 1, ("wavy", long_answer): 1}
+    assert send_reasons(warehouse) == sent
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("UPDATE outbound_messages SET vendor_answer = '404: gone' WHERE message_key = :k"), {"k": keys[0]})
+        conn.execute(sa.text("DELETE FROM outbound_messages WHERE message_key = :k"), {"k": keys[4]})
+        # a failure found accepted at the vendor after all (an analyst's correction)
+        conn.execute(sa.text("UPDATE outbound_messages SET state = 'accepted' WHERE message_key = :k"), {"k": keys[2]})
+    assert send_reasons(warehouse) == {("wavy", "400: invalid destination"): 1, ("wavy", "404: gone"): 1, ("wavy", None): 1}
+    with pytest.raises(RuntimeError), warehouse.begin() as conn:
+        conn.execute(sa.update(OUTBOUND).values(state=MessageState.REJECTED.value, error="everything"))
+        raise RuntimeError("killed")
+    assert send_reasons(warehouse) == {("wavy", "400: invalid destination"): 1, ("wavy", "404: gone"): 1, ("wavy", None): 1}
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("TRUNCATE outbound_messages" if warehouse.dialect == "postgresql" else "DELETE FROM outbound_messages"))
+    assert send_reasons(warehouse) == {}
+
+
+def send_reasons(warehouse) -> dict[tuple[str, str | None], int]:
+    reasons(warehouse)  # the whole view equal to its form over the ledger, check clean
+    with warehouse.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT vendor, reason, messages FROM report_failure_reasons WHERE stage = 'send'"))
+        return {(v, r): int(n) for v, r, n in rows}

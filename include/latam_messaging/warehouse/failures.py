@@ -1,33 +1,36 @@
-"""Why messages failed, kept as data arrives (migration 14): ``report_failure_reasons``' delivery stage is
-the number of distinct messages with a ``failed`` status event per (vendor, reason), the reason being the
-vendor's error where it gave one, else its status text. Counting that over the events reads every failed
-event of the history on each view (a year: hundreds of thousands), so two tables keep it:
+"""Why messages failed, kept as data arrives (migration 14). ``report_failure_reasons`` counts, per vendor
+and reason, the messages that failed at delivery (distinct messages with a ``failed`` status event; the
+reason is the vendor's error where it gave one, else its status text) and those refused at send (ledger
+rows ``rejected`` or ``failed``; the vendor's answer, else our error). Counting that from the events and the
+ledger read every failure of the history on each view (a year: hundreds of thousands of rows), so:
 
-* ``failed_messages``: one row per (vendor, vendor message id, reason) that has a failed event — the
+* ``failed_messages`` holds one row per (vendor, vendor message id, reason) that has a failed event — the
   distinct part, exact beside concurrent writers: a second writer's insert of the same row waits on its
   primary key for the first to commit, then does nothing;
-* ``failure_counts``: signed counts of those rows per (vendor, reason), as ``message_counts``
-  (``warehouse.aggregates``): SQLite keeps one row per key (UPSERT), PostgreSQL only ever inserts rows
-  (two writers never wait on a shared counter), folded daily by :func:`maintain`.
+* ``failure_counts`` holds signed counts per (stage, vendor, reason), as ``message_counts``
+  (``warehouse.aggregates``): SQLite keeps one row per key (UPSERT), PostgreSQL only ever inserts rows (two
+  writers never wait on a shared counter), folded daily by :func:`maintain`.
 
-**Who keeps them: the database**, in the writer's own transaction, whichever code wrote the event:
+**Who keeps them: the database**, in the writer's own transaction, whichever code wrote the row:
 
 * a failed event inserted adds its (message, reason) row if new; deleted, or its status, reason or ids
   changed, removes its old row when no other failed event of the message has that reason (then adds the
-  new one); a ``TRUNCATE`` (PostgreSQL) empties both tables. Only failed events run a trigger body
-  (``WHEN`` guards: the other 98 % of events cost nothing);
-* a ``failed_messages`` row inserted, deleted or moved adds ±1 to its key's count (PostgreSQL: one
-  statement trigger per statement, so a bulk fill counts in one ``GROUP BY``).
+  new one); a ``failed_messages`` row inserted, deleted or changed moves its ``delivery`` count;
+* a ledger row refused at send, inserted, deleted, or its state, vendor, answer or error changed, moves
+  its ``send`` count;
+* a ``TRUNCATE`` (PostgreSQL) takes the counts of its table. Only failed events and refused rows run a
+  trigger body (``WHEN`` guards: the others, nearly all, cost nothing).
 
 One case no trigger sees: on PostgreSQL, a failed event deleted while another of the same message and
 reason is inserted, uncommitted, in another transaction (events are not deleted by the pipeline; an
-analyst's clean-up could). :func:`check` compares both tables with the events (one snapshot on SQLite)
-and :func:`repair` mends them; ``messaging_maintenance`` runs both daily (``failures_checked``).
+analyst's clean-up could). :func:`check` compares both tables with the events and the ledger and
+:func:`repair` mends them; ``messaging_maintenance`` runs both daily (``failures_checked``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -37,13 +40,20 @@ MESSAGES = "failed_messages"
 COUNTS = "failure_counts"
 #: ``failed_messages``' columns (its primary key) and ``failure_counts``' key.
 MESSAGE_KEY = ("vendor", "vendor_message_id", "reason")
-COUNT_KEY = ("vendor", "reason")
+COUNT_KEY = ("stage", "vendor", "reason")
 #: What a message failed for, of an event row (alias ``row``: ``NEW``, ``OLD``, ``e`` …).
 REASON = "COALESCE({row}.reason, {row}.raw_status)"
 #: The events these tables stand for.
 FAILED = "{row}.status = 'failed'"
 #: ``message_status_events`` columns a failed message's row depends on.
 _WATCHED = ("vendor", "vendor_message_id", "status", "reason", "raw_status")
+#: The ledger rows refused at send, their reason, and the columns their count depends on.
+REFUSED = "{row}.state IN ('rejected', 'failed')"
+SEND_REASON = "COALESCE({row}.vendor_answer, {row}.error)"
+_SEND_WATCHED = ("vendor", "state", "vendor_answer", "error")
+
+
+STAGE_DELIVERY, STAGE_SEND = "delivery", "send"
 
 
 def _values(row: str) -> str:
@@ -74,101 +84,136 @@ def _remove(row: str) -> str:
     )
 
 
+#: SQLite keeps one row per key: a unique index over it, a NULL reason (a refused row with neither an
+#: answer nor an error) made comparable as a NUL character, which no stored text holds (PostgreSQL refuses
+#: one; ingest removes them).
+_SQLITE_KEY = "stage, vendor, COALESCE(reason, char(0))"
+_SQLITE_UPSERT = f"ON CONFLICT ({_SQLITE_KEY}) DO UPDATE SET messages = messages + excluded.messages"
+
+
+def _count(stage: str, row: str, reason: str, amount: int, dialect: str, when: str = "true") -> str:
+    """Trigger statement: ``amount`` added to the count of ``row``'s (stage, vendor, reason) if ``when``."""
+    upsert = f" {_SQLITE_UPSERT}" if dialect == "sqlite" else ""
+    return (
+        f"INSERT INTO {COUNTS} (stage, vendor, reason, messages) "
+        f"SELECT '{stage}', {row}.vendor, {reason}, {amount} WHERE {when}{upsert};"
+    )
+
+
 def _changed(columns: tuple[str, ...], dialect: str) -> str:
     differ = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     return " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in columns)
 
 
-def _event_when(dialect: str) -> dict[str, str]:
-    """The ``WHEN`` of the events' triggers: only a failed event (before or after) runs one."""
-    either = f"({FAILED.format(row='OLD')} OR {FAILED.format(row='NEW')})"
+class _Source(NamedTuple):
+    """A table's triggers: ``old``/``new``, the statements for its ``OLD``/``NEW`` row (an update runs
+    both), run only for a row meeting ``condition`` (``{row}``; None: every row) and on an update of which
+    ``watched`` columns changed; ``truncated``: the statements a ``TRUNCATE`` of the table runs."""
+
+    old: str
+    new: str
+    condition: str | None
+    watched: tuple[str, ...]
+    truncated: str
+
+
+def _sources(dialect: str) -> dict[str, _Source]:
+    sends = {row: (SEND_REASON.format(row=row), REFUSED.format(row=row)) for row in ("OLD", "NEW")}
     return {
-        "insert": FAILED.format(row="NEW"),
-        "delete": FAILED.format(row="OLD"),
-        "update": f"{either} AND ({_changed(_WATCHED, dialect)})",
+        "message_status_events": _Source(
+            _remove("OLD"), _add("NEW"), FAILED, _WATCHED,
+            # a failed_messages statement trigger counts the rows deleted; then the stage goes whole
+            f"DELETE FROM {MESSAGES}; DELETE FROM {COUNTS} WHERE stage = '{STAGE_DELIVERY}';",
+        ),
+        "outbound_messages": _Source(
+            _count(STAGE_SEND, "OLD", sends["OLD"][0], -1, dialect, sends["OLD"][1]),
+            _count(STAGE_SEND, "NEW", sends["NEW"][0], 1, dialect, sends["NEW"][1]),
+            REFUSED, _SEND_WATCHED,
+            f"DELETE FROM {COUNTS} WHERE stage = '{STAGE_SEND}';",
+        ),
+        MESSAGES: _Source(
+            _count(STAGE_DELIVERY, "OLD", "OLD.reason", -1, dialect),
+            _count(STAGE_DELIVERY, "NEW", "NEW.reason", 1, dialect),
+            None, ("vendor", "reason"),
+            f"DELETE FROM {COUNTS} WHERE stage = '{STAGE_DELIVERY}';",
+        ),
     }
 
 
-# ---- SQLite: row triggers ---------------------------------------------------------------------------------
-_SQLITE_UNIQUE = f"CREATE UNIQUE INDEX ux_failure_counts_key ON {COUNTS} ({', '.join(COUNT_KEY)})"
-
-
-def _sqlite_count(row: str, amount: int) -> str:
-    return (
-        f"INSERT INTO {COUNTS} (vendor, reason, messages) VALUES ({row}.vendor, {row}.reason, {amount}) "
-        f"ON CONFLICT (vendor, reason) DO UPDATE SET messages = messages + excluded.messages;"
-    )
+def _when(source: _Source, op: str, dialect: str) -> str:
+    """The ``WHEN (…)`` of ``source``'s ``op`` trigger: only rows meeting its condition, before or after."""
+    changed = f"({_changed(source.watched, dialect)})"
+    if source.condition is None:
+        return f" WHEN {changed}" if op == "update" else ""
+    old, new = (source.condition.format(row=row) for row in ("OLD", "NEW"))
+    return {"insert": f" WHEN ({new})", "delete": f" WHEN ({old})", "update": f" WHEN (({old} OR {new}) AND {changed})"}[op]
 
 
 def _sqlite_triggers() -> list[str]:
-    when = _event_when("sqlite")
-    events = "message_status_events"
-    watched = ", ".join(_WATCHED)
-    return [
-        _SQLITE_UNIQUE,
-        f"CREATE TRIGGER {MESSAGES}_event_insert AFTER INSERT ON {events} WHEN {when['insert']} "
-        f"BEGIN\n{_add('NEW')}\nEND",
-        f"CREATE TRIGGER {MESSAGES}_event_delete AFTER DELETE ON {events} WHEN {when['delete']} "
-        f"BEGIN\n{_remove('OLD')}\nEND",
-        f"CREATE TRIGGER {MESSAGES}_event_update AFTER UPDATE OF {watched} ON {events} WHEN {when['update']} "
-        f"BEGIN\n{_remove('OLD')}\n{_add('NEW')}\nEND",
-        f"CREATE TRIGGER {COUNTS}_insert AFTER INSERT ON {MESSAGES} BEGIN\n{_sqlite_count('NEW', 1)}\nEND",
-        f"CREATE TRIGGER {COUNTS}_delete AFTER DELETE ON {MESSAGES} BEGIN\n{_sqlite_count('OLD', -1)}\nEND",
-        f"CREATE TRIGGER {COUNTS}_update AFTER UPDATE OF vendor, reason ON {MESSAGES} "
-        f"WHEN {_changed(COUNT_KEY, 'sqlite')} BEGIN\n{_sqlite_count('OLD', -1)}\n{_sqlite_count('NEW', 1)}\nEND",
-    ]
+    statements = [f"CREATE UNIQUE INDEX ux_failure_counts_key ON {COUNTS} ({_SQLITE_KEY})"]
+    for table, source in _sources("sqlite").items():
+        on = {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(source.watched)}"}
+        body = {"insert": source.new, "delete": source.old, "update": f"{source.old}\n{source.new}"}
+        statements += [
+            f"CREATE TRIGGER {COUNTS}_{table}_{op} AFTER {on[op]} ON {table}{_when(source, op, 'sqlite')} "
+            f"BEGIN\n{body[op]}\nEND"
+            for op in ("insert", "delete", "update")
+        ]
+    return statements
 
 
-# ---- PostgreSQL: row triggers on the events, statement triggers on failed_messages ------------------------
 def _postgres_delta(select: str) -> str:
-    """Insert, per key, the net count of ``select`` (``vendor, reason, n`` rows)."""
+    """Insert, per key, the net count of ``select`` (``vendor, reason, n`` rows of ``failed_messages``)."""
     return (
-        f"INSERT INTO {COUNTS} (vendor, reason, messages) SELECT vendor, reason, SUM(n) FROM ({select}) delta "
-        f"GROUP BY vendor, reason HAVING SUM(n) <> 0;"
+        f"INSERT INTO {COUNTS} (stage, vendor, reason, messages) SELECT '{STAGE_DELIVERY}', vendor, reason, SUM(n) "
+        f"FROM ({select}) delta GROUP BY vendor, reason HAVING SUM(n) <> 0;"
     )
 
 
 def _postgres_triggers() -> list[str]:
-    when = _event_when("postgresql")
-    events = "message_status_events"
-    function = f"{MESSAGES}_of_event"
-    body = (
-        f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {_remove('OLD')} END IF; "
-        f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {_add('NEW')} END IF;"
-    )
-    counted = {
-        f"{COUNTS}_inserted": _postgres_delta("SELECT vendor, reason, 1 AS n FROM new_rows"),
-        f"{COUNTS}_deleted": _postgres_delta("SELECT vendor, reason, -1 AS n FROM old_rows"),
-        f"{COUNTS}_updated": _postgres_delta(
-            "SELECT vendor, reason, 1 AS n FROM new_rows UNION ALL SELECT vendor, reason, -1 FROM old_rows"
-        ),
-        # TRUNCATE fires no row or DELETE trigger: the counts (and the messages of the events) go with the rows
-        f"{COUNTS}_truncated": f"DELETE FROM {COUNTS};",
-        f"{MESSAGES}_truncated": f"DELETE FROM {MESSAGES}; DELETE FROM {COUNTS};",
-    }
-    functions = {function: body, **counted}
-    transition = {"insert": "NEW TABLE AS new_rows", "delete": "OLD TABLE AS old_rows",
-                  "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows"}
-    return [
-        *(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {text} RETURN NULL; END $$"
-            for name, text in functions.items()
-        ),
-        *(
-            f"CREATE TRIGGER {MESSAGES}_event_{op} AFTER {op.upper()} ON {events} "
-            f"FOR EACH ROW WHEN ({when[op]}) EXECUTE FUNCTION {function}()"
+    """Row triggers on the events and the ledger (``WHEN``-guarded); on ``failed_messages`` statement
+    triggers, so a bulk fill is counted in one ``GROUP BY``."""
+    statements = []
+
+    def function(name: str, body: str) -> str:
+        return f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
+
+    for table, source in _sources("postgresql").items():
+        name = f"{COUNTS}_{table}"
+        statements += [
+            function(f"{name}_truncated", source.truncated),
+            f"CREATE TRIGGER {name}_truncate AFTER TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_truncated()",
+        ]
+        if table == MESSAGES:
+            continue
+        body = (
+            f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {source.old} END IF; "
+            f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {source.new} END IF;"
+        )
+        statements.append(function(name, body))
+        on = {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(source.watched)}"}
+        statements += [
+            f"CREATE TRIGGER {name}_{op} AFTER {on[op]} ON {table} "
+            f"FOR EACH ROW{_when(source, op, 'postgresql')} EXECUTE FUNCTION {name}()"
             for op in ("insert", "delete", "update")
+        ]
+    deltas = {
+        "insert": ("NEW TABLE AS new_rows", "SELECT vendor, reason, 1 AS n FROM new_rows"),
+        "delete": ("OLD TABLE AS old_rows", "SELECT vendor, reason, -1 AS n FROM old_rows"),
+        "update": (
+            "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+            "SELECT vendor, reason, 1 AS n FROM new_rows UNION ALL SELECT vendor, reason, -1 FROM old_rows",
         ),
-        f"CREATE TRIGGER {MESSAGES}_event_truncate AFTER TRUNCATE ON {events} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {MESSAGES}_truncated()",
-        *(
-            f"CREATE TRIGGER {COUNTS}_{op} AFTER {op.upper()} ON {MESSAGES} REFERENCING {transition[op]} "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {COUNTS}_{done}()"
-            for op, done in (("insert", "inserted"), ("delete", "deleted"), ("update", "updated"))
-        ),
-        f"CREATE TRIGGER {COUNTS}_truncate AFTER TRUNCATE ON {MESSAGES} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {COUNTS}_truncated()",
-    ]
+    }
+    for op, (transition, select) in deltas.items():
+        name = f"{COUNTS}_{MESSAGES}_{op}"
+        statements += [
+            function(name, _postgres_delta(select)),
+            f"CREATE TRIGGER {name} AFTER {op.upper()} ON {MESSAGES} REFERENCING {transition} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
+        ]
+    return statements
 
 
 def trigger_statements(dialect: str) -> list[str]:
@@ -177,12 +222,12 @@ def trigger_statements(dialect: str) -> list[str]:
 
 
 # ---- the view ---------------------------------------------------------------------------------------------
-def delivery_failures() -> str:
-    """``report_failure_reasons``' delivery stage over the kept counts: its columns and numbers over the
-    events (``views.failure_reasons_over_events``); a reason whose messages are all gone is gone."""
+def failure_reasons() -> str:
+    """``report_failure_reasons`` over the kept counts: its columns and numbers over the events and the
+    ledger (``views.FAILURE_REASONS_OVER_LEDGER``); a reason whose messages are all gone is gone."""
     return (
-        f"SELECT vendor, 'delivery' AS stage, reason, CAST(SUM(messages) AS BIGINT) AS messages FROM {COUNTS} "
-        f"GROUP BY vendor, reason HAVING SUM(messages) <> 0"
+        f"SELECT vendor, stage, reason, CAST(SUM(messages) AS BIGINT) AS messages FROM {COUNTS} "
+        f"GROUP BY stage, vendor, reason HAVING SUM(messages) <> 0"
     )
 
 
@@ -191,6 +236,12 @@ def delivery_failures() -> str:
 EVERY_FAILED_MESSAGE = (
     f"SELECT DISTINCT vendor, vendor_message_id, {REASON.format(row='e')} AS reason "
     f"FROM message_status_events e WHERE {FAILED.format(row='e')}"
+)
+#: Every message that failed, one row each per stage and reason (what ``failure_counts`` must count).
+EVERY_FAILURE = (
+    f"SELECT '{STAGE_DELIVERY}' AS stage, vendor, reason FROM {MESSAGES} "
+    f"UNION ALL SELECT '{STAGE_SEND}', vendor, {SEND_REASON.format(row='o')} FROM outbound_messages o "
+    f"WHERE {REFUSED.format(row='o')}"
 )
 
 
@@ -204,7 +255,7 @@ def _difference(made: str, kept: str, key: tuple[str, ...], kept_n: str) -> str:
 
 
 _MESSAGES_DIFFERENCE = _difference(EVERY_FAILED_MESSAGE, MESSAGES, MESSAGE_KEY, "1")
-_COUNTS_DIFFERENCE = _difference(f"SELECT vendor, reason FROM {MESSAGES}", COUNTS, COUNT_KEY, "messages")
+_COUNTS_DIFFERENCE = _difference(EVERY_FAILURE, COUNTS, COUNT_KEY, "messages")
 
 
 @dataclass(frozen=True)
@@ -218,7 +269,7 @@ class Drift:
 
 def check(conn: sa.Connection) -> list[Drift]:
     """Every (message, reason) ``failed_messages`` lacks or holds without a failed event, and every count
-    of ``failure_counts`` that differs from ``failed_messages``."""
+    of ``failure_counts`` that differs from ``failed_messages`` and the refused ledger rows."""
     return [
         Drift(table, tuple(row[:-1]), int(row[-1]))
         for table, sql in ((MESSAGES, _MESSAGES_DIFFERENCE), (COUNTS, _COUNTS_DIFFERENCE))
@@ -231,30 +282,28 @@ def repair(conn: sa.Connection) -> int:
     (their triggers move the counts), then any count still differing given its difference (the same
     statement's snapshot: a writer committing meanwhile is counted once, by its own trigger). Returns the
     rows changed."""
-    missing, extra = (
-        f"SELECT {', '.join(MESSAGE_KEY)} FROM ({_MESSAGES_DIFFERENCE}) d WHERE missing {sign} 0"
-        for sign in (">", "<")
-    )
     columns = ", ".join(MESSAGE_KEY)
+    missing, extra = (f"SELECT {columns} FROM ({_MESSAGES_DIFFERENCE}) d WHERE missing {sign} 0" for sign in (">", "<"))
     changed = conn.execute(sa.text(f"DELETE FROM {MESSAGES} WHERE ({columns}) IN ({extra})")).rowcount
-    changed += conn.execute(
-        sa.text(f"INSERT INTO {MESSAGES} ({columns}) {missing} ON CONFLICT DO NOTHING")
-    ).rowcount
-    upsert = "WHERE true ON CONFLICT (vendor, reason) DO UPDATE SET messages = messages + excluded.messages"
-    tail = upsert if conn.dialect.name == "sqlite" else ""
-    changed += conn.execute(
-        sa.text(f"INSERT INTO {COUNTS} (vendor, reason, messages) SELECT * FROM ({_COUNTS_DIFFERENCE}) d {tail}")
-    ).rowcount
-    return changed
+    changed += conn.execute(sa.text(f"INSERT INTO {MESSAGES} ({columns}) {missing} ON CONFLICT DO NOTHING")).rowcount
+    upsert = f"WHERE true {_SQLITE_UPSERT}" if conn.dialect.name == "sqlite" else ""
+    difference = f"INSERT INTO {COUNTS} ({', '.join(COUNT_KEY)}, messages) SELECT * FROM ({_COUNTS_DIFFERENCE}) d {upsert}"
+    return changed + conn.execute(sa.text(difference)).rowcount
 
 
 def rebuild(conn: sa.Connection) -> int:
-    """Both tables computed from the events (migration 14, the benchmark's history filled with the events'
-    triggers off): emptied, then every (message, reason) inserted in one statement, counted by its
-    triggers. Returns the messages written."""
+    """Both tables computed from the events and the ledger (migration 14, the benchmark's history filled
+    with the triggers off): emptied, then every (message, reason) inserted in one statement (counted by its
+    triggers) and the refused rows counted in one ``GROUP BY``. Returns the (message, reason) rows written."""
     conn.execute(sa.text(f"DELETE FROM {MESSAGES}"))
     conn.execute(sa.text(f"DELETE FROM {COUNTS}"))
-    return conn.execute(sa.text(f"INSERT INTO {MESSAGES} ({', '.join(MESSAGE_KEY)}) {EVERY_FAILED_MESSAGE}")).rowcount
+    written = conn.execute(sa.text(f"INSERT INTO {MESSAGES} ({', '.join(MESSAGE_KEY)}) {EVERY_FAILED_MESSAGE}")).rowcount
+    reason = SEND_REASON.format(row="o")
+    conn.execute(sa.text(
+        f"INSERT INTO {COUNTS} ({', '.join(COUNT_KEY)}, messages) SELECT '{STAGE_SEND}', vendor, {reason}, COUNT(*) "
+        f"FROM outbound_messages o WHERE {REFUSED.format(row='o')} GROUP BY vendor, {reason}"
+    ))
+    return written
 
 
 def maintain(warehouse) -> dict[str, int]:

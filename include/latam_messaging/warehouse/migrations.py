@@ -102,10 +102,11 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
         "conversation_expires_at",
     )
     add_columns(conn, schema.inbound_messages, "profile_name", "reply_id", "media_id", "media_mime_type", "caption")
-    # failure reasons as migration 7 made them, over the events (today's form needs migration 14's tables)
+    # failure reasons as migration 7 made them, over the events and the ledger (today's form needs migration
+    # 14's tables)
     replace_views(conn, [name for name in views.CHANGED_IN_V7 if name != "report_failure_reasons"])
     conn.execute(sa.text("DROP VIEW IF EXISTS report_failure_reasons"))
-    conn.execute(sa.text(views.failure_reasons_view(views.DELIVERY_FAILURES_OVER_EVENTS)))
+    conn.execute(sa.text(f"CREATE VIEW report_failure_reasons AS\n{views.FAILURE_REASONS_OVER_LEDGER}"))
 
 
 def _v8_consent(conn: sa.Connection) -> None:
@@ -191,8 +192,8 @@ def _v13_campaign_answers(conn: sa.Connection) -> None:
 
 
 def _v14_failure_counts(conn: sa.Connection) -> None:
-    """The failed messages per reason kept by triggers (``warehouse.failures``), filled from the events in
-    the same transaction (the triggers' DDL locks ``message_status_events`` against writers first);
+    """The failures per stage and reason kept by triggers (``warehouse.failures``), filled from the events
+    and the ledger in the same transaction (the triggers' DDL locks both tables against writers first);
     ``report_failure_reasons`` counts from them."""
     from latam_messaging.warehouse import failures, views
 
@@ -218,7 +219,7 @@ MIGRATIONS: list[Migration] = [
     Migration(11, "message_counts kept by triggers; report_delivery_funnel and campaigns read from it", _v11_message_counts),
     Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; inbound by time; time to deliver", _v12_page_lookups),
     Migration(13, "campaign_answers kept by triggers (replies and opt-outs of campaigns' sends); the campaigns view reads them", _v13_campaign_answers),
-    Migration(14, "failed_messages and failure_counts kept by triggers; report_failure_reasons reads them", _v14_failure_counts),
+    Migration(14, "failed_messages and failure_counts kept by triggers (failures at delivery and at send); report_failure_reasons reads them", _v14_failure_counts),
 ]
 
 

@@ -452,14 +452,18 @@ failed_messages = sa.Table(
     sa.Column("reason", sa.String(300), primary_key=True),  # COALESCE(reason, raw_status) of a failed event
 )
 
-#: How many messages failed for each (vendor, reason): signed rows kept by triggers on ``failed_messages``
+#: How many messages failed for each (stage, vendor, reason): signed rows kept by triggers on
+#: ``failed_messages`` (stage ``delivery``) and on ``outbound_messages`` rows refused at send (stage ``send``)
 #: (migration 14; as ``message_counts``: SQLite one row per key, PostgreSQL rows inserted, folded daily).
 failure_counts = sa.Table(
     "failure_counts",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("stage", sa.String(8), nullable=False),  # delivery | send
     sa.Column("vendor", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(300), nullable=False),
+    # the vendor's error or status text (delivery); its answer, else our error, in full (send); NULL: a send
+    # refused with neither
+    sa.Column("reason", sa.Text),
     sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
 )
 

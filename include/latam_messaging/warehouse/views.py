@@ -120,17 +120,12 @@ GROUP BY o.vendor, o.message_key, o.accepted_at
 HAVING {delivered} IS NOT NULL"""
 
 
-#: ``report_failure_reasons``' delivery stage over the events (migrations 7 to 13; the reference its
-#: form over ``failure_counts`` equals): a failure's reason is the vendor's error ("131047: Re-engagement
-#: message") when it gave one, each message counted once per reason.
-DELIVERY_FAILURES_OVER_EVENTS = """SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
-FROM message_status_events WHERE status = 'failed' GROUP BY vendor, COALESCE(reason, raw_status)"""
-
-
-def failure_reasons_view(delivery: str) -> str:
-    """``report_failure_reasons``: ``delivery`` (the stage's SELECT) and the sends refused at send."""
-    return f"""CREATE VIEW report_failure_reasons AS
-{delivery}
+#: ``report_failure_reasons`` over the events and the ledger (migrations 7 to 13; the reference its form
+#: over ``failure_counts`` equals): a delivery failure's reason is the vendor's error ("131047:
+#: Re-engagement message") when it gave one, each message counted once per reason; a send refused, the
+#: vendor's answer, else our error.
+FAILURE_REASONS_OVER_LEDGER = """SELECT vendor, 'delivery' AS stage, COALESCE(reason, raw_status) AS reason, COUNT(DISTINCT vendor_message_id) AS messages
+FROM message_status_events WHERE status = 'failed' GROUP BY vendor, COALESCE(reason, raw_status)
 UNION ALL
 SELECT vendor, 'send' AS stage, COALESCE(vendor_answer, error) AS reason, COUNT(*) AS messages
 FROM outbound_messages WHERE state IN ('rejected', 'failed') GROUP BY vendor, COALESCE(vendor_answer, error)"""
@@ -141,7 +136,7 @@ def view_statements(dialect: str) -> list[str]:
     source = suppressed_source("r.reason", dialect)
     return [
         aggregates.delivery_funnel_view(dialect),  # migration 11: over message_counts
-        failure_reasons_view(failures.delivery_failures()),  # migration 14: over failure_counts
+        f"CREATE VIEW report_failure_reasons AS\n{failures.failure_reasons()}",  # migration 14: over failure_counts
         # Acceptance is the vendor's answer as recorded, or its first event for the message when that
         # is earlier (a vendor event proves acceptance): time to deliver is never negative.
         f"CREATE VIEW report_time_to_deliver AS\n{time_to_deliver(dialect)}",
