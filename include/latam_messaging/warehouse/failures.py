@@ -85,8 +85,8 @@ def _remove(row: str) -> str:
 
 
 #: SQLite keeps one row per key: a unique index over it, a NULL reason (a refused row with neither an
-#: answer nor an error) made comparable as a NUL character, which no stored text holds (PostgreSQL refuses
-#: one; ingest removes them).
+#: answer nor an error) made comparable as one NUL character — a reason no warehouse can hold the same on
+#: both databases (PostgreSQL refuses NUL in text).
 _SQLITE_KEY = "stage, vendor, COALESCE(reason, char(0))"
 _SQLITE_UPSERT = f"ON CONFLICT ({_SQLITE_KEY}) DO UPDATE SET messages = messages + excluded.messages"
 
@@ -140,6 +140,11 @@ def _sources(dialect: str) -> dict[str, _Source]:
     }
 
 
+def _on(source: _Source) -> dict[str, str]:
+    """What fires each of ``source``'s triggers (an update only of its watched columns)."""
+    return {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(source.watched)}"}
+
+
 def _when(source: _Source, op: str, dialect: str) -> str:
     """The ``WHEN (…)`` of ``source``'s ``op`` trigger: only rows meeting its condition, before or after."""
     changed = f"({_changed(source.watched, dialect)})"
@@ -152,10 +157,9 @@ def _when(source: _Source, op: str, dialect: str) -> str:
 def _sqlite_triggers() -> list[str]:
     statements = [f"CREATE UNIQUE INDEX ux_failure_counts_key ON {COUNTS} ({_SQLITE_KEY})"]
     for table, source in _sources("sqlite").items():
-        on = {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(source.watched)}"}
         body = {"insert": source.new, "delete": source.old, "update": f"{source.old}\n{source.new}"}
         statements += [
-            f"CREATE TRIGGER {COUNTS}_{table}_{op} AFTER {on[op]} ON {table}{_when(source, op, 'sqlite')} "
+            f"CREATE TRIGGER {COUNTS}_{table}_{op} AFTER {_on(source)[op]} ON {table}{_when(source, op, 'sqlite')} "
             f"BEGIN\n{body[op]}\nEND"
             for op in ("insert", "delete", "update")
         ]
@@ -192,9 +196,8 @@ def _postgres_triggers() -> list[str]:
             f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {source.new} END IF;"
         )
         statements.append(function(name, body))
-        on = {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(source.watched)}"}
         statements += [
-            f"CREATE TRIGGER {name}_{op} AFTER {on[op]} ON {table} "
+            f"CREATE TRIGGER {name}_{op} AFTER {_on(source)[op]} ON {table} "
             f"FOR EACH ROW{_when(source, op, 'postgresql')} EXECUTE FUNCTION {name}()"
             for op in ("insert", "delete", "update")
         ]
