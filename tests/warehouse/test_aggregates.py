@@ -382,6 +382,7 @@ def test_the_pages_few_rows_use_their_indexes(warehouse):
             "ix_outbound_refused",
         "SELECT * FROM report_suppressed_rows": "ix_outbound_suppressed",
         first: "ix_outbound_file",
+        "SELECT * FROM report_unrecognised_statuses": "ix_status_events_unknown",  # migration 14
     }
     with warehouse.engine.connect() as conn:
         explain = "EXPLAIN QUERY PLAN " if warehouse.dialect == "sqlite" else "EXPLAIN "

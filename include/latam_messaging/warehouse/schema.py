@@ -228,6 +228,8 @@ message_status_events = sa.Table(
     sa.Index("ix_status_events_message_key", "message_key"),
     # migration 11: the failed events, covering what report_failure_reasons groups and counts
     partial_index("ix_status_events_failed", "vendor", "reason", "raw_status", "vendor_message_id", where="status = 'failed'"),
+    # migration 14: the events whose status text the vocabulary does not know (report_unrecognised_statuses)
+    partial_index("ix_status_events_unknown", "vendor", "raw_status", "vendor_message_id", where="status = 'unknown'"),
     # migration 11: the events that say how a message is priced (the campaigns view's cost reads only these)
     partial_index("ix_status_events_priced", "message_key", where="pricing_category IS NOT NULL OR billable IS NOT NULL"),
 )
