@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pendulum
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latam_messaging.warehouse import schema
 from tests.helpers.connections import set_connection
@@ -300,3 +303,28 @@ def test_report_has_the_consent_section_of_the_page(warehouse, tmp_path):
     ):
         assert text in section, text
     assert "<b>.csv" not in html and "5511922222222" not in html  # file names are text; no phone in the report
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(["itd", "teleprom", "wavy"]),
+                       st.lists(st.floats(0, 10**6, allow_nan=False), min_size=1, max_size=300), max_size=3))
+def test_time_to_deliver_percentiles_are_pandas_quantiles(seconds):
+    """The report's p50/p90/p99, from the streamed seconds, are what ``groupby().quantile()`` of the view's
+    frame gave (the report held that frame: 1.8 GB on 3.7 M delivered messages)."""
+    from latam_messaging.reporting import QUANTILES, percentiles_of
+
+    frame = pd.DataFrame([(vendor, s) for vendor, values in seconds.items() for s in values], columns=["vendor", "s"])
+    expected = frame.groupby("vendor")["s"].quantile(list(QUANTILES)).unstack().round(1) if seconds else pd.DataFrame()
+    got = percentiles_of(seconds)
+    pd.testing.assert_frame_equal(got, expected, check_names=False, check_column_type=False, check_index_type=False)
+
+
+def test_the_report_streams_the_view_time_to_deliver(warehouse):
+    seed(warehouse)
+    from latam_messaging.reporting import delivery_percentiles, percentiles_of
+
+    rows = warehouse.rows(sa.text("SELECT vendor, seconds_to_deliver FROM report_time_to_deliver"))
+    by_vendor: dict[str, list[float]] = {}
+    for row in rows:
+        by_vendor.setdefault(row["vendor"], []).append(float(row["seconds_to_deliver"]))
+    assert rows and delivery_percentiles(warehouse, chunk=1).equals(percentiles_of(by_vendor))

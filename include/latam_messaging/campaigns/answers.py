@@ -25,6 +25,7 @@ statement) and :func:`repair` mends the difference; ``messaging_maintenance`` ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -62,35 +63,43 @@ def _suppression_id(s: str) -> str:
     return f"CAST({s}.id AS VARCHAR(20))"
 
 
-# ---- the pairs of one row (trigger bodies) ----------------------------------------------------------------
+# ---- the pairs a row makes -------------------------------------------------------------------------------
+def _replies(dialect: str, i: str, o: str, rows: Callable[[str], str]) -> list[str]:
+    """SELECTs of the (send, reply) pairs of inbound row ``i`` and send ``o``, one per way of answering;
+    ``rows(condition)``: the ``FROM … WHERE condition`` naming the rows the pair's other side is read from."""
+    return [
+        f"{_pair(Kind.REPLY, f'{i}.vendor_message_id', o)} {rows(f'{i}.vendor = {o}.vendor AND {way} AND {_answerable(o)}')}"
+        for way in reply_ways(dialect, i=i, o=o)
+    ]
+
+
+def _opt_outs(dialect: str, s: str, o: str, rows: Callable[[str], str], *, from_suppressions: bool) -> str:
+    """SELECT of the (send, opt-out) pairs of suppression ``s`` and send ``o`` (``rows`` as in :func:`_replies`;
+    ``from_suppressions``: the lookup starts from the suppression, see ``opt_out_condition``)."""
+    condition = opt_out_condition(dialect, s=s, o=o, from_suppressions=from_suppressions)
+    return f"{_pair(Kind.OPT_OUT, _suppression_id(s), o)} {rows(f'{condition} AND {_answerable(o)}')}"
+
+
+def _where(table: str) -> Callable[[str], str]:
+    return lambda condition: f"FROM {table} WHERE {condition}"
+
+
+# the pairs of one row (trigger bodies): each way of answering found by its own index (UNION ALL: a pair
+# found both ways is added once, by the insert's conflict clause)
 def replies_of_inbound(dialect: str, i: str) -> str:
-    """SELECT of the pairs of inbound row ``i``: each way of answering found by its own index (``UNION ALL``:
-    a pair found both ways is added once, by the insert's conflict clause)."""
-    quoted, in_window = reply_ways(dialect, i=i, o="o")
-    return " UNION ALL ".join(
-        f"{_pair(Kind.REPLY, f'{i}.vendor_message_id', 'o')} FROM outbound_messages o "
-        f"WHERE o.vendor = {i}.vendor AND {way} AND {_answerable('o')}"
-        for way in (quoted, in_window)
-    )
+    """SELECT of the pairs of inbound row ``i``: the sends it answers."""
+    return " UNION ALL ".join(_replies(dialect, i, "o", _where("outbound_messages o")))
 
 
 def opt_outs_of_suppression(dialect: str, s: str) -> str:
     """SELECT of the pairs of suppression ``s``: the subscriber's sends of the window before it."""
-    condition = opt_out_condition(dialect, s=s, o="o", from_suppressions=True)
-    return f"{_pair(Kind.OPT_OUT, _suppression_id(s), 'o')} FROM outbound_messages o WHERE {condition} AND {_answerable('o')}"
+    return _opt_outs(dialect, s, "o", _where("outbound_messages o"), from_suppressions=True)
 
 
 def answers_of_send(dialect: str, o: str) -> str:
     """SELECT of the pairs of outbound row ``o``: the inbound rows and opt-outs that answer it."""
-    quoted, in_window = reply_ways(dialect, i="i", o=o)
-    replies = [
-        f"{_pair(Kind.REPLY, 'i.vendor_message_id', o)} FROM inbound_messages i "
-        f"WHERE i.vendor = {o}.vendor AND {way} AND {_answerable(o)}"
-        for way in (quoted, in_window)
-    ]
-    condition = opt_out_condition(dialect, s="s", o=o)
-    opt_outs = f"{_pair(Kind.OPT_OUT, _suppression_id('s'), o)} FROM suppressions s WHERE {condition} AND {_answerable(o)}"
-    return " UNION ALL ".join([*replies, opt_outs])
+    replies = _replies(dialect, "i", o, _where("inbound_messages i"))
+    return " UNION ALL ".join([*replies, _opt_outs(dialect, "s", o, _where("suppressions s"), from_suppressions=False)])
 
 
 class _Source(NamedTuple):
@@ -216,15 +225,10 @@ def _sends_of(rows: str, condition: str, dialect: str) -> str:
 
 def every_pair(dialect: str) -> str:
     """SELECT of every pair the rows make now (what the table must hold)."""
-    quoted, in_window = reply_ways(dialect)
-    answerable = _answerable("o")
-    replies = [
-        f"{_pair(Kind.REPLY, 'i.vendor_message_id', 'o')} "
-        f"{_sends_of('inbound_messages i', f'i.vendor = o.vendor AND {way} AND {answerable}', dialect)}"
-        for way in (quoted, in_window)
-    ]
-    condition = f"{opt_out_condition(dialect, from_suppressions=True)} AND {answerable}"
-    opt_outs = f"{_pair(Kind.OPT_OUT, _suppression_id('s'), 'o')} {_sends_of('suppressions s', condition, dialect)}"
+    replies = _replies(dialect, "i", "o", lambda condition: _sends_of("inbound_messages i", condition, dialect))
+    opt_outs = _opt_outs(
+        dialect, "s", "o", lambda condition: _sends_of("suppressions s", condition, dialect), from_suppressions=True
+    )
     return " UNION ".join([*replies, opt_outs])
 
 
