@@ -34,6 +34,10 @@ Daily at 03:00 local time, so that a year of history costs what a month does:
   events; a row missing is added, one without a failed event removed, a count that differs given its
   difference, then each reason's rows are folded into one. Reports the rows that drifted (0 unless someone
   wrote the tables or deleted events by hand) and the rows folded.
+* **skipped_checked** — `skipped_counts` (what `report_suppressed_rows` counts the rows skipped for
+  consent per file and source from, kept by triggers on `drop_rejects` and `outbound_messages`) compared
+  with a `GROUP BY` over those rows; a key that differs is given its difference, then each key's rows are
+  folded into one. Reports the keys that drifted (0 unless someone wrote the counts by hand).
 * **prune_drop_archives** — files in `<drop folder>/archive/` and `failed/` archived more than
   `MESSAGING_DROP_ARCHIVE_DAYS` (90) days ago are deleted (symlinks never followed).
 
@@ -136,7 +140,18 @@ def messaging_maintenance():
         print(f"failed_messages and failure_counts checked against message_status_events: {result}")
         return result
 
-    checked >> [archive_raw_bodies(), prune_drop_archives(), aggregates_checked(), answers_checked(), failures_checked()]
+    @task
+    def skipped_checked() -> dict:
+        from latam_messaging.warehouse.db import open_warehouse
+        from latam_messaging.warehouse.views import skipped_counts
+
+        warehouse = open_warehouse()
+        result = skipped_counts(warehouse.dialect).maintain(warehouse)
+        print(f"skipped_counts checked against drop_rejects and outbound_messages: {result}")
+        return result
+
+    kept = [aggregates_checked(), answers_checked(), failures_checked(), skipped_checked()]
+    checked >> [archive_raw_bodies(), prune_drop_archives(), *kept]
 
 
 messaging_maintenance()

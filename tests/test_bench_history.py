@@ -75,12 +75,13 @@ def test_fill_writes_what_was_asked_in_the_real_formats(warehouse):
     # the aggregate tables, where the schema has them, hold what the history makes
     if bench_history.summary_rebuilders():
         from latam_messaging.campaigns import answers
-        from latam_messaging.warehouse import aggregates, failures
+        from latam_messaging.warehouse import aggregates, failures, views
 
         with warehouse.engine.connect() as conn:
             assert aggregates.check(conn) == []
             assert answers.check(conn) == []
             assert failures.check(conn) == []
+            assert views.skipped_counts(warehouse.dialect).check(conn) == []
             assert conn.exec_driver_sql("SELECT COUNT(*) FROM campaign_answers WHERE kind = 'reply'").scalar_one() > 0
             assert conn.exec_driver_sql("SELECT SUM(messages) FROM failure_counts").scalar_one() > 0
     # the views read it: the funnel counts every send once

@@ -53,6 +53,9 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
                              "VALUES ('reply', 'wavy', 'in-none', 'm-1', :sha)"), {"sha": "f" * 64})
         # and a failed message no event makes: found and removed, its count with it
         conn.execute(sa.text("INSERT INTO failed_messages VALUES ('wavy', 'w-none', 'FAILED')"))
+        # and a row skipped for consent nothing makes: given its difference
+        conn.execute(sa.text("INSERT INTO skipped_counts (stage, file_sha256, vendor, source, messages) "
+                             "VALUES ('claim', NULL, 'wavy', 'keyword', 4)"))
 
     run = run_dag("messaging_maintenance")
 
@@ -73,6 +76,8 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert warehouse.rows(sa.text("SELECT * FROM campaign_answers")) == []
     assert results["failures_checked"]["messages_drifted"] == 1 and results["failures_checked"]["counts_drifted"] == 0
     assert warehouse.rows(sa.text("SELECT * FROM report_failure_reasons")) == []
+    assert results["skipped_checked"]["keys_drifted"] == 1 and results["skipped_checked"]["keys_repaired"] == 1
+    assert warehouse.rows(sa.text("SELECT * FROM report_suppressed_rows")) == []
 
     again = returned(run_dag("messaging_maintenance"))
     assert again["archive_raw_bodies"]["rows_purged"] == 0 and again["archive_raw_bodies"]["bytes_archived"] == 0
@@ -80,4 +85,5 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert again["aggregates_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
     assert again["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 0}
     assert again["failures_checked"] == {"messages_drifted": 0, "counts_drifted": 0, "rows_repaired": 0, "rows_compacted": 0}
+    assert again["skipped_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
     assert list(archive.rglob("*.jsonl.gz")) == [part]

@@ -17,6 +17,7 @@ from decimal import Decimal
 import pendulum
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from latam_messaging.campaigns import answers, pricing
 from latam_messaging.campaigns import views as campaign_views
@@ -99,10 +100,13 @@ def assert_counts_match(warehouse) -> None:
         assert alone == campaign_rows(warehouse, "SELECT * FROM campaigns")
     failed = views.FAILURE_REASONS_OVER_LEDGER
     assert campaign_rows(warehouse, "SELECT * FROM report_failure_reasons") == campaign_rows(warehouse, failed)
+    skipped = views.suppressed_rows_over_ledger(dialect)
+    assert campaign_rows(warehouse, "SELECT * FROM report_suppressed_rows") == campaign_rows(warehouse, skipped)
     with warehouse.begin() as conn:
         assert aggregates.check(conn) == []
         assert answers.check(conn) == []
         assert failures.check(conn) == []
+        assert views.skipped_counts(dialect).check(conn) == []
         in_doubt = conn.execute(sa.text("SELECT COUNT(*) FROM outbound_messages WHERE state = 'unknown'")).scalar_one()
         assert queries.count_unknown(conn) == in_doubt
 
@@ -139,7 +143,7 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
         op = rnd.choice((
             "load", "load", "claim", "claim", "claim", "events", "cancel", "unknown", "release", "delete", "rollback",
             "reply", "reply", "reply",
-            "opt_out", "opt_out", "forget", "resolve",
+            "opt_out", "opt_out", "forget", "resolve", "reject",
         ))
         if op == "load":
             files += 1
@@ -243,6 +247,24 @@ def random_history(warehouse, seed: int, steps: int = 25) -> None:
                     moved = sa.text(f"UPDATE {table} SET {at} = :at WHERE {at} = (SELECT MIN({at}) FROM {table})")
                     moved = moved.bindparams(sa.bindparam("at", type_=schema.UtcDateTime()))
                     conn.execute(moved, {"at": now.add(hours=rnd.choice((-30, 1, 30)))})
+        elif op == "reject":  # ingest rejects rows of a file: some for consent (report_suppressed_rows), some not
+            insert = postgresql.insert if warehouse.dialect == "postgresql" else sqlite.insert
+            with warehouse.begin() as conn:
+                shas = conn.execute(sa.select(OUTBOUND.c.file_sha256).distinct().where(OUTBOUND.c.file_sha256.is_not(None)))
+                sha = rnd.choice(sorted(shas.scalars().all()) or ["f" * 64])
+                if rnd.random() < 0.8:  # else a file not recorded (its rejects count nowhere, its sends under no file)
+                    conn.execute(insert(schema.drop_files).on_conflict_do_nothing(), {
+                        "file_sha256": sha, "vendor": vendor, "folder": "f", "path": f"archive/f/{sha[:8]}.csv",
+                        "size_bytes": 1, "rows_total": 1, "rows_valid": 1, "rows_rejected": 0, "state": "done",
+                        "claimed_at": now.subtract(days=rnd.choice((0, 30))),
+                    })
+                reasons = ("suppressed: keyword (replied 'baja' (es))", "suppressed: registry:no_llame",
+                           "phone missing", "duplicate row in the file")
+                conn.execute(insert(schema.drop_rejects).on_conflict_do_nothing(), [
+                    {"file_sha256": sha, "row_number": rnd.randrange(100), "reason": rnd.choice(reasons),
+                     "raw_row": "{}", "rejected_at": now}
+                    for _ in range(rnd.randrange(1, 5))
+                ])
         elif op == "resolve":  # a send in doubt found accepted at the vendor: accepted when it was sent
             with warehouse.begin() as conn:
                 conn.execute(
@@ -263,7 +285,7 @@ def test_the_funnel_over_counts_equals_the_funnel_over_the_ledger(warehouse, see
     assert_counts_match(warehouse)
     with warehouse.begin() as conn:
         aggregates.compact(conn)
-        aggregates.fold(conn, failures.COUNTS, failures.COUNT_KEY)
+        failures.COUNTS.fold(conn)
     assert_counts_match(warehouse)
     random_history(warehouse, seed + 100, steps=10)  # counts keep after a compaction
     assert_counts_match(warehouse)
@@ -294,7 +316,7 @@ def test_a_count_broken_by_hand_is_found_and_repaired(warehouse):
     assert aggregates.maintain(warehouse) == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
 
 
-def test_migrations_11_to_14_count_the_rows_already_there(warehouse, tmp_path, request):
+def test_migrations_11_to_15_count_the_rows_already_there(warehouse, tmp_path, request):
     from latam_messaging.warehouse.db import Warehouse
     from latam_messaging.warehouse.migrations import migrate
 
@@ -311,8 +333,8 @@ def test_migrations_11_to_14_count_the_rows_already_there(warehouse, tmp_path, r
         assert aggregates.check(conn) == []
     random_history(old, 12, steps=8)  # replies and opt-outs written before any trigger kept their pairs
     # 12: indexes only, the same numbers; 13: the answered sends found from the rows already there;
-    # 14: the failed messages per reason, from the events already there
-    assert migrate(old.engine) == [12, 13, 14]
+    # 14: the failed messages per reason, from the events already there; 15: the rows skipped for consent
+    assert migrate(old.engine) == [12, 13, 14, 15]
     assert_counts_match(old)
     random_history(old, 13, steps=8)
     assert_counts_match(old)
@@ -380,7 +402,8 @@ def test_the_pages_few_rows_use_their_indexes(warehouse):
         # failure_counts' check of the sends refused (report_failure_reasons reads the counts: test_failures.py)
         "SELECT vendor, COALESCE(vendor_answer, error) FROM outbound_messages o WHERE o.state IN ('rejected', 'failed')":
             "ix_outbound_refused",
-        "SELECT * FROM report_suppressed_rows": "ix_outbound_suppressed",
+        # skipped_counts' check of the rows suppressed at claim (the view reads the counts: test_skipped_counts.py)
+        "SELECT r.file_sha256, r.vendor, r.error FROM outbound_messages r WHERE r.state = 'suppressed'": "ix_outbound_suppressed",
         first: "ix_outbound_file",
         "SELECT * FROM report_unrecognised_statuses": "ix_status_events_unknown",  # migration 14
     }

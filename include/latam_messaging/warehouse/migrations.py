@@ -54,14 +54,17 @@ def create_indexes(conn: sa.Connection, table: sa.Table, *names: str) -> None:
         declared[name].create(conn)
 
 
-def replace_views(conn: sa.Connection, names: list[str]) -> None:
-    """Each named report view (``views.view_statements``) dropped if there, then created as today's code has it."""
+def replace_views(conn: sa.Connection, names: list[str], frozen: dict[str, str] | None = None) -> None:
+    """Each named report view (``views.view_statements``) dropped if there, then created as today's code has
+    it — or, named in ``frozen``, from the SELECT given there: its form at that migration, when today's reads
+    a table a later migration makes."""
     from latam_messaging.warehouse import views
 
     statements = {s.split()[2]: s for s in views.view_statements(conn.dialect.name)}
+    frozen = frozen or {}
     for name in names:
         conn.execute(sa.text(f"DROP VIEW IF EXISTS {name}"))
-        conn.execute(sa.text(statements[name]))
+        conn.execute(sa.text(f"CREATE VIEW {name} AS\n{frozen[name]}" if name in frozen else statements[name]))
 
 
 def _v4_send_claims(conn: sa.Connection) -> None:
@@ -102,11 +105,8 @@ def _v7_vendor_reasons_and_costs(conn: sa.Connection) -> None:
         "conversation_expires_at",
     )
     add_columns(conn, schema.inbound_messages, "profile_name", "reply_id", "media_id", "media_mime_type", "caption")
-    # failure reasons as migration 7 made them, over the events and the ledger (today's form needs migration
-    # 14's tables)
-    replace_views(conn, [name for name in views.CHANGED_IN_V7 if name != "report_failure_reasons"])
-    conn.execute(sa.text("DROP VIEW IF EXISTS report_failure_reasons"))
-    conn.execute(sa.text(f"CREATE VIEW report_failure_reasons AS\n{views.FAILURE_REASONS_OVER_LEDGER}"))
+    # failure reasons as migration 7 made them, over the events and the ledger (today's need migration 14)
+    replace_views(conn, views.CHANGED_IN_V7, frozen={"report_failure_reasons": views.FAILURE_REASONS_OVER_LEDGER})
 
 
 def _v8_consent(conn: sa.Connection) -> None:
@@ -115,7 +115,9 @@ def _v8_consent(conn: sa.Connection) -> None:
     add_columns(conn, schema.outbound_messages, "consent_exempt", "expires_at")
     schema.suppressions.create(conn)
     schema.suppression_staging.create(conn)
-    replace_views(conn, views.CHANGED_IN_V8 + views.NEW_IN_V8)
+    # rows skipped for consent as migration 8 made them, over the ledger (today's need migration 15)
+    ledger = views.suppressed_rows_over_ledger(conn.dialect.name)
+    replace_views(conn, views.CHANGED_IN_V8 + views.NEW_IN_V8, frozen={"report_suppressed_rows": ledger})
 
 
 def _v9_campaigns(conn: sa.Connection) -> None:
@@ -208,6 +210,20 @@ def _v14_failure_counts(conn: sa.Connection) -> None:
     replace_views(conn, views.CHANGED_IN_V14)
 
 
+def _v15_skipped_counts(conn: sa.Connection) -> None:
+    """The rows skipped for consent per file and source kept by triggers (``views.skipped_counts``), filled
+    from the rows in the same transaction (the triggers' DDL locks both tables against writers first);
+    ``report_suppressed_rows`` counts from them."""
+    from latam_messaging.warehouse import views
+
+    schema.skipped_counts.create(conn)
+    counts = views.skipped_counts(conn.dialect.name)
+    for statement in counts.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    counts.rebuild(conn)
+    replace_views(conn, views.CHANGED_IN_V15)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -223,6 +239,7 @@ MIGRATIONS: list[Migration] = [
     Migration(12, "ix_outbound_file with accepted_at; partial indexes of unknown, refused and suppressed sends; inbound by time; time to deliver", _v12_page_lookups),
     Migration(13, "campaign_answers kept by triggers (replies and opt-outs of campaigns' sends); the campaigns view reads them", _v13_campaign_answers),
     Migration(14, "failed_messages and failure_counts kept by triggers (failures at delivery and at send); report_failure_reasons reads them; ix_status_events_unknown", _v14_failure_counts),
+    Migration(15, "skipped_counts kept by triggers (rows skipped for consent at ingest and at claim); report_suppressed_rows reads them", _v15_skipped_counts),
 ]
 
 

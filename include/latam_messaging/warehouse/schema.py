@@ -469,6 +469,21 @@ failure_counts = sa.Table(
     sa.Column("messages", sa.BigInteger, nullable=False),  # signed: the SUM over a key's rows is its count
 )
 
+#: The rows skipped for consent per (stage, file, vendor, source): signed rows kept by triggers on
+#: ``drop_rejects`` (stage ``ingest``: rows rejected as suppressed; vendor NULL, the file's is read with them)
+#: and ``outbound_messages`` (stage ``claim``: rows suppressed when claimed for sending) — migration 15,
+#: ``warehouse.counted``; ``report_suppressed_rows`` reads them.
+skipped_counts = sa.Table(
+    "skipped_counts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("stage", sa.String(8), nullable=False),  # ingest | claim
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("vendor", sa.String(16)),
+    sa.Column("source", sa.Text),  # keyword | vendor_status | manual | registry:<name> (of the row's reason)
+    sa.Column("messages", sa.BigInteger, nullable=False),  # rows; signed: the SUM over a key's rows is its count
+)
+
 itd_credit_snapshots = sa.Table(
     "itd_credit_snapshots",
     metadata,

@@ -5,6 +5,7 @@ re-creates it from here."""
 from __future__ import annotations
 
 from latam_messaging.warehouse import aggregates, failures
+from latam_messaging.warehouse.counted import Counted, Counts
 
 VIEW_NAMES = [
     "report_delivery_funnel",
@@ -31,6 +32,8 @@ CHANGED_IN_V7 = ["report_failure_reasons", "report_conversations"]
 CHANGED_IN_V12 = ["report_time_to_deliver"]
 #: Views migration 14 drops and re-creates (failure reasons counted from ``failure_counts``).
 CHANGED_IN_V14 = ["report_failure_reasons"]
+#: Views migration 15 drops and re-creates (rows skipped for consent counted from ``skipped_counts``).
+CHANGED_IN_V15 = ["report_suppressed_rows"]
 #: Views migration 8 creates (consent) or drops and re-creates (rejects: ``suppressed: <source>`` is one
 #: category per source, not one per piece of evidence).
 NEW_IN_V8 = [
@@ -187,11 +190,81 @@ GROUP BY vendor, {day.format("first_at")}, pricing_category, conversation_origin
     ]
 
 
+#: Where a row skipped for consent is counted: rejected at ingest (a ``drop_rejects`` row ``suppressed: …``)
+#: or suppressed when claimed for sending (an ``outbound_messages`` row ``suppressed``, its error naming the
+#: suppression).
+SKIPPED_AT_INGEST, SKIPPED_AT_CLAIM = "ingest", "claim"
+
+
+def suppressed_rows_over_ledger(dialect: str) -> str:
+    """``report_suppressed_rows`` over ``drop_rejects`` and ``outbound_messages`` (migrations 8 to 14; the
+    reference its form over ``skipped_counts`` equals): per drop file and source, rows rejected at ingest
+    and rows that became ``suppressed`` when claimed for sending; rows of no file: NULL file."""
+    skipped = SUPPRESSED_PREFIX.rstrip() + "%"
+    return f"""SELECT s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source,
+       SUM(s.at_ingest) AS rejected_at_ingest, SUM(s.at_claim) AS suppressed_at_claim, COUNT(*) AS rows_suppressed
+FROM (
+    SELECT r.file_sha256, d.vendor, {suppressed_source("r.reason", dialect)} AS source, 1 AS at_ingest, 0 AS at_claim
+    FROM drop_rejects r JOIN drop_files d ON d.file_sha256 = r.file_sha256
+    WHERE r.reason LIKE '{skipped}'
+    UNION ALL
+    SELECT o.file_sha256, o.vendor, {suppressed_source("o.error", dialect)} AS source, 0 AS at_ingest, 1 AS at_claim
+    FROM outbound_messages o WHERE o.state = 'suppressed'
+) s
+LEFT JOIN drop_files f ON f.file_sha256 = s.file_sha256
+GROUP BY s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source"""
+
+
+def skipped_counts(dialect: str) -> Counts:
+    """``skipped_counts`` (migration 15): the rows skipped for consent per (stage, file, vendor, source),
+    kept by triggers on ``drop_rejects`` and ``outbound_messages`` (``warehouse.counted``). A reject's
+    vendor is its file's, read with the counts (the view's join), so it is not part of the key."""
+    return Counts(
+        "skipped_counts",
+        (
+            Counted(
+                "skipped_counts_ingest", "drop_rejects", f"{{row}}.reason LIKE '{SUPPRESSED_PREFIX.rstrip()}%'",
+                {"stage": f"'{SKIPPED_AT_INGEST}'", "file_sha256": "{row}.file_sha256", "vendor": "NULL",
+                 "source": suppressed_source("{row}.reason", dialect)},
+                ("file_sha256", "reason"), f"stage = '{SKIPPED_AT_INGEST}'",
+            ),
+            Counted(
+                "skipped_counts_claim", "outbound_messages", "{row}.state = 'suppressed'",
+                {"stage": f"'{SKIPPED_AT_CLAIM}'", "file_sha256": "{row}.file_sha256", "vendor": "{row}.vendor",
+                 "source": suppressed_source("{row}.error", dialect)},
+                ("file_sha256", "vendor", "state", "error"), f"stage = '{SKIPPED_AT_CLAIM}'",
+            ),
+        ),
+        # a file hash, a vendor or a source is never the empty text, nor one NUL character
+        "stage, COALESCE(file_sha256, ''), COALESCE(vendor, ''), COALESCE(source, char(0))",
+    )
+
+
+def rebuild_skipped_counts(conn) -> None:
+    """``skipped_counts`` computed from the rows (the benchmark's history, filled with the triggers off)."""
+    skipped_counts(conn.dialect.name).rebuild(conn)
+
+
+#: ``report_suppressed_rows`` over ``skipped_counts``: its columns and numbers over the ledger.
+SUPPRESSED_ROWS_OVER_COUNTS = f"""SELECT s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source,
+       CAST(SUM(s.at_ingest) AS BIGINT) AS rejected_at_ingest, CAST(SUM(s.at_claim) AS BIGINT) AS suppressed_at_claim,
+       CAST(SUM(s.n) AS BIGINT) AS rows_suppressed
+FROM (
+    SELECT k.file_sha256, d.vendor, k.source, k.messages AS at_ingest, 0 AS at_claim, k.messages AS n
+    FROM skipped_counts k JOIN drop_files d ON d.file_sha256 = k.file_sha256 WHERE k.stage = '{SKIPPED_AT_INGEST}'
+    UNION ALL
+    SELECT k.file_sha256, k.vendor, k.source, 0 AS at_ingest, k.messages AS at_claim, k.messages AS n
+    FROM skipped_counts k WHERE k.stage = '{SKIPPED_AT_CLAIM}'
+) s
+LEFT JOIN drop_files f ON f.file_sha256 = s.file_sha256
+GROUP BY s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source
+HAVING SUM(s.n) <> 0"""
+
+
 def consent_statements(dialect: str) -> list[str]:
     """The consent views (migration 8): who is suppressed now, opt-outs per day, rows skipped per file,
     the keywords customers used, and rows loaded under an explicit exemption."""
     day = "date({})"
-    skipped = SUPPRESSED_PREFIX.rstrip() + "%"
     # where "' (" follows the keyword of "replied 'baja' (es)" (the SQL literal ''' (' is the text ' ()
     quote_paren = position("''' ('", "reason", dialect)
     kw = len(KEYWORD_REASON_PREFIX) + 1
@@ -211,21 +284,9 @@ FROM (
     WHERE ended_at IS NOT NULL
 ) changes
 GROUP BY day, source, scope""",
-        # per drop file and source: rows rejected at ingest (drop_rejects 'suppressed: …') and rows that became
-        # 'suppressed' when claimed for sending (their error names the suppression); rows of no file: NULL file
-        f"""CREATE VIEW report_suppressed_rows AS
-SELECT s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source,
-       SUM(s.at_ingest) AS rejected_at_ingest, SUM(s.at_claim) AS suppressed_at_claim, COUNT(*) AS rows_suppressed
-FROM (
-    SELECT r.file_sha256, d.vendor, {suppressed_source("r.reason", dialect)} AS source, 1 AS at_ingest, 0 AS at_claim
-    FROM drop_rejects r JOIN drop_files d ON d.file_sha256 = r.file_sha256
-    WHERE r.reason LIKE '{skipped}'
-    UNION ALL
-    SELECT o.file_sha256, o.vendor, {suppressed_source("o.error", dialect)} AS source, 0 AS at_ingest, 1 AS at_claim
-    FROM outbound_messages o WHERE o.state = 'suppressed'
-) s
-LEFT JOIN drop_files f ON f.file_sha256 = s.file_sha256
-GROUP BY s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source""",
+        # per drop file and source: rows rejected at ingest and rows suppressed when claimed (migration 15:
+        # from skipped_counts; SUPPRESSED_ROWS_OVER_LEDGER is the definition it equals)
+        f"CREATE VIEW report_suppressed_rows AS\n{SUPPRESSED_ROWS_OVER_COUNTS}",
         # every opt-out reply read (ended ones too): "replied 'baja' (es)" → keyword baja, language es
         f"""CREATE VIEW report_optout_keywords AS
 SELECT keyword, language, COUNT(*) AS opt_outs, COUNT(DISTINCT phone) AS phones
