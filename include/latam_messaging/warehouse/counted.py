@@ -78,6 +78,10 @@ class Counts:
     sources: tuple[Counted, ...]
     sqlite_key: str
 
+    def __post_init__(self) -> None:
+        if len({tuple(source.key) for source in self.sources}) != 1:
+            raise ValueError(f"the sources of {self.table} must name the same key columns, in the same order")
+
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(self.sources[0].key)

@@ -7,9 +7,9 @@ ledger read every failure of the history on each view (a year: hundreds of thous
 * ``failed_messages`` holds one row per (vendor, vendor message id, reason) that has a failed event — the
   distinct part, exact beside concurrent writers: a second writer's insert of the same row waits on its
   primary key for the first to commit, then does nothing;
-* ``failure_counts`` holds signed counts per (stage, vendor, reason), as ``message_counts``
-  (``warehouse.aggregates``): SQLite keeps one row per key (UPSERT), PostgreSQL only ever inserts rows (two
-  writers never wait on a shared counter), folded daily by :func:`maintain`.
+* ``failure_counts`` holds signed counts per (stage, vendor, reason), a :class:`~latam_messaging.warehouse.
+  counted.Counts` of two sources (``warehouse.counted``: SQLite keeps one row per key, PostgreSQL only ever
+  inserts rows — two writers never wait on a shared counter —, folded daily by :func:`maintain`).
 
 **Who keeps them: the database**, in the writer's own transaction, whichever code wrote the row:
 
