@@ -6,6 +6,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from latam_messaging import schedules
 from latam_messaging.dag_defaults import dag_defaults
+from latam_messaging.maintenance.kept_tables import NAMES as KEPT_TABLES
 
 DOC = """
 ### messaging_maintenance
@@ -113,45 +114,14 @@ def messaging_maintenance():
         return stats.summary()
 
     @task
-    def aggregates_checked() -> dict:
-        from latam_messaging.warehouse.aggregates import maintain
+    def kept_checked(name: str) -> dict:
+        from latam_messaging.maintenance.kept_tables import maintain
         from latam_messaging.warehouse.db import open_warehouse
 
-        result = maintain(open_warehouse())
-        print(f"message_counts checked against outbound_messages: {result}")
-        return result
+        return maintain(name, open_warehouse())
 
-    @task
-    def answers_checked() -> dict:
-        from latam_messaging.campaigns.answers import maintain
-        from latam_messaging.warehouse.db import open_warehouse
-
-        result = maintain(open_warehouse())
-        print(f"campaign_answers checked against the replies, opt-outs and sends: {result}")
-        return result
-
-    checked = check()
-    @task
-    def failures_checked() -> dict:
-        from latam_messaging.warehouse.db import open_warehouse
-        from latam_messaging.warehouse.failures import maintain
-
-        result = maintain(open_warehouse())
-        print(f"failed_messages and failure_counts checked against message_status_events: {result}")
-        return result
-
-    @task
-    def skipped_checked() -> dict:
-        from latam_messaging.warehouse.db import open_warehouse
-        from latam_messaging.warehouse.views import skipped_counts
-
-        warehouse = open_warehouse()
-        result = skipped_counts(warehouse.dialect).maintain(warehouse)
-        print(f"skipped_counts checked against drop_rejects and outbound_messages: {result}")
-        return result
-
-    kept = [aggregates_checked(), answers_checked(), failures_checked(), skipped_checked()]
-    checked >> [archive_raw_bodies(), prune_drop_archives(), *kept]
+    kept = [kept_checked.override(task_id=f"{name}_checked")(name) for name in KEPT_TABLES]
+    check() >> [archive_raw_bodies(), prune_drop_archives(), *kept]
 
 
 messaging_maintenance()
