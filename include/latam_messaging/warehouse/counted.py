@@ -50,18 +50,19 @@ def _met(source: Counted, row: str) -> str:
     return source.condition.format(row=row) if source.condition else "true"
 
 
-def _changed(columns: Sequence[str], dialect: str) -> str:
+def changed(columns: Sequence[str], dialect: str) -> str:
+    """SQL: a trigger's ``OLD`` and ``NEW`` rows differ in one of ``columns``."""
     differ = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     return " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in columns)
 
 
 def _when(source: Counted, op: str, dialect: str) -> str:
     """The ``WHEN (…)`` of ``source``'s ``op`` trigger: only rows meeting its condition, before or after."""
-    changed = f"({_changed(source.watched, dialect)})"
+    differs = f"({changed(source.watched, dialect)})"
     if source.condition is None:
-        return f" WHEN {changed}" if op == "update" else ""
+        return f" WHEN {differs}" if op == "update" else ""
     old, new = (_met(source, row) for row in ("OLD", "NEW"))
-    return {"insert": f" WHEN ({new})", "delete": f" WHEN ({old})", "update": f" WHEN (({old} OR {new}) AND {changed})"}[op]
+    return {"insert": f" WHEN ({new})", "delete": f" WHEN ({old})", "update": f" WHEN (({old} OR {new}) AND {differs})"}[op]
 
 
 def _on(source: Counted) -> dict[str, str]:
@@ -114,7 +115,7 @@ class Counts:
         statements = []
         for source in self.sources:
             statements += [
-                _function(f"{source.name}_truncated", f"DELETE FROM {self.table} WHERE {source.mine};"),
+                function(f"{source.name}_truncated", f"DELETE FROM {self.table} WHERE {source.mine};"),
                 f"CREATE TRIGGER {source.name}_truncate AFTER TRUNCATE ON {source.table} "
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {source.name}_truncated()",
             ]
@@ -125,7 +126,7 @@ class Counts:
         old, new = self._add(source, "OLD", -1, "postgresql"), self._add(source, "NEW", 1, "postgresql")
         body = f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {old} END IF; IF TG_OP IN ('INSERT', 'UPDATE') THEN {new} END IF;"
         return [
-            _function(source.name, body),
+            function(source.name, body),
             *(
                 f"CREATE TRIGGER {source.name}_{op} AFTER {_on(source)[op]} ON {source.table} "
                 f"FOR EACH ROW{_when(source, op, 'postgresql')} EXECUTE FUNCTION {source.name}()"
@@ -152,7 +153,7 @@ class Counts:
                 f"GROUP BY {columns} HAVING SUM(n) <> 0;"
             )
             statements += [
-                _function(f"{source.name}_{op}", insert),
+                function(f"{source.name}_{op}", insert),
                 f"CREATE TRIGGER {source.name}_{op} AFTER {op.upper()} ON {source.table} REFERENCING {transition} "
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {source.name}_{op}()",
             ]
@@ -206,5 +207,6 @@ class Counts:
         return {"keys_drifted": len(drifts), "keys_repaired": repaired, "rows_compacted": folded}
 
 
-def _function(name: str, body: str) -> str:
+def function(name: str, body: str) -> str:
+    """DDL of a PL/pgSQL trigger function running ``body``."""
     return f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"

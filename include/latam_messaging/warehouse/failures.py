@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from latam_messaging.warehouse.counted import Counted, Counts
+from latam_messaging.warehouse.counted import Counted, Counts, changed, function
 
 MESSAGES = "failed_messages"
 #: ``failed_messages``' columns (its primary key).
@@ -99,10 +99,8 @@ def _remove(row: str) -> str:
 
 def _event_triggers(dialect: str) -> list[str]:
     events, name = "message_status_events", f"{MESSAGES}_of_events"
-    differ = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
-    changed = " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in _WATCHED)
     old, new = (FAILED.format(row=row) for row in ("OLD", "NEW"))
-    when = {"insert": new, "delete": old, "update": f"({old} OR {new}) AND ({changed})"}
+    when = {"insert": new, "delete": old, "update": f"({old} OR {new}) AND ({changed(_WATCHED, dialect)})"}
     on = {"insert": "INSERT", "delete": "DELETE", "update": f"UPDATE OF {', '.join(_WATCHED)}"}
     if dialect != "postgresql":
         body = {"insert": _add("NEW"), "delete": _remove("OLD"), "update": f"{_remove('OLD')}\n{_add('NEW')}"}
@@ -114,16 +112,15 @@ def _event_triggers(dialect: str) -> list[str]:
         f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {_remove('OLD')} END IF; "
         f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {_add('NEW')} END IF;"
     )
-    function = "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
     return [
-        function.format(name=name, body=body),
+        function(name, body),
         *(
             f"CREATE TRIGGER {name}_{op} AFTER {on[op]} ON {events} FOR EACH ROW WHEN ({when[op]}) "
             f"EXECUTE FUNCTION {name}()"
             for op in ("insert", "delete", "update")
         ),
         # TRUNCATE fires no row trigger: the failed messages go with the events (their counts by trigger)
-        function.format(name=f"{name}_truncated", body=f"DELETE FROM {MESSAGES};"),
+        function(f"{name}_truncated", f"DELETE FROM {MESSAGES};"),
         f"CREATE TRIGGER {name}_truncate AFTER TRUNCATE ON {events} FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {name}_truncated()",
     ]

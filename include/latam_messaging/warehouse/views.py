@@ -194,19 +194,20 @@ GROUP BY vendor, {day.format("first_at")}, pricing_category, conversation_origin
 #: or suppressed when claimed for sending (an ``outbound_messages`` row ``suppressed``, its error naming the
 #: suppression).
 SKIPPED_AT_INGEST, SKIPPED_AT_CLAIM = "ingest", "claim"
+#: The ``drop_rejects`` reasons of rows rejected for consent (a ``LIKE`` pattern).
+SKIPPED_REASONS = SUPPRESSED_PREFIX.rstrip() + "%"
 
 
 def suppressed_rows_over_ledger(dialect: str) -> str:
     """``report_suppressed_rows`` over ``drop_rejects`` and ``outbound_messages`` (migrations 8 to 14; the
     reference its form over ``skipped_counts`` equals): per drop file and source, rows rejected at ingest
     and rows that became ``suppressed`` when claimed for sending; rows of no file: NULL file."""
-    skipped = SUPPRESSED_PREFIX.rstrip() + "%"
     return f"""SELECT s.file_sha256, s.vendor, f.folder, f.path, f.claimed_at, s.source,
        SUM(s.at_ingest) AS rejected_at_ingest, SUM(s.at_claim) AS suppressed_at_claim, COUNT(*) AS rows_suppressed
 FROM (
     SELECT r.file_sha256, d.vendor, {suppressed_source("r.reason", dialect)} AS source, 1 AS at_ingest, 0 AS at_claim
     FROM drop_rejects r JOIN drop_files d ON d.file_sha256 = r.file_sha256
-    WHERE r.reason LIKE '{skipped}'
+    WHERE r.reason LIKE '{SKIPPED_REASONS}'
     UNION ALL
     SELECT o.file_sha256, o.vendor, {suppressed_source("o.error", dialect)} AS source, 0 AS at_ingest, 1 AS at_claim
     FROM outbound_messages o WHERE o.state = 'suppressed'
@@ -223,7 +224,7 @@ def skipped_counts(dialect: str) -> Counts:
         "skipped_counts",
         (
             Counted(
-                "skipped_counts_ingest", "drop_rejects", f"{{row}}.reason LIKE '{SUPPRESSED_PREFIX.rstrip()}%'",
+                "skipped_counts_ingest", "drop_rejects", f"{{row}}.reason LIKE '{SKIPPED_REASONS}'",
                 {"stage": f"'{SKIPPED_AT_INGEST}'", "file_sha256": "{row}.file_sha256", "vendor": "NULL",
                  "source": suppressed_source("{row}.reason", dialect)},
                 ("file_sha256", "reason"), f"stage = '{SKIPPED_AT_INGEST}'",
