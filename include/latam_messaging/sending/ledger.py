@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pendulum
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from latam_messaging.common.lease import Heartbeat, new_owner
 from latam_messaging.consent import suppressions
@@ -41,6 +42,8 @@ from latam_messaging.warehouse.db import Warehouse
 log = logging.getLogger(__name__)
 LEASES = schema.send_leases
 KEY_CHUNK = 900
+#: Answers written by one ``UPDATE`` (PostgreSQL).
+ANSWER_CHUNK = 5000
 DEFAULT_LEASE_S = 60.0
 
 __all__ = ["DEFAULT_LEASE_S", "Claimed", "Ledger", "MessageState", "SendLease", "SendOutcome", "SendRow", "new_owner"]
@@ -155,6 +158,57 @@ def _cancel_if_campaign_cancelled(conn: sa.Connection, keys: list[str], now: pen
         )
         rows += conn.execute(statement).rowcount
     return rows
+
+
+#: One answer's values, named as :func:`_answered` reads them, and their types.
+_ANSWER = {
+    "k": sa.String(), "s": sa.String(), "v": sa.String(), "e": sa.Text(), "a": sa.Text(), "t": schema.UtcDateTime()
+}
+
+
+def _answer(outcome: SendOutcome, now: pendulum.DateTime) -> dict[str, Any]:
+    return {
+        "k": outcome.message_key,
+        "s": str(outcome.state),
+        "v": outcome.vendor_message_id,
+        "e": outcome.error,
+        "a": outcome.vendor_answer,
+        "t": outcome.answered_at or now,  # kept only for an accepted row
+    }
+
+
+def _answered(answer: Mapping[str, Any], now: pendulum.DateTime, owner: str) -> sa.Update:
+    """The ``UPDATE`` writing an answer (``answer``: the columns of :data:`_ANSWER`) to its row, if this
+    owner still holds it ``sending`` (or ``unknown``)."""
+    return move(
+        (MessageState.SENDING, MessageState.UNKNOWN),
+        answer["s"],  # each one of ANSWERS, checked by the caller
+        OUTBOUND.c.message_key == answer["k"],
+        OUTBOUND.c.claimed_by == owner,
+        vendor_message_id=answer["v"],
+        error=answer["e"],
+        vendor_answer=answer["a"],
+        accepted_at=sa.case((answer["s"] == str(MessageState.ACCEPTED), answer["t"])),
+        updated_at=now,
+    )
+
+
+def _write_answers(conn: sa.Connection, outcomes: Sequence[SendOutcome], now: pendulum.DateTime, owner: str) -> None:
+    """Every answer of ``outcomes`` written. SQLite: one prepared statement run per row (in process, cheap).
+    PostgreSQL: one statement per :data:`ANSWER_CHUNK` answers over ``unnest`` of one array per column —
+    a statement per row would be a round trip and a run of the ledger's statement triggers per row. The
+    statement's shape never changes with the number of rows, so it is compiled once."""
+    answers = [_answer(outcome, now) for outcome in outcomes]
+    if not answers:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(_answered({n: sa.bindparam(n, type_=t) for n, t in _ANSWER.items()}, now, owner), answers)
+        return
+    arrays = (sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(t)), postgresql.ARRAY(t)) for n, t in _ANSWER.items())
+    rows = sa.func.unnest(*arrays).table_valued(*_ANSWER).render_derived(name="answers")
+    statement = _answered(rows.c, now, owner)
+    for chunk in _chunks(answers, ANSWER_CHUNK):
+        conn.execute(statement, {n: [answer[n] for answer in chunk] for n in _ANSWER})
 
 
 class Ledger:
@@ -303,40 +357,20 @@ class Ledger:
         for outcome in outcomes:
             if outcome.state != MessageState.PENDING and outcome.state not in ANSWERS:
                 check_move((MessageState.SENDING,), outcome.state)  # raises: not an answer
-        mine = (OUTBOUND.c.message_key == sa.bindparam("k"), OUTBOUND.c.claimed_by == owner)
-        answered = move(
-            (MessageState.SENDING, MessageState.UNKNOWN),
-            sa.bindparam("s"),  # each one of ANSWERS, checked above
-            *mine,
-            vendor_message_id=sa.bindparam("v"),
-            error=sa.bindparam("e"),
-            vendor_answer=sa.bindparam("a"),
-            accepted_at=sa.bindparam("t"),
-            updated_at=now,
-        )
-        # claimed but never sent (the run stopped first): pending again, unclaimed
-        returned = move(
-            MessageState.SENDING, MessageState.PENDING, *mine, claimed_by=None, request_started_at=None, updated_at=now
-        )
-        params = [
-            {
-                "k": o.message_key,
-                "s": o.state,
-                "v": o.vendor_message_id,
-                "e": o.error,
-                "a": o.vendor_answer,
-                "t": (o.answered_at or now) if o.state == MessageState.ACCEPTED else None,
-            }
-            for o in outcomes
-            if o.state != MessageState.PENDING
-        ]
-        back = [{"k": o.message_key} for o in outcomes if o.state == MessageState.PENDING]
+        answers = [o for o in outcomes if o.state != MessageState.PENDING]
+        back = [o.message_key for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:
-            for chunk in _chunks(params, 5000):
-                conn.execute(answered, list(chunk))
-            for chunk in _chunks(back, 5000):
-                conn.execute(returned, list(chunk))
-                _cancel_if_campaign_cancelled(conn, [b["k"] for b in chunk], now)
+            _write_answers(conn, answers, now, owner)
+            for keys in _chunks(back):
+                # claimed but never sent (the run stopped first): pending again, unclaimed
+                conn.execute(
+                    move(
+                        MessageState.SENDING, MessageState.PENDING,
+                        OUTBOUND.c.message_key.in_(keys), OUTBOUND.c.claimed_by == owner,
+                        claimed_by=None, request_started_at=None, updated_at=now,
+                    )
+                )
+                _cancel_if_campaign_cancelled(conn, list(keys), now)
 
     def unknown_keys(self, page: int = 1000) -> Iterator[list[str]]:
         """Every ``unknown`` row's key, page by page (keyset: rows resolved meanwhile do not shift it)."""
