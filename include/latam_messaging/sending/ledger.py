@@ -177,14 +177,15 @@ def _answer(outcome: SendOutcome, now: pendulum.DateTime) -> dict[str, Any]:
     }
 
 
-def _answered(answer: Mapping[str, Any], now: pendulum.DateTime, owner: str) -> sa.Update:
+def _answered(answer: Mapping[str, Any], now: pendulum.DateTime, owner: str, *where: Any) -> sa.Update:
     """The ``UPDATE`` writing an answer (``answer``: the columns of :data:`_ANSWER`) to its row, if this
-    owner still holds it ``sending`` (or ``unknown``)."""
+    owner still holds it ``sending`` (or ``unknown``); ``where``: more conditions on the rows."""
     return move(
         (MessageState.SENDING, MessageState.UNKNOWN),
         answer["s"],  # each one of ANSWERS, checked by the caller
         OUTBOUND.c.message_key == answer["k"],
         OUTBOUND.c.claimed_by == owner,
+        *where,
         vendor_message_id=answer["v"],
         error=answer["e"],
         vendor_answer=answer["a"],
@@ -197,7 +198,9 @@ def _write_answers(conn: sa.Connection, outcomes: Sequence[SendOutcome], now: pe
     """Every answer of ``outcomes`` written. SQLite: one prepared statement run per row (in process, cheap).
     PostgreSQL: one statement per :data:`ANSWER_CHUNK` answers over ``unnest`` of one array per column —
     a statement per row would be a round trip and a run of the ledger's statement triggers per row. The
-    statement's shape never changes with the number of rows, so it is compiled once."""
+    statement's shape never changes with the number of rows, so it is compiled once. Its rows are also
+    named ``message_key = ANY(keys)``: the primary key's lookups, whatever the statistics (joined to the
+    arrays alone, PostgreSQL may scan the whole ledger once it thinks a run's rows are few)."""
     answers = [_answer(outcome, now) for outcome in outcomes]
     if not answers:
         return
@@ -206,7 +209,8 @@ def _write_answers(conn: sa.Connection, outcomes: Sequence[SendOutcome], now: pe
         return
     arrays = (sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(t)), postgresql.ARRAY(t)) for n, t in _ANSWER.items())
     rows = sa.func.unnest(*arrays).table_valued(*_ANSWER).render_derived(name="answers")
-    statement = _answered(rows.c, now, owner)
+    keys = sa.cast(sa.bindparam("k", type_=postgresql.ARRAY(sa.String())), postgresql.ARRAY(sa.String()))
+    statement = _answered(rows.c, now, owner, OUTBOUND.c.message_key == sa.any_(keys))
     for chunk in _chunks(answers, ANSWER_CHUNK):
         conn.execute(statement, {n: [answer[n] for answer in chunk] for n in _ANSWER})
 
