@@ -35,6 +35,7 @@ import pendulum
 import sqlalchemy as sa
 
 from latam_messaging.warehouse import schema
+from latam_messaging.warehouse.db import update_each
 
 OUTBOUND = schema.outbound_messages
 
@@ -137,7 +138,7 @@ def move(
 ) -> sa.Update:
     """``UPDATE outbound_messages SET state = target, **values WHERE state IN sources AND *where``.
 
-    ``target`` may be a bound parameter when one statement writes many answers (``executemany``), or
+    ``target`` may be a column when one statement writes many answers (``db.update_each``), or
     a ``CASE`` choosing among states: the caller then checks each possible target with :func:`check_move`."""
     sources = (sources,) if isinstance(sources, MessageState) else tuple(sources)
     if isinstance(target, MessageState):
@@ -152,15 +153,18 @@ def resolve_in_doubt(conn: sa.Connection, found: Mapping[str, str | None], now: 
     """In-doubt rows the vendor turned out to have (a status event names them, or a status search
     found them): ``{message_key: vendor_message_id or None}`` → ``accepted``. Rows no longer in
     doubt are left alone. Returns how many moved."""
-    if not found:
-        return 0
-    statement = move(
-        MessageState.UNKNOWN,
-        MessageState.ACCEPTED,
-        OUTBOUND.c.message_key == sa.bindparam("k"),
-        vendor_message_id=sa.func.coalesce(sa.bindparam("v", type_=sa.String()), OUTBOUND.c.vendor_message_id),
-        error=None,
-        accepted_at=sa.func.coalesce(OUTBOUND.c.accepted_at, sa.literal(now, schema.UtcDateTime())),
-        updated_at=now,
+    return update_each(
+        conn,
+        [{"k": key, "v": vendor_id} for key, vendor_id in found.items()],
+        {"k": sa.String(), "v": sa.String()},
+        lambda row: move(
+            MessageState.UNKNOWN,
+            MessageState.ACCEPTED,
+            OUTBOUND.c.message_key == row["k"],
+            vendor_message_id=sa.func.coalesce(row["v"], OUTBOUND.c.vendor_message_id),
+            error=None,
+            accepted_at=sa.func.coalesce(OUTBOUND.c.accepted_at, sa.literal(now, schema.UtcDateTime())),
+            updated_at=now,
+        ),
+        ("k", OUTBOUND.c.message_key),
     )
-    return conn.execute(statement, [{"k": key, "v": vendor_id} for key, vendor_id in found.items()]).rowcount

@@ -25,7 +25,7 @@ from latam_messaging.consent import suppressions
 from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.lifecycle import NOT_PROGRESS, RANK, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.warehouse.db import Warehouse, update_each
 
 RAW_STATUS_CHARS = 128
 OUTBOUND = schema.outbound_messages
@@ -260,16 +260,13 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             continue
         updates.append({"k": key, "status": str(new_status), "status_at": status_at, "vid": vendor_id})
     resolve_in_doubt(conn, in_doubt, now)
-    if updates:
-        statement = (
-            sa.update(OUTBOUND)
-            .where(OUTBOUND.c.message_key == sa.bindparam("k"))
-            .values(
-                delivery_status=sa.bindparam("status"),
-                delivery_status_at=sa.bindparam("status_at", type_=schema.UtcDateTime()),
-                vendor_message_id=sa.bindparam("vid"),
-                updated_at=now,
-            )
-        )
-        conn.execute(statement, updates)
+    update_each(
+        conn,
+        updates,
+        {"k": sa.String(), "status": sa.String(), "status_at": schema.UtcDateTime(), "vid": sa.String()},
+        lambda row: sa.update(OUTBOUND)
+        .where(OUTBOUND.c.message_key == row["k"])
+        .values(delivery_status=row["status"], delivery_status_at=row["status_at"], vendor_message_id=row["vid"], updated_at=now),
+        ("k", OUTBOUND.c.message_key),
+    )
     return stored

@@ -146,6 +146,64 @@ def test_a_bulk_load_keeps_every_value_and_the_first_row_of_each_key(warehouse):
     ]
 
 
+def _update_phone_and_time(row):
+    T = schema.outbound_messages
+    return (
+        sa.update(T)
+        .where(T.c.message_key == row["k"], T.c.state == "pending")
+        .values(phone=row["p"], content=row["c"], send_at=row["t"])
+    )
+
+
+_UPDATE_TYPES = {"k": sa.String(), "p": sa.String(), "c": sa.Text(), "t": schema.UtcDateTime()}
+
+
+def test_update_each_writes_each_rows_values_in_chunks_and_counts_what_it_updated(warehouse, monkeypatch):
+    """``db.update_each`` (one statement per chunk over typed arrays on PostgreSQL, executemany on
+    SQLite): each row gets its own values — odd text, NULLs, aware times in any zone, a column NULL in a
+    whole chunk —; a row the statement's other conditions exclude, or a key not stored, is left alone
+    and not counted; several chunks land in one transaction."""
+    from latam_messaging.warehouse import db
+
+    monkeypatch.setattr(db, "BULK_CHUNK", 3)
+    T = schema.outbound_messages
+    when = pendulum.datetime(2026, 3, 2, 9, 30, 15, tz="America/Argentina/Buenos_Aires")
+    base = {"vendor": "wavy", "phone": "0", "created_at": when, "updated_at": when}
+    with warehouse.begin() as conn:
+        conn.execute(T.insert(), [{"message_key": f"k-{i}", "state": "pending", **base} for i in range(7)])
+        conn.execute(T.insert().values(message_key="k-sent", state="accepted", **base))
+    odd = 'tab\tnew\nline "quoted" back\\slash ñ \\N'
+    rows = [{"k": f"k-{i}", "p": str(i), "c": None, "t": None} for i in range(3)]  # a chunk of NULLs
+    rows += [{"k": f"k-{i}", "p": str(i), "c": f"{odd} {i}", "t": when.add(minutes=i)} for i in range(3, 7)]
+    rows += [{"k": "k-sent", "p": "x", "c": "x", "t": None}, {"k": "k-absent", "p": "x", "c": "x", "t": None}]
+    with warehouse.begin() as conn:
+        assert db.update_each(conn, rows, _UPDATE_TYPES, _update_phone_and_time, ("k", T.c.message_key)) == 7
+    query = sa.select(T.c.message_key, T.c.phone, T.c.content, T.c.send_at).order_by(T.c.message_key)
+    got = {r["message_key"]: (r["phone"], r["content"], r["send_at"]) for r in warehouse.rows(query)}
+    utc = when.in_timezone("UTC")
+    assert got == {
+        **{f"k-{i}": (str(i), None, None) for i in range(3)},
+        **{f"k-{i}": (str(i), f"{odd} {i}", utc.add(minutes=i)) for i in range(3, 7)},
+        "k-sent": ("0", None, None),
+    }
+    with warehouse.begin() as conn:
+        assert db.update_each(conn, [], _UPDATE_TYPES, _update_phone_and_time, ("k", T.c.message_key)) == 0
+
+
+def test_update_each_refuses_two_rows_for_one_key(warehouse):
+    """Which of two rows for one key wins would depend on the database's plan: refused, nothing written."""
+    from latam_messaging.warehouse import db
+
+    T = schema.outbound_messages
+    now = pendulum.now("UTC")
+    with warehouse.begin() as conn:
+        conn.execute(T.insert().values(message_key="k", vendor="wavy", phone="0", state="pending", created_at=now, updated_at=now))
+    twice = [{"k": "k", "p": "1", "c": None, "t": None}, {"k": "k", "p": "2", "c": None, "t": None}]
+    with pytest.raises(ValueError, match="message_key"), warehouse.begin() as conn:
+        db.update_each(conn, twice, _UPDATE_TYPES, _update_phone_and_time, ("k", T.c.message_key))
+    assert warehouse.rows(sa.select(T.c.phone)) == [{"phone": "0"}]
+
+
 def test_read_only_refuses_writes_and_hands_the_connection_back_writable(warehouse):
     """``Warehouse.read_only()``: the database itself refuses a write in it, and the pooled connection
     it used is writable for its next user (a one-connection pool: the next user gets that very one)."""

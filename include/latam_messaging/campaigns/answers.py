@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from latam_messaging.campaigns.views import as_sql, opt_out_condition, reply_ways
 from latam_messaging.consent.suppressions import consent_key_of
+from latam_messaging.warehouse.counted import changed
 
 TABLE = "campaign_answers"
 #: The pair's columns, in order (``kind``, ``vendor``, ``answer`` and ``message_key`` are its key).
@@ -146,11 +147,6 @@ def index_statements(dialect: str) -> list[str]:
     return [f"CREATE INDEX ix_inbound_consent_key ON inbound_messages (({key}), received_at)"]
 
 
-def _changed(columns: str, dialect: str) -> str:
-    differ = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
-    return " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in columns.split(", "))
-
-
 def _insert(select: str, dialect: str) -> str:
     if dialect == "postgresql":
         return f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) {select} ON CONFLICT DO NOTHING;"
@@ -171,7 +167,7 @@ def _sqlite_triggers() -> list[str]:
             f"CREATE TRIGGER {TABLE}_{table}_insert AFTER INSERT ON {table}{_when(source, 'NEW')} BEGIN\n{add}\nEND",
             f"CREATE TRIGGER {TABLE}_{table}_delete AFTER DELETE ON {table}{_when(source, 'OLD')} BEGIN\n{remove}\nEND",
             f"CREATE TRIGGER {TABLE}_{table}_update AFTER UPDATE OF {columns} ON {table} "
-            f"WHEN {_changed(columns, 'sqlite')} BEGIN\n{remove}\n{add}\nEND",
+            f"WHEN {changed(columns.split(', '), 'sqlite')} BEGIN\n{remove}\n{add}\nEND",
         ]
     return statements
 
@@ -196,7 +192,7 @@ def _postgres_triggers() -> list[str]:
             f"CREATE TRIGGER {function}_delete AFTER DELETE ON {table} "
             f"FOR EACH ROW{_when(source, 'OLD')} EXECUTE FUNCTION {function}()",
             f"CREATE TRIGGER {function}_update AFTER UPDATE OF {columns} ON {table} "
-            f"FOR EACH ROW WHEN ({_changed(columns, 'postgresql')}) EXECUTE FUNCTION {function}()",
+            f"FOR EACH ROW WHEN ({changed(columns.split(', '), 'postgresql')}) EXECUTE FUNCTION {function}()",
             f"CREATE TRIGGER {function}_truncate AFTER TRUNCATE ON {table} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}_truncated()",
         ]

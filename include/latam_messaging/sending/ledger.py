@@ -31,19 +31,16 @@ from typing import Any
 
 import pendulum
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from latam_messaging.common.lease import Heartbeat, new_owner
 from latam_messaging.consent import suppressions
 from latam_messaging.lifecycle import ANSWERS, OUTBOUND, MessageState, check_move, move, resolve_in_doubt
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.warehouse.db import Warehouse, update_each
 
 log = logging.getLogger(__name__)
 LEASES = schema.send_leases
 KEY_CHUNK = 900
-#: Answers written by one ``UPDATE`` (PostgreSQL).
-ANSWER_CHUNK = 5000
 DEFAULT_LEASE_S = 60.0
 
 __all__ = ["DEFAULT_LEASE_S", "Claimed", "Ledger", "MessageState", "SendLease", "SendOutcome", "SendRow", "new_owner"]
@@ -177,42 +174,20 @@ def _answer(outcome: SendOutcome, now: pendulum.DateTime) -> dict[str, Any]:
     }
 
 
-def _answered(answer: Mapping[str, Any], now: pendulum.DateTime, owner: str, *where: Any) -> sa.Update:
+def _answered(answer: Mapping[str, Any], now: pendulum.DateTime, owner: str) -> sa.Update:
     """The ``UPDATE`` writing an answer (``answer``: the columns of :data:`_ANSWER`) to its row, if this
-    owner still holds it ``sending`` (or ``unknown``); ``where``: more conditions on the rows."""
+    owner still holds it ``sending`` (or ``unknown``)."""
     return move(
         (MessageState.SENDING, MessageState.UNKNOWN),
         answer["s"],  # each one of ANSWERS, checked by the caller
         OUTBOUND.c.message_key == answer["k"],
         OUTBOUND.c.claimed_by == owner,
-        *where,
         vendor_message_id=answer["v"],
         error=answer["e"],
         vendor_answer=answer["a"],
         accepted_at=sa.case((answer["s"] == str(MessageState.ACCEPTED), answer["t"])),
         updated_at=now,
     )
-
-
-def _write_answers(conn: sa.Connection, outcomes: Sequence[SendOutcome], now: pendulum.DateTime, owner: str) -> None:
-    """Every answer of ``outcomes`` written. SQLite: one prepared statement run per row (in process, cheap).
-    PostgreSQL: one statement per :data:`ANSWER_CHUNK` answers over ``unnest`` of one array per column —
-    a statement per row would be a round trip and a run of the ledger's statement triggers per row. The
-    statement's shape never changes with the number of rows, so it is compiled once. Its rows are also
-    named ``message_key = ANY(keys)``: the primary key's lookups, whatever the statistics (joined to the
-    arrays alone, PostgreSQL may scan the whole ledger once it thinks a run's rows are few)."""
-    answers = [_answer(outcome, now) for outcome in outcomes]
-    if not answers:
-        return
-    if conn.dialect.name != "postgresql":
-        conn.execute(_answered({n: sa.bindparam(n, type_=t) for n, t in _ANSWER.items()}, now, owner), answers)
-        return
-    arrays = (sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(t)), postgresql.ARRAY(t)) for n, t in _ANSWER.items())
-    rows = sa.func.unnest(*arrays).table_valued(*_ANSWER).render_derived(name="answers")
-    keys = sa.cast(sa.bindparam("k", type_=postgresql.ARRAY(sa.String())), postgresql.ARRAY(sa.String()))
-    statement = _answered(rows.c, now, owner, OUTBOUND.c.message_key == sa.any_(keys))
-    for chunk in _chunks(answers, ANSWER_CHUNK):
-        conn.execute(statement, {n: [answer[n] for answer in chunk] for n in _ANSWER})
 
 
 class Ledger:
@@ -364,7 +339,10 @@ class Ledger:
         answers = [o for o in outcomes if o.state != MessageState.PENDING]
         back = [o.message_key for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:
-            _write_answers(conn, answers, now, owner)
+            update_each(
+                conn, [_answer(o, now) for o in answers], _ANSWER,
+                lambda answer: _answered(answer, now, owner), ("k", OUTBOUND.c.message_key),
+            )
             for keys in _chunks(back):
                 # claimed but never sent (the run stopped first): pending again, unclaimed
                 conn.execute(

@@ -8,7 +8,7 @@ The same code serves SQLite (embedded default) and PostgreSQL: dialect differenc
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -231,3 +231,43 @@ def open_warehouse(conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
     warehouse = Warehouse.from_connection(conn_id)
     warehouse.migrate()
     return warehouse
+
+
+def update_each(
+    conn: sa.Connection,
+    rows: Sequence[Mapping[str, Any]],
+    types: Mapping[str, sa.types.TypeEngine],
+    update: Callable[[Mapping[str, Any]], sa.Update],
+    key: tuple[str, sa.Column],
+) -> int:
+    """Apply ``rows`` (each one value per name of ``types``) with the ``UPDATE`` that ``update(values)``
+    makes, ``values`` naming each value as a column; it must find a row's target by ``key`` (the name of
+    a value, the column equal to it), and no two rows may share that value. In ``conn``'s transaction;
+    returns the rows updated.
+
+    SQLite: one prepared statement run per row (in process, cheap). PostgreSQL: one statement per
+    :data:`BULK_CHUNK` rows over ``unnest`` of one typed array per value — a statement per row is a
+    round trip and a run of the table's statement triggers per row. The arrays are constants, so the
+    planner knows their length: one key lookup per row on a big table (a scan only where the table is
+    small enough to cost less). Naming the targets again by ``column = ANY(keys)`` was tried: the planner
+    then joined each target row to every array row (5,000 answers: 25 M comparisons, 17 s). The
+    statement's shape does not change with the number of rows, so it is compiled once."""
+    if not rows:
+        return 0
+    name, column = key
+    if len({row[name] for row in rows}) != len(rows):
+        raise ValueError(f"two rows update the same {column.name}: apply them in order instead")
+    if conn.dialect.name != "postgresql":
+        statement = update({n: sa.bindparam(n, type_=t) for n, t in types.items()})
+        return conn.execute(statement, [dict(row) for row in rows]).rowcount
+
+    def array(n: str) -> sa.ColumnElement[Any]:
+        return sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(types[n])), postgresql.ARRAY(types[n]))
+
+    values = sa.func.unnest(*(array(n) for n in types)).table_valued(*types).render_derived(name="each_row")
+    statement = update(values.c)
+    updated = 0
+    for start in range(0, len(rows), BULK_CHUNK):
+        chunk = rows[start : start + BULK_CHUNK]
+        updated += conn.execute(statement, {n: [row[n] for row in chunk] for n in types}).rowcount
+    return updated

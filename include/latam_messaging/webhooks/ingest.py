@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from latam_messaging.consent.replies import ConsentRules
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.warehouse.db import Warehouse, update_each
 from latam_messaging.webhooks.inbound import check_inbound, fit_value, store_inbound, value_problem
 from latam_messaging.webhooks.parsers import Parsed, UnparseableEvent, VendorParser, parse_body
 from latam_messaging.webhooks.raw import RAW_EVENTS, ParseState, body_bytes
@@ -166,16 +166,19 @@ def _write(
         statuses = apply_status_events(warehouse, conn, [e for o in outcomes for e in o.statuses])
         messages = [m for o in outcomes for m in o.inbound]
         inbound = store_inbound(warehouse, conn, messages, "webhook", consent=consent)
-        conn.execute(
-            sa.update(RAW_EVENTS)
-            .where(RAW_EVENTS.c.id == sa.bindparam("i"))
+        update_each(
+            conn,
+            [o.update_row() for o in outcomes],
+            {"i": sa.Integer(), "s": sa.String(), "e": sa.Text(), "v": sa.String()},
+            lambda row: sa.update(RAW_EVENTS)
+            .where(RAW_EVENTS.c.id == row["i"])
             .values(
-                parse_state=sa.bindparam("s"),
-                parse_error=sa.bindparam("e"),
-                format_version=sa.func.coalesce(sa.bindparam("v"), RAW_EVENTS.c.format_version),
+                parse_state=row["s"],
+                parse_error=row["e"],
+                format_version=sa.func.coalesce(row["v"], RAW_EVENTS.c.format_version),
                 parsed_at=now,
             ),
-            [o.update_row() for o in outcomes],
+            ("i", RAW_EVENTS.c.id),
         )
     stats.statuses += statuses
     stats.inbound += inbound
