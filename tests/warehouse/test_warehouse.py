@@ -204,6 +204,19 @@ def test_update_each_refuses_two_rows_for_one_key(warehouse):
     assert warehouse.rows(sa.select(T.c.phone)) == [{"phone": "0"}]
 
 
+def test_update_each_refuses_values_named_like_columns(warehouse):
+    """SQLAlchemy's executemany sets a column from a parameter of its name, whatever the statement says."""
+    from latam_messaging.warehouse import db
+
+    T = schema.outbound_messages
+    with pytest.raises(ValueError, match="phone"), warehouse.begin() as conn:
+        db.update_each(
+            conn, [{"k": "k", "phone": "1"}], {"k": sa.String(), "phone": sa.String()},
+            lambda row: sa.update(T).where(T.c.message_key == row["k"]).values(content=row["phone"]),
+            ("k", T.c.message_key),
+        )
+
+
 def test_read_only_refuses_writes_and_hands_the_connection_back_writable(warehouse):
     """``Warehouse.read_only()``: the database itself refuses a write in it, and the pooled connection
     it used is writable for its next user (a one-connection pool: the next user gets that very one)."""

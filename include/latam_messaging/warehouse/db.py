@@ -242,7 +242,8 @@ def update_each(
 ) -> int:
     """Apply ``rows`` (each one value per name of ``types``) with the ``UPDATE`` that ``update(values)``
     makes, ``values`` naming each value as a column; it must find a row's target by ``key`` (the name of
-    a value, the column equal to it), and no two rows may share that value. In ``conn``'s transaction;
+    a value, the column equal to it), no two rows may share that value, and no value may be named like a
+    column of the table (``executemany`` would set that column from it). In ``conn``'s transaction;
     returns the rows updated.
 
     SQLite: one prepared statement run per row (in process, cheap). PostgreSQL: one statement per
@@ -255,6 +256,8 @@ def update_each(
     if not rows:
         return 0
     name, column = key
+    if clash := set(types) & set(column.table.c.keys()):  # SQLAlchemy would SET a column from a value of its name
+        raise ValueError(f"values named like columns of {column.table.name}: {sorted(clash)}")
     if len({row[name] for row in rows}) != len(rows):
         raise ValueError(f"two rows update the same {column.name}: apply them in order instead")
     if conn.dialect.name != "postgresql":
@@ -266,6 +269,7 @@ def update_each(
 
     values = sa.func.unnest(*(array(n) for n in types)).table_valued(*types).render_derived(name="each_row")
     statement = update(values.c)
+    rows = sorted(rows, key=lambda row: row[name])  # in key order: writers lock rows in one order
     updated = 0
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = rows[start : start + BULK_CHUNK]
