@@ -271,6 +271,28 @@ def test_a_late_answer_for_an_owners_unknown_row_is_recorded(warehouse):
     assert table(warehouse, "state", "vendor_message_id") == {"k-1": ("accepted", "V-1"), "k-2": ("unknown", None)}
 
 
+def test_a_poison_answer_or_a_row_answered_twice_costs_nothing_of_the_rest(warehouse):
+    """A vendor's text with a NUL (PostgreSQL refuses it) is kept with U+FFFD in its place; a row answered
+    twice in one batch keeps its first answer; the other answers of the batch are recorded."""
+    put(warehouse, *({"message_key": f"k-{i}"} for i in range(1, 4)))
+    ledger = Ledger(warehouse, "wavy")
+    assert len(ledger.claim("run-a", 3)) == 3
+    ledger.record(
+        [
+            SendOutcome("k-1", MessageState.REJECTED, error="bad\x00number", vendor_answer='{"e": "\x00"}'),
+            SendOutcome("k-2", MessageState.ACCEPTED, vendor_message_id="V-2"),
+            SendOutcome("k-2", MessageState.REJECTED, error="second answer"),
+            SendOutcome("k-3", MessageState.ACCEPTED, vendor_message_id="V-3"),
+        ],
+        NOW, "run-a",
+    )
+    assert table(warehouse, "state", "vendor_message_id", "error", "vendor_answer") == {
+        "k-1": ("rejected", None, "bad\ufffdnumber", '{"e": "\ufffd"}'),
+        "k-2": ("accepted", "V-2", None, None),
+        "k-3": ("accepted", "V-3", None, None),
+    }
+
+
 def test_recording_nothing_touches_nothing(warehouse):
     put(warehouse, {"message_key": "k-1", "state": "sending", "claimed_by": "run-a"})
     Ledger(warehouse, "wavy").record([], NOW, "run-a")

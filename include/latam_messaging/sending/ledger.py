@@ -163,13 +163,19 @@ _ANSWER = {
 }
 
 
+def _text(value: str | None) -> str | None:
+    """A vendor's text as both warehouses can hold it: PostgreSQL refuses NUL, which a JSON answer may carry
+    (an escaped zero character); one such answer must not fail the answers recorded with it."""
+    return value.replace("\x00", "\ufffd") if value else value
+
+
 def _answer(outcome: SendOutcome, now: pendulum.DateTime) -> dict[str, Any]:
     return {
         "k": outcome.message_key,
         "s": str(outcome.state),
         "v": outcome.vendor_message_id,
-        "e": outcome.error,
-        "a": outcome.vendor_answer,
+        "e": _text(outcome.error),
+        "a": _text(outcome.vendor_answer),
         "t": outcome.answered_at or now,  # kept only for an accepted row
     }
 
@@ -336,7 +342,9 @@ class Ledger:
         for outcome in outcomes:
             if outcome.state != MessageState.PENDING and outcome.state not in ANSWERS:
                 check_move((MessageState.SENDING,), outcome.state)  # raises: not an answer
-        answers = [o for o in outcomes if o.state != MessageState.PENDING]
+        answers = list({o.message_key: o for o in reversed(outcomes) if o.state != MessageState.PENDING}.values())
+        if len(answers) < sum(1 for o in outcomes if o.state != MessageState.PENDING):
+            log.warning("a row was answered twice in one batch: its first answer is recorded")
         back = [o.message_key for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:
             update_each(

@@ -262,14 +262,16 @@ def update_each(
         raise ValueError(f"two rows update the same {column.name}: apply them in order instead")
     if conn.dialect.name != "postgresql":
         statement = update({n: sa.bindparam(n, type_=t) for n, t in types.items()})
-        return conn.execute(statement, [dict(row) for row in rows]).rowcount
+        return conn.execute(statement, [{n: row[n] for n in types} for row in rows]).rowcount
 
     def array(n: str) -> sa.ColumnElement[Any]:
         return sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(types[n])), postgresql.ARRAY(types[n]))
 
     values = sa.func.unnest(*(array(n) for n in types)).table_valued(*types).render_derived(name="each_row")
     statement = update(values.c)
-    rows = sorted(rows, key=lambda row: row[name])  # in key order: writers lock rows in one order
+    # in key order: under the plan of a big table (a key lookup per row, in the arrays' order) rows lock in
+    # key order; a scan locks them in the table's
+    rows = sorted(rows, key=lambda row: row[name])
     updated = 0
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = rows[start : start + BULK_CHUNK]
