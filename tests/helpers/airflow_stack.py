@@ -224,9 +224,17 @@ class AirflowStack:
     def wait_idle(self, dag_id: str, timeout: float = 300) -> None:
         """Until the run that unpausing schedules at once (catchup=False: the latest interval) has ended."""
         self.wait_until(lambda: self.runs(dag_id), f"the run {dag_id} was given when it was unpaused", 60)
-        self.wait_until(
-            lambda: all(r["state"] in TERMINAL for r in self.runs(dag_id)), f"{dag_id}'s runs ended", timeout
-        )
+        try:
+            self.wait_until(
+                lambda: all(r["state"] in TERMINAL for r in self.runs(dag_id)), f"{dag_id}'s runs ended", timeout
+            )
+        except AssertionError as exc:  # say where each run stands: queued, or which task is stuck where
+            waiting = {
+                r["dag_run_id"]: (r["state"], self.task_states(dag_id, r["dag_run_id"]))
+                for r in self.runs(dag_id)
+                if r["state"] not in TERMINAL
+            }
+            raise AssertionError(f"{exc}; runs not ended: {waiting}") from exc
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> requests.Response:
         return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
