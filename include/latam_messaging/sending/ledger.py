@@ -342,8 +342,9 @@ class Ledger:
         for outcome in outcomes:
             if outcome.state != MessageState.PENDING and outcome.state not in ANSWERS:
                 check_move((MessageState.SENDING,), outcome.state)  # raises: not an answer
-        answers = list({o.message_key: o for o in reversed(outcomes) if o.state != MessageState.PENDING}.values())
-        if len(answers) < sum(1 for o in outcomes if o.state != MessageState.PENDING):
+        answered = [o for o in outcomes if o.state != MessageState.PENDING]
+        answers = list({o.message_key: o for o in reversed(answered)}.values())  # a key's first answer
+        if len(answers) < len(answered):
             log.warning("a row was answered twice in one batch: its first answer is recorded")
         back = [o.message_key for o in outcomes if o.state == MessageState.PENDING]
         with self.warehouse.begin() as conn:

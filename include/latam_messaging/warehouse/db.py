@@ -264,10 +264,9 @@ def update_each(
         statement = update({n: sa.bindparam(n, type_=t) for n, t in types.items()})
         return conn.execute(statement, [{n: row[n] for n in types} for row in rows]).rowcount
 
-    def array(n: str) -> sa.ColumnElement[Any]:
-        return sa.cast(sa.bindparam(n, type_=postgresql.ARRAY(types[n])), postgresql.ARRAY(types[n]))
-
-    values = sa.func.unnest(*(array(n) for n in types)).table_valued(*types).render_derived(name="each_row")
+    # each array typed (the dialect writes ``%(k)s::VARCHAR[]``): a column all NULL in a chunk stays typed
+    arrays = (sa.bindparam(n, type_=postgresql.ARRAY(t)) for n, t in types.items())
+    values = sa.func.unnest(*arrays).table_valued(*types).render_derived(name="each_row")
     statement = update(values.c)
     # in key order: under the plan of a big table (a key lookup per row, in the arrays' order) rows lock in
     # key order; a scan locks them in the table's
