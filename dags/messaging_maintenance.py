@@ -39,6 +39,10 @@ Daily at 03:00 local time, so that a year of history costs what a month does:
   consent per file and source from, kept by triggers on `drop_rejects` and `outbound_messages`) compared
   with a `GROUP BY` over those rows; a key that differs is given its difference, then each key's rows are
   folded into one. Reports the keys that drifted (0 unless someone wrote the counts by hand).
+* **delivery_times_checked** — `delivery_times` (each send's first event and first delivery, what
+  `report_time_to_deliver` reads, kept by triggers on the status events) compared with a `GROUP BY` over the
+  events; a message whose row differs is made again from its events. Reports the messages that drifted (0
+  unless someone wrote the table by hand, or deleted an event while another of its message was inserted).
 * **prune_drop_archives** — files in `<drop folder>/archive/` and `failed/` archived more than
   `MESSAGING_DROP_ARCHIVE_DAYS` (90) days ago are deleted (symlinks never followed).
 

@@ -476,6 +476,7 @@ SUMMARY_REBUILDERS = [
     ("latam_messaging.campaigns.answers", "rebuild"),  # campaign_answers
     ("latam_messaging.warehouse.failures", "rebuild"),  # failed_messages, failure_counts
     ("latam_messaging.warehouse.views", "rebuild_skipped_counts"),  # skipped_counts
+    ("latam_messaging.warehouse.delivery_times", "rebuild"),  # delivery_times
 ]
 
 

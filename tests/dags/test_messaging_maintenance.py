@@ -56,6 +56,8 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
         # and a row skipped for consent nothing makes: given its difference
         conn.execute(sa.text("INSERT INTO skipped_counts (stage, file_sha256, vendor, source, messages) "
                              "VALUES ('claim', NULL, 'wavy', 'keyword', 4)"))
+        # and a delivery time no event makes: removed
+        conn.execute(sa.text("INSERT INTO delivery_times VALUES ('k-none', '2026-01-01 00:00:00', NULL)"))
 
     run = run_dag("messaging_maintenance")
 
@@ -78,6 +80,8 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert warehouse.rows(sa.text("SELECT * FROM report_failure_reasons")) == []
     assert results["skipped_checked"]["keys_drifted"] == 1 and results["skipped_checked"]["keys_repaired"] == 1
     assert warehouse.rows(sa.text("SELECT * FROM report_suppressed_rows")) == []
+    assert results["delivery_times_checked"] == {"messages_drifted": 1, "messages_repaired": 1}
+    assert warehouse.rows(sa.text("SELECT * FROM delivery_times")) == []
 
     again = returned(run_dag("messaging_maintenance"))
     assert again["archive_raw_bodies"]["rows_purged"] == 0 and again["archive_raw_bodies"]["bytes_archived"] == 0
@@ -86,4 +90,5 @@ def test_the_dag_archives_purges_and_prunes_then_has_nothing_left(run_dag, wareh
     assert again["answers_checked"] == {"pairs_missing": 0, "pairs_extra": 0}
     assert again["failures_checked"] == {"messages_drifted": 0, "counts_drifted": 0, "rows_repaired": 0, "rows_compacted": 0}
     assert again["skipped_checked"] == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
+    assert again["delivery_times_checked"] == {"messages_drifted": 0, "messages_repaired": 0}
     assert list(archive.rglob("*.jsonl.gz")) == [part]

@@ -25,7 +25,7 @@ from latam_messaging.lifecycle import OUTBOUND, MessageState, move
 from latam_messaging.page import queries
 from latam_messaging.sending.ledger import Ledger, SendOutcome
 from latam_messaging.status import EventCost, StatusEvent, apply_status_events
-from latam_messaging.warehouse import aggregates, failures, schema, views
+from latam_messaging.warehouse import aggregates, delivery_times, failures, schema, views
 from tests.helpers.postgres import create_database
 
 T0 = pendulum.datetime(2026, 3, 2, 23, 30, tz="UTC")  # half an hour before a UTC day ends
@@ -66,6 +66,8 @@ def assert_counts_match(warehouse) -> None:
     seconds = views.seconds_between(views.least("o.accepted_at", "MIN(a.event_at)", dialect), "MIN(e.event_at)", dialect)
     delivered = campaign_rows(warehouse, TIME_TO_DELIVER_V5.format(seconds=seconds))
     assert campaign_rows(warehouse, "SELECT * FROM report_time_to_deliver") == delivered
+    with warehouse.engine.connect() as conn:
+        assert delivery_times.check(conn) == []
     with warehouse.engine.connect() as conn:  # the campaign page's query of one file's sends: the same rows
         page = sa.text(views.time_to_deliver(dialect, "o.file_sha256 = :sha"))
         shas = conn.execute(sa.text("SELECT DISTINCT file_sha256 FROM outbound_messages WHERE file_sha256 IS NOT NULL"))
@@ -316,7 +318,7 @@ def test_a_count_broken_by_hand_is_found_and_repaired(warehouse):
     assert aggregates.maintain(warehouse) == {"keys_drifted": 0, "keys_repaired": 0, "rows_compacted": 0}
 
 
-def test_migrations_11_to_15_count_the_rows_already_there(warehouse, tmp_path, request):
+def test_migrations_11_to_16_count_the_rows_already_there(warehouse, tmp_path, request):
     from latam_messaging.warehouse.db import Warehouse
     from latam_messaging.warehouse.migrations import migrate
 
@@ -333,8 +335,9 @@ def test_migrations_11_to_15_count_the_rows_already_there(warehouse, tmp_path, r
         assert aggregates.check(conn) == []
     random_history(old, 12, steps=8)  # replies and opt-outs written before any trigger kept their pairs
     # 12: indexes only, the same numbers; 13: the answered sends found from the rows already there;
-    # 14: the failed messages per reason, from the events already there; 15: the rows skipped for consent
-    assert migrate(old.engine) == [12, 13, 14, 15]
+    # 14: the failed messages per reason, from the events already there; 15: the rows skipped for consent;
+    # 16: each send's first event and delivery, from the events already there
+    assert migrate(old.engine) == [12, 13, 14, 15, 16]
     assert_counts_match(old)
     random_history(old, 13, steps=8)
     assert_counts_match(old)

@@ -1,6 +1,6 @@
 """The tables the database keeps as data arrives (``warehouse.aggregates``, ``campaigns.answers``,
-``warehouse.failures``, ``views.skipped_counts``), checked and mended daily by ``messaging_maintenance``:
-one task each, named ``<name>_checked``, through :func:`maintain`."""
+``warehouse.failures``, ``views.skipped_counts``, ``warehouse.delivery_times``), checked and mended daily
+by ``messaging_maintenance``: one task each, named ``<name>_checked``, through :func:`maintain`."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ class Kept(NamedTuple):
 
 def _kept() -> dict[str, Kept]:
     from latam_messaging.campaigns import answers
-    from latam_messaging.warehouse import aggregates, failures, views
+    from latam_messaging.warehouse import aggregates, delivery_times, failures, views
 
     return {
         "aggregates": Kept("message_counts checked against outbound_messages", aggregates.maintain),
         "answers": Kept("campaign_answers checked against the replies, opt-outs and sends", answers.maintain),
         "failures": Kept("failed_messages and failure_counts checked against message_status_events", failures.maintain),
+        "delivery_times": Kept("delivery_times checked against message_status_events", delivery_times.maintain),
         "skipped": Kept(
             "skipped_counts checked against drop_rejects and outbound_messages",
             lambda warehouse: views.skipped_counts(warehouse.dialect).maintain(warehouse),
@@ -29,7 +30,7 @@ def _kept() -> dict[str, Kept]:
 
 
 #: The names of the kept tables' checks, in the DAG's order.
-NAMES = ("aggregates", "answers", "failures", "skipped")
+NAMES = ("aggregates", "answers", "failures", "skipped", "delivery_times")
 
 
 def maintain(name: str, warehouse) -> dict[str, int]:

@@ -78,7 +78,7 @@ def _v5_lossless_events(conn: sa.Connection) -> None:
 
     add_columns(conn, schema.message_status_events, "raw_text", "vendor_ids", "note")
     add_columns(conn, schema.inbound_messages, "direction", "note")
-    replace_views(conn, views.CHANGED_IN_V5)
+    replace_views(conn, views.CHANGED_IN_V5, frozen=views.time_to_deliver_frozen(conn.dialect.name))
 
 
 def _v6_drop_claimed_by_index(conn: sa.Connection) -> None:
@@ -173,7 +173,7 @@ def _v12_page_lookups(conn: sa.Connection) -> None:
         conn, schema.outbound_messages, "ix_outbound_file", "ix_outbound_unknown", "ix_outbound_refused", "ix_outbound_suppressed"
     )
     create_indexes(conn, schema.inbound_messages, "ix_inbound_received_at")
-    replace_views(conn, views.CHANGED_IN_V12)
+    replace_views(conn, views.CHANGED_IN_V12, frozen=views.time_to_deliver_frozen(conn.dialect.name))
 
 
 def _v13_campaign_answers(conn: sa.Connection) -> None:
@@ -224,6 +224,19 @@ def _v15_skipped_counts(conn: sa.Connection) -> None:
     replace_views(conn, views.CHANGED_IN_V15)
 
 
+def _v16_delivery_times(conn: sa.Connection) -> None:
+    """Each send's first event and first delivery kept by triggers (``warehouse.delivery_times``), filled
+    from the events in the same transaction (the triggers' DDL locks the events against writers first);
+    ``report_time_to_deliver`` reads them, not the events."""
+    from latam_messaging.warehouse import delivery_times, views
+
+    schema.delivery_times.create(conn)
+    for statement in delivery_times.trigger_statements(conn.dialect.name):
+        conn.execute(sa.text(statement))
+    delivery_times.rebuild(conn)
+    replace_views(conn, views.CHANGED_IN_V16)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -240,6 +253,7 @@ MIGRATIONS: list[Migration] = [
     Migration(13, "campaign_answers kept by triggers (replies and opt-outs of campaigns' sends); the campaigns view reads them", _v13_campaign_answers),
     Migration(14, "failed_messages and failure_counts kept by triggers (failures at delivery and at send); report_failure_reasons reads them; ix_status_events_unknown", _v14_failure_counts),
     Migration(15, "skipped_counts kept by triggers (rows skipped for consent at ingest and at claim); report_suppressed_rows reads them", _v15_skipped_counts),
+    Migration(16, "delivery_times kept by triggers (each send's first event and first delivery); report_time_to_deliver reads them", _v16_delivery_times),
 ]
 
 

@@ -484,6 +484,17 @@ skipped_counts = sa.Table(
     sa.Column("messages", sa.BigInteger, nullable=False),  # rows; signed: the SUM over a key's rows is its count
 )
 
+#: Each send's first event and first delivery, as its events make them (migration 16;
+#: ``warehouse.delivery_times``): one row per message key with a linked event of a known status, kept by
+#: triggers on ``message_status_events``, so ``report_time_to_deliver`` reads no event.
+delivery_times = sa.Table(
+    "delivery_times",
+    metadata,
+    sa.Column("message_key", sa.String(40), primary_key=True),
+    sa.Column("first_event_at", Ts, nullable=False),  # its earliest event not of status unknown
+    sa.Column("delivered_at", Ts),  # its earliest delivered or read event; NULL: none yet
+)
+
 itd_credit_snapshots = sa.Table(
     "itd_credit_snapshots",
     metadata,

@@ -34,6 +34,8 @@ CHANGED_IN_V12 = ["report_time_to_deliver"]
 CHANGED_IN_V14 = ["report_failure_reasons"]
 #: Views migration 15 drops and re-creates (rows skipped for consent counted from ``skipped_counts``).
 CHANGED_IN_V15 = ["report_suppressed_rows"]
+#: Views migration 16 drops and re-creates (time to deliver read from ``delivery_times``).
+CHANGED_IN_V16 = ["report_time_to_deliver"]
 #: Views migration 8 creates (consent) or drops and re-creates (rejects: ``suppressed: <source>`` is one
 #: category per source, not one per piece of evidence).
 NEW_IN_V8 = [
@@ -104,16 +106,33 @@ def step_first(dialect: str) -> str:
     return "MATERIALIZED " if dialect == "sqlite" else ""
 
 
+def _chosen(dialect: str, where: str) -> tuple[str, str]:
+    """(the ``WITH`` choosing the sends ``o`` that ``where`` selects, the name to read them by); none
+    without ``where``."""
+    if not where:
+        return "", "outbound_messages o"
+    return f"WITH chosen AS {step_first(dialect)}(SELECT * FROM outbound_messages o WHERE {where})\n", "chosen o"
+
+
 def time_to_deliver(dialect: str, where: str = "") -> str:
-    """``report_time_to_deliver``'s query; ``where``: only the sends ``o`` it selects (the campaign page
+    """``report_time_to_deliver``'s query over ``delivery_times`` (migration 16): the same rows as
+    :func:`time_to_deliver_over_events`; ``where``: only the sends ``o`` it selects (the campaign page
     measures one file's sends), chosen first (:func:`step_first`)."""
-    day = "date({})"
-    sends, chosen = "outbound_messages o", ""
-    if where:
-        sends = "chosen o"
-        chosen = f"WITH chosen AS {step_first(dialect)}(SELECT * FROM outbound_messages o WHERE {where})\n"
+    chosen, sends = _chosen(dialect, where)
+    return f"""{chosen}SELECT o.vendor, o.message_key, date(o.accepted_at) AS day,
+       {seconds_between(least("o.accepted_at", "t.first_event_at", dialect), "t.delivered_at", dialect)}
+           AS seconds_to_deliver
+FROM {sends}
+JOIN delivery_times t ON t.message_key = o.message_key
+WHERE o.accepted_at IS NOT NULL AND t.delivered_at IS NOT NULL"""
+
+
+def time_to_deliver_over_events(dialect: str, where: str = "") -> str:
+    """``report_time_to_deliver`` over the events (migrations 12 to 15; the reference its form over
+    ``delivery_times`` equals): each accepted send joined with its events of a known status."""
+    chosen, sends = _chosen(dialect, where)
     delivered = "MIN(CASE WHEN a.status IN ('delivered', 'read') THEN a.event_at END)"
-    return f"""{chosen}SELECT o.vendor, o.message_key, {day.format("o.accepted_at")} AS day,
+    return f"""{chosen}SELECT o.vendor, o.message_key, date(o.accepted_at) AS day,
        {seconds_between(least("o.accepted_at", "MIN(a.event_at)", dialect), delivered, dialect)}
            AS seconds_to_deliver
 FROM {sends}
@@ -121,6 +140,11 @@ JOIN message_status_events a ON a.message_key = o.message_key AND a.status <> 'u
 WHERE o.accepted_at IS NOT NULL
 GROUP BY o.vendor, o.message_key, o.accepted_at
 HAVING {delivered} IS NOT NULL"""
+
+
+def time_to_deliver_frozen(dialect: str) -> dict[str, str]:
+    """Migrations 5 and 12 make ``report_time_to_deliver`` over the events (``delivery_times`` is 16's)."""
+    return {"report_time_to_deliver": time_to_deliver_over_events(dialect)}
 
 
 #: ``report_failure_reasons`` over the events and the ledger (migrations 7 to 13; the reference its form
