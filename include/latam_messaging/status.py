@@ -237,6 +237,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
                 "raw_event_id": e.raw_event_id,
             }
         )
+    # in message order: the statement triggers (``delivery_times``) lock each chunk's messages in key order,
+    # so two writers of the same messages never hold them crosswise across chunks
+    rows.sort(key=lambda row: (row["message_key"] is None, row["message_key"] or ""))
     stored = warehouse.bulk_insert_new(conn, schema.message_status_events, rows, keys=schema.STATUS_EVENT_KEY)
     _suppress_opt_outs(warehouse, conn, [e for e in events if e.opt_out], phones, now)
 

@@ -19,12 +19,13 @@ from latam_messaging.warehouse import delivery_times, schema, views
 T0 = pendulum.datetime(2026, 3, 2, 12, 0, tz="UTC")
 
 
-def send(warehouse, *keys: str, accepted_at: pendulum.DateTime = T0) -> None:
-    """Accepted sends, each of vendor id ``v-<key>``."""
+def send(warehouse, *keys: str, accepted_at: pendulum.DateTime | None = T0) -> None:
+    """Accepted sends, each of vendor id ``v-<key>`` (``accepted_at`` None: still sending, no id yet)."""
     with warehouse.begin() as conn:
         conn.execute(schema.outbound_messages.insert(), [
-            {"message_key": key, "vendor": "wavy", "phone": "5511987654321", "state": "accepted",
-             "vendor_message_id": f"v-{key}", "created_at": T0, "updated_at": accepted_at, "accepted_at": accepted_at}
+            {"message_key": key, "vendor": "wavy", "phone": "5511987654321", "state": "accepted" if accepted_at else "sending",
+             "vendor_message_id": f"v-{key}" if accepted_at else None, "created_at": T0, "updated_at": T0,
+             "accepted_at": accepted_at}
             for key in keys
         ])
 
@@ -54,11 +55,13 @@ def latencies(warehouse) -> dict[str, float]:
 def test_each_way_an_event_comes_goes_or_changes(warehouse):
     send(warehouse, "a", "b", "c")
     send(warehouse, "late", accepted_at=T0.add(seconds=30))  # recorded after its first event
+    send(warehouse, "waiting", accepted_at=None)  # its answer not yet recorded: the event names our key
     # out of order; an unknown status never counts as acceptance; an event of no send of ours stores unlinked
     write(warehouse, event("a", "delivered", 40), event("a", "sent", 5), event("b", "unknown", 1, "ODD"),
           event("b", "sent", 10), event("late", "sent", 12), event("late", "delivered", 50),
-          event("nobody", "delivered", 3))
-    assert latencies(warehouse) == {"a": 40.0, "late": 38.0}
+          event("nobody", "delivered", 3),
+          StatusEvent("wavy", None, "delivered", "DELIVERED", T0.add(seconds=8), "webhook", message_key="waiting"))
+    assert latencies(warehouse) == {"a": 40.0, "late": 38.0}  # no acceptance, no time to deliver
     # b delivered; a read earlier than its delivery (the vendor's clock): a's end is the read; a duplicate
     # webhook of a's delivery with another time is the same event (not stored)
     write(warehouse, event("b", "delivered", 70), event("a", "read", 30), event("a", "delivered", 20))
@@ -75,11 +78,24 @@ def test_each_way_an_event_comes_goes_or_changes(warehouse):
         conn.execute(sa.text("UPDATE message_status_events SET status = 'failed' WHERE vendor_message_id = 'v-a' AND status = 'delivered'"))
         conn.execute(sa.text("UPDATE message_status_events SET message_key = 'c' WHERE vendor_message_id = 'v-late'"))
     assert latencies(warehouse) == {"b": 15.0, "c": 50.0}
+    with warehouse.begin() as conn:  # the answer recorded: the delivery counts from the first event
+        answered = sa.text("UPDATE outbound_messages SET accepted_at = :at WHERE message_key = 'waiting'")
+        conn.execute(answered.bindparams(sa.bindparam("at", T0.add(seconds=9), type_=schema.UtcDateTime())))
+    assert latencies(warehouse) == {"b": 15.0, "c": 50.0, "waiting": 0.0}
+    for change, expected in (  # events unlinked and linked again; a status found unrecognised and back
+        ("message_key = NULL WHERE vendor_message_id = 'v-b'", {"c": 50.0, "waiting": 0.0}),
+        ("message_key = 'b' WHERE vendor_message_id = 'v-b'", {"b": 15.0, "c": 50.0, "waiting": 0.0}),
+        ("status = 'unknown' WHERE message_key = 'c'", {"b": 15.0, "waiting": 0.0}),
+        ("status = 'delivered' WHERE message_key = 'c'", {"b": 15.0, "c": 50.0, "waiting": 0.0}),
+    ):
+        with warehouse.begin() as conn:
+            conn.execute(sa.text(f"UPDATE message_status_events SET {change}"))
+        assert latencies(warehouse) == expected, change
     with pytest.raises(RuntimeError), warehouse.begin() as conn:  # a writer killed half-way: nothing of it
         apply_status_events(warehouse, conn, [event("a", "delivered", 1), event("b", "sent", 0)])
         conn.execute(sa.text("DELETE FROM message_status_events WHERE vendor_message_id = 'v-b'"))
         raise RuntimeError("killed")
-    assert latencies(warehouse) == {"b": 15.0, "c": 50.0}
+    assert latencies(warehouse) == {"b": 15.0, "c": 50.0, "waiting": 0.0}
     with warehouse.begin() as conn:  # an analyst empties the events (PostgreSQL: TRUNCATE fires no row trigger)
         conn.execute(sa.text("TRUNCATE message_status_events" if warehouse.dialect == "postgresql"
                              else "DELETE FROM message_status_events"))
@@ -117,6 +133,37 @@ def test_two_writers_of_the_same_messages_at_once_keep_the_earliest(warehouse):
         thread.join(timeout=120)
     assert not errors
     assert latencies(warehouse) == {k: 60.0 for k in keys}  # acceptance T0 ≤ the first event at +5 s
+
+
+def test_two_remakes_of_one_message_at_once_read_each_others_deletions(warehouse):
+    """Two transactions delete a message's two earliest events at once, the second while the first still
+    holds its remake (PostgreSQL: the second waits on the message's advisory lock, then reads the events
+    the first left). Without the lock the second deleted the row as its snapshot saw it and kept the
+    earlier of its remake and the first's: the time of an event deleted."""
+    send(warehouse, "a")
+    write(warehouse, event("a", "sent", 5), event("a", "delivered", 20), event("a", "read", 40))
+    delete = "DELETE FROM message_status_events WHERE vendor_message_id = 'v-a' AND status = '{}'"
+    first = warehouse.engine.connect()
+    first.begin()
+    first.execute(sa.text(delete.format("sent")))
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with warehouse.begin() as conn:
+                conn.execute(sa.text(delete.format("delivered")))
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=1.0)  # it waits for the first (SQLite: for the database's write lock)
+    assert thread.is_alive()
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert not errors
+    assert latencies(warehouse) == {"a": 40.0}
 
 
 def test_rows_broken_by_hand_are_found_and_mended(warehouse):

@@ -19,11 +19,17 @@ message key, what the view needs of its events:
   does), recomputes its message's row from the message's events (``ix_status_events_message_key``);
 * a ``TRUNCATE`` of the events (PostgreSQL) empties the table.
 
+A bulk correction of events by hand (millions of rows) runs a remake per row: disable the table's
+triggers for it, then run :func:`rebuild`. SQLite's ``INSERT OR REPLACE`` of an event deletes the row it
+replaces without its delete trigger (``recursive_triggers`` is off), as for every kept table: the daily
+check finds it.
+
 The row depends only on the events: the view joins it to the send for its acceptance, so a send accepted
 after its first events (a send in doubt found accepted) needs nothing here. An earliest time cannot be
-taken back by subtraction, so a deletion on PostgreSQL while another transaction inserts an event of the same
-message can leave a row stale; :func:`check` compares the table with the events and :func:`repair` mends
-it — ``messaging_maintenance`` runs both daily (``delivery_times_checked``).
+taken back by subtraction, so a message's remake reads its events again, one transaction at a time
+(:data:`ADVISORY_LOCK`). :func:`check` compares the table with the events and :func:`repair` mends it —
+``messaging_maintenance`` runs both daily (``delivery_times_checked``): it finds nothing unless the table
+was written by hand or its triggers were off.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from latam_messaging.warehouse.counted import changed, function
 
@@ -55,22 +62,30 @@ def _earlier(kept: str, new: str, dialect: str) -> str:
 
 def _upsert(select: str, dialect: str) -> str:
     """``select``'s rows (``message_key, first_event_at, delivered_at``) merged into the table: a new key
-    inserted, a kept one lowered to the earlier times."""
-    first = _earlier(f"{TABLE}.first_event_at", "excluded.first_event_at", dialect)
-    delivered = _earlier(f"{TABLE}.delivered_at", "excluded.delivered_at", dialect)
+    inserted, a kept one lowered to the earlier times — and left unwritten when neither is earlier (most
+    events: a new row version per event would be dead weight; PostgreSQL still locks the row, so a second
+    writer still waits for the first)."""
+    kept, new = f"{TABLE}.first_event_at", "excluded.first_event_at"
+    kept_delivered, new_delivered = f"{TABLE}.delivered_at", "excluded.delivered_at"
+    earlier = (
+        f"{new} < {kept} OR ({new_delivered} IS NOT NULL AND ({kept_delivered} IS NULL "
+        f"OR {new_delivered} < {kept_delivered}))"
+    )
     return (
-        f"INSERT INTO {TABLE} ({_COLUMNS}) {select} "
-        f"ON CONFLICT (message_key) DO UPDATE SET first_event_at = {first}, delivered_at = {delivered}"
+        f"INSERT INTO {TABLE} ({_COLUMNS}) {select} ON CONFLICT (message_key) DO UPDATE SET "
+        f"first_event_at = {_earlier(kept, new, dialect)}, delivered_at = {_earlier(kept_delivered, new_delivered, dialect)} "
+        f"WHERE {earlier}"
     )
 
 
-def _grouped(source: str, where: str) -> str:
-    """Each message's two times over ``source`` (alias ``e``) rows meeting ``where``, in key order (two
-    writers lock the table's rows in one order)."""
+def _grouped(source: str, where: str, ordered: bool = True) -> str:
+    """Each message's two times over ``source`` (alias ``e``) rows meeting ``where``, in key order when
+    ``ordered`` (two writers lock the table's rows in one order)."""
     return (
         f"SELECT e.message_key, MIN(e.event_at) AS first_event_at, "
         f"MIN(CASE WHEN {DELIVERED.format(row='e')} THEN e.event_at END) AS delivered_at "
-        f"FROM {source} e WHERE {COUNTED.format(row='e')}{where} GROUP BY e.message_key ORDER BY e.message_key"
+        f"FROM {source} e WHERE {COUNTED.format(row='e')}{where} GROUP BY e.message_key"
+        + (" ORDER BY e.message_key" if ordered else "")
     )
 
 
@@ -84,6 +99,23 @@ def _recompute(row: str, dialect: str) -> str:
     return (
         f"DELETE FROM {TABLE} WHERE message_key = {key}; "
         f"{_upsert(_grouped(EVENTS, f' AND e.message_key = {key}'), dialect)};"
+    )
+
+
+#: PostgreSQL: the transaction-scoped advisory lock a message's remake holds (``message_key`` in ``{key}``).
+#: Two remakes of one message at once (two events of it deleted or corrected by two transactions) would
+#: otherwise both delete the row as their snapshots saw it: the second's delete finds the row the first
+#: deleted, not the one it wrote, and its upsert keeps the earlier of both — a time of an event it deleted.
+#: Serialised, the second's statements start after the first commits and see its row and its deletions.
+#: Inserts take no such lock: an upsert waits on the row itself and only ever lowers it.
+ADVISORY_LOCK = "pg_advisory_xact_lock(hashtext('delivery_times'), hashtext({key}))"
+
+
+def _lock(keys: str) -> str:
+    """PL/pgSQL: the advisory locks of ``keys`` (an SQL list of keys, NULLs skipped), in key order."""
+    return (
+        f"PERFORM {ADVISORY_LOCK.format(key='k')} FROM (SELECT DISTINCT k FROM (VALUES {keys}) v (k) "
+        f"WHERE k IS NOT NULL ORDER BY k) ordered;"
     )
 
 
@@ -110,8 +142,9 @@ def trigger_statements(dialect: str) -> list[str]:
         f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_inserted()",
         function(
             name,
-            f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {_recompute('OLD', dialect)} END IF; "
-            f"IF TG_OP = 'UPDATE' THEN {_recompute('NEW', dialect)} END IF;",
+            f"IF TG_OP = 'DELETE' THEN {_lock('(OLD.message_key)')} {_recompute('OLD', dialect)} END IF; "
+            f"IF TG_OP = 'UPDATE' THEN {_lock('(OLD.message_key), (NEW.message_key)')} "
+            f"{_recompute('OLD', dialect)} {_recompute('NEW', dialect)} END IF;",
         ),
         f"CREATE TRIGGER {name}_delete AFTER DELETE ON {EVENTS} FOR EACH ROW WHEN ({counted_old}) "
         f"EXECUTE FUNCTION {name}()",
@@ -129,7 +162,7 @@ def trigger_statements(dialect: str) -> list[str]:
 #: table lacks, -1: the table holds one they do not make; a row with other times is both).
 _DIFFERENCE = (
     f"SELECT {_COLUMNS}, SUM(n) AS missing FROM ("
-    f"SELECT {_COLUMNS}, 1 AS n FROM ({EVERY_MESSAGE}) made "
+    f"SELECT {_COLUMNS}, 1 AS n FROM ({_grouped(EVENTS, '', ordered=False)}) made "
     f"UNION ALL SELECT {_COLUMNS}, -1 FROM {TABLE}) both_sides GROUP BY {_COLUMNS} HAVING SUM(n) <> 0"
 )
 
@@ -142,16 +175,30 @@ class Drift:
     missing: int
 
 
+def _no_statement_timeout(conn: sa.Connection) -> None:
+    """PostgreSQL: this transaction's statements may run past the warehouse's statement timeout (a pass
+    over every event: tens of millions of rows after a year)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+
+
 def check(conn: sa.Connection) -> list[Drift]:
-    """Every message row ``delivery_times`` lacks, holds without events, or holds with other times."""
+    """Every message row ``delivery_times`` lacks, holds without events, or holds with other times (one
+    pass over the events: no statement timeout)."""
+    _no_statement_timeout(conn)
     return [Drift(row[0], int(row[-1])) for row in conn.execute(sa.text(_DIFFERENCE))]
 
 
 def repair(conn: sa.Connection) -> int:
-    """Each drifted message's row removed and made again from its events. Returns the messages mended."""
+    """Each drifted message's row removed and made again from its events (PostgreSQL: under its remake's
+    lock, :data:`ADVISORY_LOCK`). Returns the messages mended."""
     keys = sorted({d.message_key for d in check(conn)})
     for start in range(0, len(keys), 500):
         chunk = sa.bindparam("keys", keys[start : start + 500], expanding=True)
+        if conn.dialect.name == "postgresql":
+            locks = f"SELECT {ADVISORY_LOCK.format(key='k')} FROM (SELECT k FROM unnest(:locked) k ORDER BY k) o"
+            locked = sa.bindparam("locked", keys[start : start + 500], type_=postgresql.ARRAY(sa.String()))
+            conn.execute(sa.text(locks).bindparams(locked))
         conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE message_key IN :keys").bindparams(chunk))
         select = _grouped(EVENTS, " AND e.message_key IN :keys")
         conn.execute(sa.text(_upsert(select, conn.dialect.name)).bindparams(chunk))
@@ -160,7 +207,8 @@ def repair(conn: sa.Connection) -> int:
 
 def rebuild(conn: sa.Connection) -> int:
     """The table computed from the events (migration 16; the benchmark's history, filled with the triggers
-    off): emptied and filled in one statement. Returns the messages written."""
+    off): emptied and filled in one statement (no statement timeout). Returns the messages written."""
+    _no_statement_timeout(conn)
     conn.execute(sa.text(f"DELETE FROM {TABLE}"))
     return conn.execute(sa.text(f"INSERT INTO {TABLE} ({_COLUMNS}) {EVERY_MESSAGE}")).rowcount
 

@@ -227,7 +227,9 @@ def _v15_skipped_counts(conn: sa.Connection) -> None:
 def _v16_delivery_times(conn: sa.Connection) -> None:
     """Each send's first event and first delivery kept by triggers (``warehouse.delivery_times``), filled
     from the events in the same transaction (the triggers' DDL locks the events against writers first);
-    ``report_time_to_deliver`` reads them, not the events."""
+    ``report_time_to_deliver`` reads them, not the events. The fill is one pass over every event, past the
+    warehouse's statement timeout (``delivery_times.rebuild``); writers of events wait for it (or time out
+    and retry): stop the ingest DAGs while migrating a long history."""
     from latam_messaging.warehouse import delivery_times, views
 
     schema.delivery_times.create(conn)
