@@ -546,6 +546,29 @@ def test_timeline_widens_its_buckets_for_a_long_campaign(warehouse):
     assert sum(b["accepted"] for b in timeline["buckets"]) == 20 == timeline["totals"]["accepted"]
 
 
+def test_timeline_places_each_message_at_its_first_delivery_and_first_read(warehouse):
+    """Delivered: a message's first ``delivered`` or ``read`` event (a read counts it delivered), not its
+    first event; read: its first ``read`` event; a message only sent, or of another file, is in neither."""
+    rows = [_message(f"t{n}", SHA_A if n < 4 else SHA_B, "wavy", "accepted", accepted=T0, vid=f"w{n}", n=n) for n in range(5)]
+    events = [
+        _event("t0", "w0", "sent", T0.add(minutes=1), vendor="wavy"),
+        _event("t0", "w0", "delivered", T0.add(minutes=12), vendor="wavy"),
+        _event("t0", "w0", "read", T0.add(minutes=25), vendor="wavy"),
+        _event("t1", "w1", "read", T0.add(minutes=14), vendor="wavy"),  # read, its delivery never reported
+        _event("t2", "w2", "delivered", T0.add(minutes=22), vendor="wavy"),
+        _event("t2", "w2", "read", T0.add(minutes=3), vendor="wavy"),  # the vendor's clock: read "before"
+        _event("t3", "w3", "sent", T0.add(minutes=2), vendor="wavy"),
+        _event("t4", "w4", "delivered", T0.add(minutes=5), vendor="wavy"),  # another file's
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), rows)
+        conn.execute(schema.message_status_events.insert(), events)
+    with warehouse.read_only() as conn:
+        timeline = page_campaigns.timeline(conn, SHA_A)
+    assert [(b["accepted"], b["delivered"], b["read"]) for b in timeline["buckets"]] == [(4, 1, 1), (0, 2, 1), (0, 0, 1)]
+    assert timeline["totals"] == {"accepted": 4, "delivered": 3, "read": 3}
+
+
 def test_percentile_is_the_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert [page_campaigns.percentile(values, p) for p in (50, 90, 99)] == [50.0, 90.0, 99.0]

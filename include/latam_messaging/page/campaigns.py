@@ -217,12 +217,16 @@ def timeline(conn: sa.Connection, sha256: str) -> dict[str, Any]:
     ones included; a campaign spread over more than :data:`MAX_BUCKETS` buckets gets wider ones
     (``bucket_minutes``). Each series sums to the messages it counts."""
     dialect = conn.dialect.name
-    first_event = (
+    # delivered: each send's first delivered or read event as ``delivery_times`` keeps it (no event read)
+    delivered = (
+        "SELECT t.delivered_at AS first_at FROM delivery_times t JOIN outbound_messages o ON o.message_key = t.message_key "
+        "WHERE o.file_sha256 = :sha AND t.delivered_at IS NOT NULL"
+    )
+    read = (
         "SELECT e.message_key, MIN(e.event_at) AS first_at FROM message_status_events e "
         "JOIN outbound_messages o ON o.message_key = e.message_key "
-        "WHERE o.file_sha256 = :sha AND e.status IN ({statuses}) GROUP BY e.message_key"
+        "WHERE o.file_sha256 = :sha AND e.status = 'read' GROUP BY e.message_key"
     )
-    delivered, read = first_event.format(statuses="'delivered', 'read'"), first_event.format(statuses="'read'")
     series = {
         "accepted": f"SELECT {_bucket_sql('accepted_at', dialect)} AS b, COUNT(*) FROM outbound_messages "
         "WHERE file_sha256 = :sha AND accepted_at IS NOT NULL GROUP BY 1",
