@@ -60,10 +60,12 @@ def delivery_percentiles(warehouse: Warehouse, chunk: int = 100_000) -> pd.DataF
     3.7 M delivered messages)."""
     seconds: dict[str, array] = {}
     with warehouse.engine.connect() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=chunk).execute(
+        # a server-side cursor read ``chunk`` rows at a time by the result's own ``yield_per``: given as an
+        # execution option instead, psycopg2's rows piled up (575 MB for 1.5 M rows, 5.7 GB for 15 M)
+        rows = conn.execution_options(stream_results=True).execute(
             sa.text("SELECT vendor, seconds_to_deliver FROM report_time_to_deliver")
         )
-        for part in rows.partitions():
+        for part in rows.yield_per(chunk).partitions():
             for vendor, value in part:
                 seconds.setdefault(vendor, array("d")).append(float(value))
     return percentiles_of(seconds)
