@@ -359,3 +359,31 @@ def test_the_time_to_deliver_stream_holds_one_chunk_of_rows(warehouse):
         tracemalloc.stop()
     assert frame.equals(percentiles_of({"wavy": [float(n % 600) for n in range(count)]}))
     assert peak < 8_000_000, f"{peak / 1e6:.1f} MB held at once"
+
+
+def test_the_databases_percentiles_are_numpys(warehouse):
+    """PostgreSQL's ``percentile_cont`` (no row leaves the database) gives the quantiles numpy gives the
+    view's rows (SQLite's path), on times to the microsecond, two vendors, one with a single message."""
+    import random
+
+    from latam_messaging.reporting import delivery_percentiles, percentiles_of
+
+    rnd = random.Random(25)
+    start = pendulum.datetime(2026, 3, 2, 12, tz="UTC")
+    sends, events = [], []
+    for n in range(501):
+        vendor = "itd" if n == 500 else rnd.choice(("wavy", "teleprom"))
+        sends.append({"message_key": f"k{n}", "vendor": vendor, "phone": "5511987654321", "state": "accepted",
+                      "vendor_message_id": f"v{n}", "created_at": start, "updated_at": start, "accepted_at": start})
+        events.append({"vendor": vendor, "vendor_message_id": f"v{n}", "message_key": f"k{n}", "status": "delivered",
+                       "raw_status": "DELIVERED", "event_at": start.add(microseconds=rnd.randrange(10**9)),
+                       "recorded_at": start, "source": "webhook"})
+    with warehouse.begin() as conn:
+        conn.execute(schema.outbound_messages.insert(), sends)
+        conn.execute(schema.message_status_events.insert(), events)
+    rows = warehouse.rows(sa.text("SELECT vendor, seconds_to_deliver FROM report_time_to_deliver"))
+    by_vendor: dict[str, list[float]] = {}
+    for row in rows:
+        by_vendor.setdefault(row["vendor"], []).append(float(row["seconds_to_deliver"]))
+    assert len(rows) == 501
+    pd.testing.assert_frame_equal(delivery_percentiles(warehouse), percentiles_of(by_vendor))

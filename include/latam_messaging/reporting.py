@@ -49,15 +49,32 @@ def percentiles_of(seconds: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     tenths; one row per vendor (sorted), one column per quantile; empty without values."""
     if not seconds:
         return pd.DataFrame()
-    vendors = sorted(seconds)
-    rows = [np.quantile(np.asarray(seconds[vendor], dtype=float), QUANTILES) for vendor in vendors]
-    return pd.DataFrame(rows, index=pd.Index(vendors, name="vendor"), columns=list(QUANTILES)).round(1)
+    return _frame_of([(v, np.quantile(np.asarray(seconds[v], dtype=float), QUANTILES)) for v in sorted(seconds)])
+
+
+def _frame_of(rows: Sequence[tuple[str, Sequence[float]]]) -> pd.DataFrame:
+    """(vendor, its quantiles) rows as :func:`percentiles_of` gives them."""
+    if not rows:
+        return pd.DataFrame()
+    index = pd.Index([vendor for vendor, _ in rows], name="vendor")
+    return pd.DataFrame([list(values) for _, values in rows], index=index, columns=list(QUANTILES)).round(1)
 
 
 def delivery_percentiles(warehouse: Warehouse, chunk: int = 100_000) -> pd.DataFrame:
-    """:func:`percentiles_of` ``report_time_to_deliver``, its rows streamed in chunks: only the seconds are
-    held, 8 bytes a delivered message (a frame of the view's rows took 1.8 GB and half the report's time on
-    3.7 M delivered messages)."""
+    """:func:`percentiles_of` ``report_time_to_deliver``. PostgreSQL computes them itself
+    (``percentile_cont``: the same linear interpolation), so no row leaves the database (reading the
+    view's 15 M rows of the full history into Python took most of the report's 108 s). SQLite has no
+    ordered-set aggregate: its rows are streamed in chunks and only the seconds held, 8 bytes a delivered
+    message (a frame of the view's rows took 1.8 GB and half the report's time on 3.7 M delivered messages)."""
+    if warehouse.dialect == "postgresql":
+        quantiles = ", ".join(str(q) for q in QUANTILES)
+        query = sa.text(
+            f"SELECT vendor, percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP "
+            "(ORDER BY CAST(seconds_to_deliver AS DOUBLE PRECISION)) FROM report_time_to_deliver "
+            "GROUP BY vendor ORDER BY vendor"
+        )
+        with warehouse.engine.connect() as conn:
+            return _frame_of([(vendor, values) for vendor, values in conn.execute(query)])
     seconds: dict[str, array] = {}
     with warehouse.engine.connect() as conn:
         # a server-side cursor read ``chunk`` rows at a time by the result's own ``yield_per``: given as an
