@@ -217,10 +217,11 @@ def timeline(conn: sa.Connection, sha256: str) -> dict[str, Any]:
     ones included; a campaign spread over more than :data:`MAX_BUCKETS` buckets gets wider ones
     (``bucket_minutes``). Each series sums to the messages it counts."""
     dialect = conn.dialect.name
-    # delivered: each send's first delivered or read event as ``delivery_times`` keeps it (no event read)
+    # delivered: each send's first delivered or read event as ``delivery_times`` keeps it (no event read),
+    # looked up send by send: joined, PostgreSQL hashed every row of the table (0.6 s on 1.8 M messages)
     delivered = (
-        "SELECT t.delivered_at AS first_at FROM delivery_times t JOIN outbound_messages o ON o.message_key = t.message_key "
-        "WHERE o.file_sha256 = :sha AND t.delivered_at IS NOT NULL"
+        "SELECT first_at FROM (SELECT (SELECT t.delivered_at FROM delivery_times t WHERE t.message_key = o.message_key) "
+        "AS first_at FROM outbound_messages o WHERE o.file_sha256 = :sha) f WHERE first_at IS NOT NULL"
     )
     read = (
         "SELECT e.message_key, MIN(e.event_at) AS first_at FROM message_status_events e "
