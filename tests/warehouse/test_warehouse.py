@@ -249,3 +249,32 @@ def test_read_only_refuses_writes_and_hands_the_connection_back_writable(warehou
                 assert conn.exec_driver_sql("SHOW jit").scalar_one() == default
     finally:
         one.engine.dispose()
+
+
+def test_a_statement_run_many_times_is_planned_for_its_values_each_time(warehouse):
+    """psycopg 3 prepares a statement run five times on a connection; PostgreSQL may then keep one
+    generic plan for it, chosen from the statistics of that moment. The status application's lookup of
+    stored events, first run on an empty table, kept scanning it as it grew (0.15 → 0.4 s a lookup in
+    one webhook_ingest run of 100,000 events): no statement reuses a generic plan."""
+    if warehouse.dialect != "postgresql":
+        pytest.skip("SQLite has no plan cache across statements of different values")
+    from latam_messaging.status import StatusEvent, _already_stored
+
+    events = schema.message_status_events
+    at = pendulum.datetime(2026, 11, 1, tz="UTC")
+    found = 0
+    with warehouse.engine.connect() as conn:
+        for round_ in range(12):  # each lookup's statement the same; the table grows between them
+            batch = [StatusEvent("teleprom", f"v-{round_}-{i}", "delivered", "delivered", at, "webhook")
+                     for i in range(50)]
+            found += len(_already_stored(conn, [*batch, StatusEvent("teleprom", "v-0-0", "delivered",
+                                                                    "delivered", at, "webhook")]))
+            conn.execute(events.insert(), [
+                {"vendor": "teleprom", "vendor_message_id": e.vendor_message_id, "status": "delivered",
+                 "raw_status": "delivered", "event_at": at, "source": "webhook", "recorded_at": at}
+                for e in batch
+            ])
+        generic = conn.exec_driver_sql("SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements").scalar()
+        conn.rollback()
+    assert found == 11  # the first event, found by every lookup after the first
+    assert generic == 0, f"{generic} execution(s) reused a generic plan"

@@ -38,7 +38,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor.close()
 
 
-def _postgres_timeouts(dbapi_conn, _record) -> None:
+def _postgres_session(dbapi_conn, _record) -> None:
+    """Timeouts, and no statement prepared by the driver: psycopg 3 prepares a statement run five times
+    on a connection, and PostgreSQL may then keep one generic plan for it, chosen from the statistics of
+    that moment. Prepared while ``message_status_events`` was small, the status application's
+    ``vendor = … AND vendor_message_id IN (…)`` lookup kept scanning the table as it grew (0.15 → 0.4 s a
+    lookup within one 100,000-event ``webhook_ingest``: 3× slower). Each statement is planned for its
+    own values, as psycopg2 always did. (``plan_cache_mode = force_custom_plan`` would do it too, but it
+    also re-plans every statement of the PL/pgSQL triggers on each row: the HSM send 2–3× slower.)"""
+    driver = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+    if hasattr(driver, "prepare_threshold"):  # psycopg 3; psycopg2 never prepares
+        driver.prepare_threshold = None
     cursor = dbapi_conn.cursor()
     cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
     cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
@@ -55,7 +65,7 @@ class Warehouse:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         elif engine.dialect.name == "postgresql":
-            sa.event.listen(engine, "connect", _postgres_timeouts)
+            sa.event.listen(engine, "connect", _postgres_session)
 
     @classmethod
     def from_connection(cls, conn_id: str = WAREHOUSE_CONN_ID, **engine_kwargs: Any) -> Warehouse:
