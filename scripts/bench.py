@@ -1,6 +1,8 @@
 """``make bench``: measured throughput and memory, printed readably and as one JSON line per benchmark.
 
-JSON fields (CONTRACT.md): bench, rows, seconds, rows_per_s, peak_rss_mb, baseline_rows_per_s.
+JSON fields (CONTRACT.md): bench, rows, seconds, rows_per_s, peak_rss_mb, baseline_rows_per_s. The HSM
+and ``webhook_ingest`` lines add ``cpu``: per timed phase, the CPU seconds of this process, the vendor
+simulators and the PostgreSQL server, and ``cores_busy`` (their sum ÷ the phase's wall clock).
 Each measured run is a child process, so its peak RSS is its own; the vendor simulator runs in
 another process, as the real vendor would.
 """
@@ -55,6 +57,39 @@ def configure(url: str, **settings) -> None:
 
 def set_latency(url: str, latency_ms: int) -> None:
     configure(url, latency_ms=latency_ms)
+
+
+class CpuWindow:
+    """Where a timed window's CPU went, by process: this one (every thread), the vendor simulators
+    (``BENCH_SIMULATOR_PIDS``) and every PostgreSQL server process on the machine (idle ones add
+    nothing). ``cores_busy`` = all of it ÷ the window's wall clock: on this 2-core machine, 2.0 is
+    everything, and a figure near 1.0 means the parts ran one after the other."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.start = self._now()
+
+    @staticmethod
+    def _now() -> dict[str, float]:
+        import psutil
+
+        parts = {"bench": time.process_time(), "simulators": 0.0, "postgres": 0.0}
+        pids = [int(p) for p in os.environ.get("BENCH_SIMULATOR_PIDS", "").split(",") if p]
+        for proc in psutil.process_iter(["name", "pid"]):
+            part = ("simulators" if proc.info["pid"] in pids
+                    else "postgres" if proc.info["name"] in ("postgres", "postmaster") else None)
+            if part:
+                try:
+                    times = proc.cpu_times()
+                    parts[part] += times.user + times.system
+                except psutil.Error:
+                    pass
+        return parts
+
+    def stop(self) -> dict[str, float]:
+        end, wall = self._now(), time.perf_counter() - self.wall
+        cpu = {f"{part}_cpu_s": round(end[part] - self.start[part], 2) for part in end}
+        return {**cpu, "cores_busy": round(sum(cpu.values()) / wall, 2) if wall else None}
 
 
 class Warehouses:
@@ -186,13 +221,13 @@ def child_pipeline(rows: int) -> dict:
     if suppressed:
         suppress_phones(warehouse, suppressed, hits=min(1000, rows // 2))
     write_drop(Path(os.environ["MESSAGING_DROP_DIR"]) / "teleprom_hsm" / "bench.csv", rows)
-    started = time.perf_counter()
+    started, window = time.perf_counter(), CpuWindow()
     ingest = ingest_drops(
         TelepromAdapter(), warehouse, Path(os.environ["MESSAGING_DROP_DIR"]), region="AR", timezone="UTC"
     )
-    ingested = time.perf_counter()
+    ingested, ingest_cpu, window = time.perf_counter(), window.stop(), CpuWindow()
     sent = dispatch(TelepromAdapter(), warehouse)
-    seconds = time.perf_counter() - started
+    seconds, send_cpu = time.perf_counter() - started, window.stop()
     accepted = sent.states.get("accepted", 0)
     return {
         "rows": ingest.rows_valid,
@@ -202,6 +237,7 @@ def child_pipeline(rows: int) -> dict:
         "ingest_seconds": round(ingested - started, 3),
         "send_seconds": round(seconds - (ingested - started), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu": {"ingest": ingest_cpu, "send": send_cpu},
     }
 
 
@@ -398,10 +434,11 @@ def child_webhook_ingest(bodies: int) -> dict:
                 rows = []
         if rows:
             conn.execute(schema.raw_webhook_events.insert(), rows)
-    started = time.perf_counter()
+    started, window = time.perf_counter(), CpuWindow()
     stats = ingest_pending(warehouse, callback_parsers())
     seconds = time.perf_counter() - started
-    return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
+    return {"rows": stats.statuses, "bodies": stats.events, "seconds": round(seconds, 3), "peak_rss_mb": _rss(),
+            "cpu": {"ingest": window.stop()}}
 
 
 #: The Messaging page's GET routes measured (``messaging_page_<name>``); ``{id}``: the newest campaign.
@@ -580,7 +617,7 @@ def report(name: str, run: dict, baseline_rows_per_s: float | None, note: str, *
         "rows_per_s": round(rate, 1),
         "peak_rss_mb": run["peak_rss_mb"],
         "baseline_rows_per_s": round(baseline_rows_per_s, 1) if baseline_rows_per_s else None,
-        **{k: run[k] for k in ("ingest_seconds", "send_seconds") if k in run},
+        **{k: run[k] for k in ("ingest_seconds", "send_seconds", "cpu") if k in run},
         **fields,
     }
     print(json.dumps(line), flush=True)
@@ -613,7 +650,7 @@ def main() -> None:
     parser.add_argument("--history-only", action="store_true", help="only the history lines (no empty-warehouse twins)")
     parser.add_argument("--history-in-place", action="store_true",
                         help="PostgreSQL: measure on the cached history itself, not on a copy, and drop it after "
-                             "(for a disk that cannot hold the history twice: the full size's is ~45 GB)")
+                             "(for a disk that cannot hold the history twice: the full size's is 31 GB)")
     parser.add_argument("--page-requests", type=int, default=20, help="warm requests per Messaging page route")
     parser.add_argument("--page-cap-s", type=float, default=30,
                         help="a page request is cut after this many seconds (reported timed_out); each route gets "
@@ -644,6 +681,7 @@ def main() -> None:
     wanted = (lambda name: name.startswith(args.only)) if args.only else (lambda name: True)
     stores = Warehouses()
     sims = {name: start_simulator(name) for name in ("teleprom", "itd", "wavy")}
+    os.environ["BENCH_SIMULATOR_PIDS"] = ",".join(str(process.pid) for process, _ in sims.values())
     urls = {name: url for name, (_, url) in sims.items()}
     configure(urls["itd"], credits=10**9)
     baselines: dict[int, float] = {}
