@@ -121,3 +121,70 @@ def test_release_unknown_fails_when_no_key_matched(run_dag, warehouse, wavy_hook
     run = run_dag("wavy_sms_send", run_conf={"release_unknown": ["m-00000000000000aa-1"]})
     assert run.state == "failed"
     assert states(warehouse, "wavy") == {"accepted": 1}
+
+
+# ---- a chunk is stored while the next is checked (drops/process.py, common/write_behind.py) ---------------
+def _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, name: str, rows: int) -> None:
+    import functools
+
+    from latam_messaging.drops import csvfile, process
+
+    monkeypatch.setattr(process, "read_rows", functools.partial(csvfile.read_rows, chunk_rows=2))
+    lines = "".join(f"55119876543{i:02d},hola {i}\n" for i in range(rows))
+    drop_csv(drop_dir, "wavy_sms", name, "phone,message\n" + lines)
+
+
+def test_a_chunk_is_stored_while_the_next_is_checked(warehouse, drop_dir, monkeypatch):
+    import threading
+
+    from latam_messaging.drops import process
+    from latam_messaging.sending.ledger import Ledger
+    from latam_messaging.wavy.send import WavyAdapter
+
+    _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "a.csv", 6)
+    checked, second_checked, overlapped = [], threading.Event(), []
+    real_check, real_stage = process.check_rows, Ledger.stage
+
+    def check(validator, chunk):
+        checked.append(len(chunk))
+        if len(checked) == 2:
+            second_checked.set()
+        return real_check(validator, chunk)
+
+    def stage(self, conn, rows):
+        if not overlapped:  # the first chunk's store waits until the second chunk has been checked
+            overlapped.append(second_checked.wait(5))
+        return real_stage(self, conn, rows)
+
+    monkeypatch.setattr(process, "check_rows", check)
+    monkeypatch.setattr(Ledger, "stage", stage)
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    assert overlapped == [True], "the second chunk was not checked while the first was stored"
+    assert (stats.files, stats.rows_valid) == (1, 6) and states(warehouse, "wavy") == {"pending": 6}
+
+
+def test_a_chunk_the_database_refuses_fails_its_file_whole_and_the_next_file_loads(warehouse, drop_dir, monkeypatch):
+    from latam_messaging.sending.ledger import Ledger
+    from latam_messaging.wavy.send import WavyAdapter
+
+    _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "a.csv", 6)
+    real_stage, stored = Ledger.stage, []
+
+    def stage(self, conn, rows):
+        stored.append(rows[0]["file_sha256"])
+        if len(stored) == 2:  # the second chunk of the first file
+            raise sa.exc.DataError("INSERT", {}, ValueError("refused by the database"))
+        return real_stage(self, conn, rows)
+
+    monkeypatch.setattr(Ledger, "stage", stage)
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    assert (stats.files, stats.failed) == (0, 1)
+    assert len(stored) == 2  # the third chunk, checked meanwhile, is never stored
+    assert warehouse.count(T) == 0  # nothing of the failed file stays, not even its first chunk
+    [file] = warehouse.rows(schema.drop_files)
+    assert file["state"] == "failed" and file["error"].startswith("DataError while loading the rows")
+
+    _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "b.csv", 3)
+    monkeypatch.setattr(Ledger, "stage", real_stage)
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    assert (stats.files, stats.rows_valid) == (1, 3) and states(warehouse, "wavy") == {"pending": 3}

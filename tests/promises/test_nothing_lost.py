@@ -10,6 +10,7 @@ import threading
 import time
 
 import pendulum
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -175,6 +176,60 @@ def test_a_batch_write_failure_is_retried_body_by_body(receiver, warehouse, monk
     [(state, error)] = [v for v in states(warehouse).values() if v[0] != "parsed"]
     assert state == "error" and error.startswith("write failed: ValueError")
     assert ingest_pending(warehouse, callback_parsers()).events == 0  # not tried again by the next run
+
+
+def _store_itd_bodies(warehouse, count: int) -> None:
+    rows = [raw_event_row("itd", None, json.dumps(itd_inbound(f"in-{n}")).encode(), "application/json")
+            for n in range(count)]
+    with warehouse.begin() as conn:
+        conn.execute(R.insert(), rows)
+
+
+def test_the_next_batch_is_parsed_while_the_one_before_is_written(warehouse, monkeypatch):
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    _store_itd_bodies(warehouse, 6)
+    parsed_ahead, parsed, overlapped = threading.Event(), [], []
+    real_parse, real_write = ingest._parse, ingest._write
+
+    def parse(item, parsers):
+        parsed.append(item["id"])
+        if len(parsed) == 3:  # the first body of the second batch
+            parsed_ahead.set()
+        return real_parse(item, parsers)
+
+    def write(wh, outcomes, stats, consent=None):
+        if outcomes[0].raw_id == parsed[0]:  # the first batch waits until the second has been parsed
+            overlapped.append(parsed_ahead.wait(5))
+        return real_write(wh, outcomes, stats, consent)
+
+    monkeypatch.setattr(ingest, "_parse", parse)
+    monkeypatch.setattr(ingest, "_write", write)
+    stats = ingest_pending(warehouse, callback_parsers())
+    assert overlapped == [True], "the second batch was not parsed while the first was written"
+    assert (stats.events, stats.parsed, stats.inbound) == (6, 6, 6)
+    assert {r["vendor_message_id"] for r in warehouse.rows(IN)} == {f"in-{n}" for n in range(6)}
+
+
+def test_a_warehouse_gone_mid_run_keeps_the_batches_written_and_loses_none_parsed_ahead(warehouse, monkeypatch):
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    _store_itd_bodies(warehouse, 6)
+    real_write, writes = ingest._write, []
+
+    def write(wh, outcomes, stats, consent=None):
+        writes.append([o.raw_id for o in outcomes])
+        if len(writes) == 2:
+            raise sa.exc.OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+        return real_write(wh, outcomes, stats, consent)
+
+    monkeypatch.setattr(ingest, "_write", write)
+    with pytest.raises(sa.exc.OperationalError):  # the warehouse is away: the run fails, to be retried
+        ingest_pending(warehouse, callback_parsers())
+    assert len(writes) == 2  # the third batch, parsed meanwhile, is never written
+    assert sorted(state for state, _ in states(warehouse).values()) == ["parsed"] * 2 + ["pending"] * 4
+    monkeypatch.setattr(ingest, "_write", real_write)
+    again = ingest_pending(warehouse, callback_parsers())  # the next run takes up the four left
+    assert (again.events, again.parsed) == (4, 4)
+    assert len(warehouse.rows(IN)) == 6
 
 
 # ---- the receiver ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.common.write_behind import WriteBehind
 from latam_messaging.drops.csvfile import CsvLayout, CsvRow, UnreadableDropError, read_layout, read_rows
 from latam_messaging.drops.folder import ARCHIVE, FAILED, DropFolder, NotARegularFileError, fingerprint
 from latam_messaging.drops.registry import DropRegistry, FileState
@@ -112,31 +113,32 @@ def _load(
             layout = read_layout(claimed, encoding, set(validator.required_columns))
         else:
             layout = read_header(claimed, encoding)
-        for chunk in read_rows(claimed, layout):
-            checked = check_rows(validator, chunk)
-            kept: list[tuple[CsvRow, dict[str, Any]]] = []
-            rejects = []
-            for row, (good, reason) in zip(chunk, checked, strict=True):
-                row_number = row.number
-                if good is not None:
-                    try:
-                        kept.append((row, validator.deduplicate(good)))
-                        continue
-                    except RowRejected as exc:
-                        reason = str(exc)
-                rejects.append(reject_row(sha256, row, reason, now))
-            blocked = screen([good["phone"] for _, good in kept]) if screen and kept else {}
-            rows = []
-            for row, good in kept:
-                if good["phone"] in blocked:
-                    rejects.append(reject_row(sha256, row, blocked[good["phone"]], now))
-                    stats.rows_screened += 1
-                else:
-                    rows.append(good)
-            rejects.sort(key=lambda r: r["row_number"])
-            store(rows, rejects)
-            valid += len(rows)
-            rejected += len(rejects)
+        with WriteBehind("drop-store") as writer:  # a chunk is stored while the next one is checked
+            for chunk in read_rows(claimed, layout):
+                checked = check_rows(validator, chunk)
+                kept: list[tuple[CsvRow, dict[str, Any]]] = []
+                rejects = []
+                for row, (good, reason) in zip(chunk, checked, strict=True):
+                    row_number = row.number
+                    if good is not None:
+                        try:
+                            kept.append((row, validator.deduplicate(good)))
+                            continue
+                        except RowRejected as exc:
+                            reason = str(exc)
+                    rejects.append(reject_row(sha256, row, reason, now))
+                blocked = screen([good["phone"] for _, good in kept]) if screen and kept else {}
+                rows = []
+                for row, good in kept:
+                    if good["phone"] in blocked:
+                        rejects.append(reject_row(sha256, row, blocked[good["phone"]], now))
+                        stats.rows_screened += 1
+                    else:
+                        rows.append(good)
+                rejects.sort(key=lambda r: r["row_number"])
+                writer.submit(store, rows, rejects)
+                valid += len(rows)
+                rejected += len(rejects)
     except WAREHOUSE_OUTAGE:
         raise
     except (UnreadableDropError, NotARegularFileError) as exc:

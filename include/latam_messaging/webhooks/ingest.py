@@ -27,6 +27,7 @@ from typing import Any
 import pendulum
 import sqlalchemy as sa
 
+from latam_messaging.common.write_behind import WriteBehind
 from latam_messaging.consent.replies import ConsentRules
 from latam_messaging.status import StatusEvent, apply_status_events
 from latam_messaging.warehouse import schema
@@ -219,6 +220,21 @@ def _write_isolated(
             outcome.state = ParseState.ERROR
 
 
+def _write_counted(
+    warehouse: Warehouse,
+    outcomes: Sequence[ParseOutcome],
+    stats: WebhookIngestStats,
+    consent: ConsentRules | None,
+) -> None:
+    """Write one batch (:func:`_write_isolated`), then count it: its bodies' final states are known
+    only once written (a body whose own write failed became ``error``)."""
+    _write_isolated(warehouse, outcomes, stats, consent)
+    stats.events += len(outcomes)
+    stats.parsed += sum(1 for o in outcomes if o.state == ParseState.PARSED)
+    stats.partial += sum(1 for o in outcomes if o.state == ParseState.PARTIAL)
+    stats.errors += sum(1 for o in outcomes if o.state == ParseState.ERROR)
+
+
 def ingest_pending(
     warehouse: Warehouse,
     parsers: Mapping[str, VendorParser],
@@ -230,29 +246,31 @@ def ingest_pending(
     """Parse the stored bodies waiting (and, if asked, those that failed before) with each vendor's
     parser (``parsers``: vendor name → parser, from the registry). ``consent``: the rules inbound
     messages are read with, with the send adapters that confirm opt-outs (from the registry; see
-    ``webhooks.inbound.store_inbound``)."""
+    ``webhooks.inbound.store_inbound``).
+
+    Reading and parsing a batch overlaps the writing of the one before: one writer thread takes the
+    batches in order, one at a time, each in its own transaction, while this thread reads and parses
+    the next (the database works on a write while Python parses; at most two batches are in memory
+    and at most two are parsed again after a kill). Every count in the stats is the writer's."""
     stats = WebhookIngestStats()
     consent = consent or ConsentRules.from_settings()  # read once per run, not per batch
     states = [ParseState.PENDING.value]
     if reparse_errors:
         states += [ParseState.ERROR.value, ParseState.PARTIAL.value]
-    last_id = 0
-    while limit is None or stats.events < limit:
-        query = sa.select(
-            RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at
-        ).where(
-            RAW_EVENTS.c.parse_state.in_(states),
-            RAW_EVENTS.c.id > last_id,
-            RAW_EVENTS.c.purged_at.is_(None),  # an archived body (maintenance/) is not read again
-        )
-        batch = warehouse.rows(query.order_by(RAW_EVENTS.c.id).limit(BATCH))
-        if not batch:
-            break
-        last_id = batch[-1]["id"]
-        outcomes = [_parse(item, parsers) for item in batch]
-        _write_isolated(warehouse, outcomes, stats, consent)
-        stats.events += len(batch)
-        stats.parsed += sum(1 for o in outcomes if o.state == ParseState.PARSED)
-        stats.partial += sum(1 for o in outcomes if o.state == ParseState.PARTIAL)
-        stats.errors += sum(1 for o in outcomes if o.state == ParseState.ERROR)
+    last_id, read = 0, 0
+    with WriteBehind("webhook-ingest-write") as writer:
+        while limit is None or read < limit:
+            query = sa.select(
+                RAW_EVENTS.c.id, RAW_EVENTS.c.vendor, RAW_EVENTS.c.channel, RAW_EVENTS.c.body, RAW_EVENTS.c.received_at
+            ).where(
+                RAW_EVENTS.c.parse_state.in_(states),
+                RAW_EVENTS.c.id > last_id,
+                RAW_EVENTS.c.purged_at.is_(None),  # an archived body (maintenance/) is not read again
+            )
+            batch = warehouse.rows(query.order_by(RAW_EVENTS.c.id).limit(BATCH))
+            if not batch:
+                break
+            last_id, read = batch[-1]["id"], read + len(batch)
+            outcomes = [_parse(item, parsers) for item in batch]
+            writer.submit(_write_counted, warehouse, outcomes, stats, consent)
     return stats
