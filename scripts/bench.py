@@ -108,7 +108,10 @@ class Warehouses:
             sys.path.insert(0, str(ROOT))
             from tests.helpers.postgres import ThrowawayPostgres
 
-            self._postgres = ThrowawayPostgres()
+            # --profile: the server keeps statistics of every statement, triggers' included (profiled())
+            settings = (["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"]
+                        if os.environ.get("BENCH_PROFILE") else [])
+            self._postgres = ThrowawayPostgres(*settings)
         self._count += 1
         name = f"bench_{os.getpid()}_{self._count}"
         subprocess.run(
@@ -543,6 +546,48 @@ def child_report(_size: int) -> dict:
     return {"rows": 1, "seconds": round(seconds, 3), "peak_rss_mb": _rss()}
 
 
+class _ServerStatements:
+    """PostgreSQL's own account of a profiled run: the statements (those the triggers run included) by
+    total execution time, from ``pg_stat_statements`` (loaded on the benchmark's cluster under
+    ``--profile``; nothing on SQLite or on a server without it)."""
+
+    def __init__(self) -> None:
+        self.engine = None
+        connection = json.loads(os.environ.get("AIRFLOW_CONN_MESSAGING_WAREHOUSE", "{}"))
+        if connection.get("conn_type") != "postgres":
+            return
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(
+            f"postgresql+psycopg2://{connection['login']}@{connection['host']}:{connection['port']}/{connection['schema']}",
+            isolation_level="AUTOCOMMIT",
+        )
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                conn.exec_driver_sql("SELECT pg_stat_statements_reset()")
+            self.engine = engine
+        except sa.exc.DBAPIError:  # not preloaded on this server
+            engine.dispose()
+
+    def report(self, top: int = 25) -> list[str]:
+        if self.engine is None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT total_exec_time, calls, rows, toplevel, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+                "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                f"ORDER BY total_exec_time DESC LIMIT {top}"
+            ).all()
+        self.engine.dispose()
+        lines = ["", "PostgreSQL's statements by total execution time (pg_stat_statements; 'in trigger': run by a "
+                 "trigger or function, its time also inside its caller's)", "",
+                 f"{'total s':>8} {'calls':>9} {'rows':>10}  statement"]
+        for total_ms, calls, count, toplevel, query in rows:
+            lines.append(f"{total_ms / 1000:8.2f} {calls:9d} {count:10d}  {'' if toplevel else '[in trigger] '}{query}")
+        return lines
+
+
 def profiled(kind: str, size: int) -> dict:
     """Run one child; under yappi when ``BENCH_PROFILE`` names a folder (``--profile``)."""
     folder = os.environ.get("BENCH_PROFILE")
@@ -550,6 +595,7 @@ def profiled(kind: str, size: int) -> dict:
         return CHILDREN[kind](size)
     import yappi
 
+    statements = _ServerStatements()
     clock = os.environ.get("BENCH_PROFILE_CLOCK", "cpu")
     yappi.set_clock_type(clock)
     yappi.start()
@@ -571,6 +617,7 @@ def profiled(kind: str, size: int) -> dict:
     for stat in sorted(ours, key=lambda s: s.ttot, reverse=True)[:25]:
         lines.append(f"{stat.ttot:8.2f} {stat.ttot / total:6.1%} {stat.ncall:10d}  {stat.name} ({Path(stat.module).name})")
     name = f"{kind}-{database}-{size}.txt"
+    lines += statements.report()
     (Path(folder) / name).write_text("\n".join(lines) + "\n")
     stats.save(str(Path(folder) / name.replace(".txt", ".pstat")), type="pstat")  # for pstats / snakeviz
     return result

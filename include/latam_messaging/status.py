@@ -25,7 +25,7 @@ from latam_messaging.consent import suppressions
 from latam_messaging.consent.suppressions import Source, Suppression
 from latam_messaging.lifecycle import NOT_PROGRESS, RANK, MessageState, advances, resolve_in_doubt
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse, update_each
+from latam_messaging.warehouse.db import Warehouse, in_values, update_each
 
 RAW_STATUS_CHARS = 128
 OUTBOUND = schema.outbound_messages
@@ -88,13 +88,13 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
     for start in range(0, len(by_key), KEY_CHUNK):
         chunk = by_key[start : start + KEY_CHUNK]
         for key, vendor_id in conn.execute(
-            sa.select(OUTBOUND.c.message_key, OUTBOUND.c.vendor_message_id).where(OUTBOUND.c.message_key.in_(chunk))
+            sa.select(OUTBOUND.c.message_key, OUTBOUND.c.vendor_message_id).where(in_values(conn, OUTBOUND.c.message_key, chunk))
         ):
             known_keys[key] = vendor_id
     ids: dict[tuple[str, str], str] = {}
     for vendor, chunk in _by_vendor(by_id):
         query = sa.select(OUTBOUND.c.vendor, OUTBOUND.c.vendor_message_id, OUTBOUND.c.message_key).where(
-            OUTBOUND.c.vendor == vendor, OUTBOUND.c.vendor_message_id.in_(chunk)
+            OUTBOUND.c.vendor == vendor, in_values(conn, OUTBOUND.c.vendor_message_id, chunk)
         )
         for vendor, vendor_id, key in conn.execute(query):
             ids[(vendor, vendor_id)] = key
@@ -119,7 +119,7 @@ def _already_stored(conn: sa.Connection, events: Sequence[StatusEvent]) -> set[t
     seen: set[tuple[str, str, str, str]] = set()
     for vendor, chunk in _by_vendor(pairs):
         query = sa.select(EVENTS.c.vendor, EVENTS.c.vendor_message_id, EVENTS.c.status, EVENTS.c.raw_status).where(
-            EVENTS.c.vendor == vendor, EVENTS.c.vendor_message_id.in_(chunk)
+            EVENTS.c.vendor == vendor, in_values(conn, EVENTS.c.vendor_message_id, chunk)
         )
         seen.update(tuple(r) for r in conn.execute(query))
     return seen
@@ -203,7 +203,7 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             OUTBOUND.c.vendor_message_id,
             OUTBOUND.c.accepted_at,
             OUTBOUND.c.phone,
-        ).where(OUTBOUND.c.message_key.in_(keys[start : start + KEY_CHUNK]))
+        ).where(in_values(conn, OUTBOUND.c.message_key, keys[start : start + KEY_CHUNK]))
         for key, state, status, vendor_id, accepted_at, phone in conn.execute(query):
             current[key] = (state, status, vendor_id)
             accepted[key] = accepted_at

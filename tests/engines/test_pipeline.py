@@ -4,6 +4,7 @@ No message ever sent twice: ``tests/promises/test_never_twice.py``."""
 from __future__ import annotations
 
 import pendulum
+import pytest
 import sqlalchemy as sa
 
 from latam_messaging.sending.pipeline import dispatch, ingest_drops
@@ -182,9 +183,67 @@ def test_a_chunk_the_database_refuses_fails_its_file_whole_and_the_next_file_loa
     assert len(stored) == 2  # the third chunk, checked meanwhile, is never stored
     assert warehouse.count(T) == 0  # nothing of the failed file stays, not even its first chunk
     [file] = warehouse.rows(schema.drop_files)
-    assert file["state"] == "failed" and file["error"].startswith("DataError while loading the rows")
+    # the error names the refused chunk's rows (3-4), not those of the chunk checked meanwhile (5-6)
+    assert (file["state"], file["error"]) == ("failed", "DataError while loading the rows after row 4")
 
     _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "b.csv", 3)
     monkeypatch.setattr(Ledger, "stage", real_stage)
     stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
     assert (stats.files, stats.rows_valid) == (1, 3) and states(warehouse, "wavy") == {"pending": 3}
+
+
+def test_the_last_chunk_refused_fails_its_file_whole(warehouse, drop_dir, monkeypatch):
+    """The last chunk's failure comes out when the writer is closed, after every row was read: the
+    file must still fail whole, never be promoted without it."""
+    from latam_messaging.sending.ledger import Ledger
+    from latam_messaging.wavy.send import WavyAdapter
+
+    _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "a.csv", 5)
+    real_stage, stored = Ledger.stage, []
+
+    def stage(self, conn, rows):
+        stored.append(len(rows))
+        if len(stored) == 3:  # the last chunk: row 5 alone
+            raise sa.exc.DataError("INSERT", {}, ValueError("refused by the database"))
+        return real_stage(self, conn, rows)
+
+    monkeypatch.setattr(Ledger, "stage", stage)
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    assert (stats.files, stats.failed, stored) == (0, 1, [2, 2, 1])
+    assert warehouse.count(T) == 0
+    [file] = warehouse.rows(schema.drop_files)
+    assert (file["state"], file["error"]) == ("failed", "DataError while loading the rows after row 5")
+
+
+def test_a_store_failing_while_the_next_chunk_fails_too_reports_the_store(warehouse, drop_dir, monkeypatch):
+    """Both fail: the store's failure came first (a serial loop would have stopped there). A warehouse
+    outage in the store stops the run — the file is taken up again later — instead of failing the file."""
+    import threading
+
+    from latam_messaging.drops import process
+    from latam_messaging.sending.ledger import Ledger
+    from latam_messaging.wavy.send import WavyAdapter
+
+    _wavy_drop_in_chunks_of_two(drop_dir, monkeypatch, "a.csv", 6)
+    second_failed = threading.Event()
+    real_check, real_stage = process.check_rows, Ledger.stage
+    checks = []
+
+    def check(validator, chunk):
+        checks.append(len(chunk))
+        if len(checks) == 2:
+            second_failed.set()
+            raise RuntimeError("a validator bug")
+        return real_check(validator, chunk)
+
+    def stage(self, conn, rows):
+        second_failed.wait(5)
+        raise sa.exc.OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(process, "check_rows", check)
+    monkeypatch.setattr(Ledger, "stage", stage)
+    with pytest.raises(sa.exc.OperationalError):
+        ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    monkeypatch.setattr(Ledger, "stage", real_stage)
+    assert warehouse.count(T) == 0
+    assert [f["state"] for f in warehouse.rows(schema.drop_files)] == ["claimed"]  # not failed: taken up later

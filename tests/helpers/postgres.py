@@ -37,7 +37,8 @@ class ThrowawayPostgres:
     login = "postgres"
     password: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, *settings: str) -> None:
+        """``settings``: more ``name=value`` server settings (the benchmark's statement statistics)."""
         self.base = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.data = self.base / "data"
         self.port = _free_port()
@@ -50,6 +51,7 @@ class ThrowawayPostgres:
             [str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
         )
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        options += "".join(f" -c {setting}" for setting in settings)
         self._pg_ctl = str(bindir / "pg_ctl")
         self._run(
             [self._pg_ctl, "-D", str(self.data), "-l", str(self.base / "server.log"), "-o", options, "-w", "start"]

@@ -274,7 +274,45 @@ def test_a_statement_run_many_times_is_planned_for_its_values_each_time(warehous
                  "raw_status": "delivered", "event_at": at, "source": "webhook", "recorded_at": at}
                 for e in batch
             ])
-        generic = conn.exec_driver_sql("SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements").scalar()
+        prepared, generic = conn.exec_driver_sql(
+            "SELECT count(*), coalesce(sum(generic_plans), 0) FROM pg_prepared_statements"
+        ).one()
         conn.rollback()
     assert found == 11  # the first event, found by every lookup after the first
-    assert generic == 0, f"{generic} execution(s) reused a generic plan"
+    assert (prepared, generic) == (0, 0), f"{prepared} statement(s) prepared, {generic} execution(s) of a generic plan"
+
+
+def test_in_values_finds_what_in_finds_and_postgresql_reads_it_by_index_as_one_array(warehouse):
+    from latam_messaging.warehouse.db import in_values
+
+    table = schema.suppressions
+    at = pendulum.datetime(2026, 11, 1, tz="UTC")
+    phones = [*(f"54911{i:08d}" for i in range(0, 200_000, 2)), "5491'1\"x"]
+    with warehouse.begin() as conn:
+        for start in range(0, len(phones), 20_000):
+            conn.execute(table.insert(), [
+                {"phone": p, "scope": "all", "source": "test", "evidence": "test", "since": at, "created_at": at,
+                 "created_by": "test"} for p in phones[start : start + 20_000]
+            ])
+    wanted = [f"54911{i:08d}" for i in range(1000, 1500)] + ["5491'1\"x", "nothing"]
+
+    def screen(conn, where):  # the consent screen's own shape
+        return sa.select(table.c.phone).where(where, table.c.ended_at.is_(None), table.c.scope.in_(["all", "wavy"]))
+
+    with warehouse.engine.connect() as conn:
+        found = {r[0] for r in conn.execute(screen(conn, in_values(conn, table.c.phone, wanted)))}
+        assert found == {f"54911{i:08d}" for i in range(1000, 1500, 2)} | {"5491'1\"x"}
+        assert conn.execute(screen(conn, in_values(conn, table.c.phone, []))).all() == []
+        if warehouse.dialect == "postgresql":
+            query = screen(conn, in_values(conn, table.c.phone, wanted))
+            expanded = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            assert len(expanded.params) == 3  # one array and the two scopes, not 502 phones
+
+            def plan(q) -> str:
+                text = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + text.replace("%", "%%")))
+
+            conn.exec_driver_sql("ANALYZE suppressions")
+            as_array, as_list = plan(query), plan(screen(conn, table.c.phone.in_(wanted)))
+            assert "Seq Scan" not in as_array and "Index" in as_array, as_array
+            assert as_array.split("  (")[0] == as_list.split("  (")[0]  # the same access path as the IN list

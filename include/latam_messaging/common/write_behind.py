@@ -5,8 +5,9 @@ socket) works on one write while Python reads and checks the next batch.
 most one write is in flight and one batch prepared beside it, so memory stays two batches and a
 kill loses at most what a serial loop would plus the batch prepared ahead (never written, so read
 again by the next run). A write's failure is raised to the caller at its next ``submit`` or when the
-block ends; when the caller's own code fails, the write in flight is let finish and the caller's
-error is the one raised.
+block ends — also when the caller's own code failed meanwhile (the write's failure came first, as it
+would have in a serial loop; the caller's error is its ``__context__``). ``failure`` is the write's
+exception once raised, so a caller can tell which batch failed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class WriteBehind:
     def __init__(self, name: str) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._writing: Future[Any] | None = None
+        self.failure: BaseException | None = None
 
     def submit(self, write: Callable[..., Any], *args: Any) -> None:
         """Wait for the write before (raising its failure), then start ``write(*args)``."""
@@ -31,7 +33,11 @@ class WriteBehind:
         """Wait for the write in flight, if any; its failure is raised here."""
         writing, self._writing = self._writing, None
         if writing is not None:
-            writing.result()
+            try:
+                writing.result()
+            except BaseException as exc:
+                self.failure = exc
+                raise
 
     def __enter__(self) -> WriteBehind:
         return self
@@ -40,7 +46,6 @@ class WriteBehind:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         try:
-            if kind is None:
-                self.wait()
+            self.wait()  # the write in flight; its failure wins over the caller's, which came after it
         finally:
             self._pool.shutdown(wait=True)

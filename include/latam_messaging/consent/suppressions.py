@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from latam_messaging.common.phones import consent_key
 from latam_messaging.warehouse import schema
-from latam_messaging.warehouse.db import Warehouse
+from latam_messaging.warehouse.db import Warehouse, in_values
 
 SUPPRESSIONS = schema.suppressions
 #: The scope that blocks every vendor and channel.
@@ -197,7 +197,7 @@ def screen(conn: sa.Connection, phones: Iterable[str], scopes: Sequence[str]) ->
         query = (
             sa.select(SUPPRESSIONS.c.phone, reason_text(SUPPRESSIONS.c.source, SUPPRESSIONS.c.evidence))
             .where(
-                SUPPRESSIONS.c.phone.in_(wanted[start : start + SCREEN_CHUNK]),
+                in_values(conn, SUPPRESSIONS.c.phone, wanted[start : start + SCREEN_CHUNK]),
                 SUPPRESSIONS.c.ended_at.is_(None),
                 SUPPRESSIONS.c.scope.in_(list(scopes)),
             )

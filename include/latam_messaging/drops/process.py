@@ -107,7 +107,8 @@ def _load(
     require_rows: bool,
 ) -> tuple[int, int]:
     valid = rejected = 0
-    row_number = 0
+    row_number = in_flight_through = 0  # the last row read; the last row of the chunk being stored
+    writer: WriteBehind | None = None
     try:
         if read_header is None:
             layout = read_layout(claimed, encoding, set(validator.required_columns))
@@ -136,7 +137,8 @@ def _load(
                     else:
                         rows.append(good)
                 rejects.sort(key=lambda r: r["row_number"])
-                writer.submit(store, rows, rejects)
+                writer.submit(store, rows, rejects)  # raises the chunk before's failure, if any
+                in_flight_through = row_number
                 valid += len(rows)
                 rejected += len(rejects)
     except WAREHOUSE_OUTAGE:
@@ -144,6 +146,8 @@ def _load(
     except (UnreadableDropError, NotARegularFileError) as exc:
         raise _FileFailed(str(exc)) from None
     except Exception as exc:
+        if writer is not None and exc is writer.failure:
+            row_number = in_flight_through  # storing a chunk failed: name its rows, not the next chunk's
         log.exception("unexpected error reading a drop after row %d", row_number)
         raise _FileFailed(f"{type(exc).__name__} while loading the rows after row {row_number}") from None
     if require_rows and not valid:
