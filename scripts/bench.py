@@ -71,20 +71,11 @@ class CpuWindow:
 
     @staticmethod
     def _now() -> dict[str, float]:
-        import psutil
+        from bench_webhooks import postgres_cpu_seconds, tree_cpu_seconds  # scripts/ is this script's path
 
-        parts = {"bench": time.process_time(), "simulators": 0.0, "postgres": 0.0}
         pids = [int(p) for p in os.environ.get("BENCH_SIMULATOR_PIDS", "").split(",") if p]
-        for proc in psutil.process_iter(["name", "pid"]):
-            part = ("simulators" if proc.info["pid"] in pids
-                    else "postgres" if proc.info["name"] in ("postgres", "postmaster") else None)
-            if part:
-                try:
-                    times = proc.cpu_times()
-                    parts[part] += times.user + times.system
-                except psutil.Error:
-                    pass
-        return parts
+        return {"bench": time.process_time(), "simulators": sum(tree_cpu_seconds(pid) for pid in pids),
+                "postgres": postgres_cpu_seconds() or 0.0}
 
     def stop(self) -> dict[str, float]:
         end, wall = self._now(), time.perf_counter() - self.wall
@@ -552,22 +543,21 @@ class _ServerStatements:
     ``--profile``; nothing on SQLite or on a server without it)."""
 
     def __init__(self) -> None:
-        self.engine = None
-        connection = json.loads(os.environ.get("AIRFLOW_CONN_MESSAGING_WAREHOUSE", "{}"))
-        if connection.get("conn_type") != "postgres":
-            return
-        import sqlalchemy as sa
+        from sqlalchemy.exc import DBAPIError
 
-        engine = sa.create_engine(
-            f"postgresql+psycopg2://{connection['login']}@{connection['host']}:{connection['port']}/{connection['schema']}",
-            isolation_level="AUTOCOMMIT",
-        )
+        from latam_messaging.warehouse.db import Warehouse
+
+        warehouse = Warehouse.from_connection()
+        self.engine = None
+        if warehouse.dialect != "postgresql":
+            return
+        engine = warehouse.engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
                 conn.exec_driver_sql("SELECT pg_stat_statements_reset()")
             self.engine = engine
-        except sa.exc.DBAPIError:  # not preloaded on this server
+        except DBAPIError:  # not preloaded on this server
             engine.dispose()
 
     def report(self, top: int = 25) -> list[str]:

@@ -47,8 +47,6 @@ QUANTILES = (0.5, 0.9, 0.99)
 def percentiles_of(seconds: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     """:data:`QUANTILES` of each vendor's seconds, by linear interpolation (``Series.quantile``'s), in
     tenths; one row per vendor (sorted), one column per quantile; empty without values."""
-    if not seconds:
-        return pd.DataFrame()
     return _frame_of([(v, np.quantile(np.asarray(seconds[v], dtype=float), QUANTILES)) for v in sorted(seconds)])
 
 

@@ -1,8 +1,10 @@
 """The warehouse connection: an SQLAlchemy engine from the Airflow connection ``messaging_warehouse``.
 
 The same code serves SQLite (embedded default) and PostgreSQL: dialect differences are confined to
-:meth:`Warehouse.insert` (``ON CONFLICT`` comes from the dialect's own ``insert``) and
-:meth:`Warehouse.read_only` (how each database is told to refuse writes).
+this module — :meth:`Warehouse.insert` (``ON CONFLICT`` comes from the dialect's own ``insert``),
+:meth:`Warehouse.read_only` (how each database is told to refuse writes), :func:`update_each` (one
+``UPDATE … FROM unnest`` per chunk on PostgreSQL), :func:`in_values` (a long ``IN`` list as one array
+on PostgreSQL) and each connection's session settings.
 """
 
 from __future__ import annotations
