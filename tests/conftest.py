@@ -100,8 +100,8 @@ def wavy_hook(wavy_server, monkeypatch):
 def webhook_sink():
     sinks: list[WebhookSink] = []
 
-    def make(refuse_first: int = 0) -> WebhookSink:
-        sinks.append(WebhookSink(refuse_first))
+    def make(refuse_first: int = 0, hold: bool = False) -> WebhookSink:
+        sinks.append(WebhookSink(refuse_first, hold))
         return sinks[-1]
 
     yield make

@@ -27,9 +27,12 @@ def configure(server, **settings) -> None:
 
 
 class WebhookSink:
-    """A throwaway receiver for simulator webhooks: records bodies, can refuse the first N posts."""
+    """A throwaway receiver for simulator webhooks: records bodies, can refuse the first N posts.
 
-    def __init__(self, refuse_first: int = 0):
+    ``hold=True`` keeps each post unanswered until ``release()`` (``arrived`` is set once one is in).
+    """
+
+    def __init__(self, refuse_first: int = 0, hold: bool = False):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,12 +41,18 @@ class WebhookSink:
         self.refused = 0
         self._refuse_first = refuse_first
         self._lock = threading.Lock()
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):  # noqa: N802 - stdlib name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.arrived.set()
+                sink._released.wait(30)
                 with sink._lock:
                     refuse = sink.refused < sink._refuse_first
                     if refuse:
@@ -71,6 +80,10 @@ class WebhookSink:
         )
         return posts
 
+    def release(self) -> None:
+        self._released.set()
+
     def close(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()

@@ -302,6 +302,7 @@ class WebhookDispatcher:
         self._stopping = False
         self.delivered = 0
         self.failed_attempts = 0
+        self._in_flight = 0  # taken off the heap, post not yet answered: still pending
         self._session = requests.Session()
 
     def clear(self) -> None:
@@ -312,7 +313,8 @@ class WebhookDispatcher:
 
     def stats(self) -> dict[str, int]:
         with self._cond:
-            return {"pending": len(self._heap), "delivered": self.delivered, "failed_attempts": self.failed_attempts}
+            pending = len(self._heap) + self._in_flight
+            return {"pending": pending, "delivered": self.delivered, "failed_attempts": self.failed_attempts}
 
     def schedule(self, due: float, channel: str, event: Any, attempt: int = 0) -> None:
         """Queue ``event`` for ``due`` (epoch s). Nothing is queued while no URL is configured."""
@@ -343,6 +345,7 @@ class WebhookDispatcher:
                     while self._heap and self._heap[0][0] <= now and len(due) < self.batch_size:
                         _, _, channel, event, attempt = heapq.heappop(self._heap)
                         due.append((channel, event, attempt))
+                    self._in_flight += len(due)
                     return due
                 timeout = (self._heap[0][0] - now) if self._heap else None
                 self._cond.wait(timeout)
@@ -351,12 +354,18 @@ class WebhookDispatcher:
     def _run(self) -> None:
         while not self._stopping:
             due = self._take_due()
-            by_channel: dict[tuple[str, int], list[Any]] = {}
-            for channel, event, attempt in due:
-                by_channel.setdefault((channel, attempt), []).append(event)
-            for (channel, attempt), events in by_channel.items():
-                for url, body, carried in self.sim.webhook_posts(channel, events):
-                    self._post(url, body, carried, channel, attempt)
+            try:
+                by_channel: dict[tuple[str, int], list[Any]] = {}
+                for channel, event, attempt in due:
+                    by_channel.setdefault((channel, attempt), []).append(event)
+                for (channel, attempt), events in by_channel.items():
+                    for url, body, carried in self.sim.webhook_posts(channel, events):
+                        self._post(url, body, carried, channel, attempt)
+            finally:
+                # a failed post is back on the heap before this, so "pending" never dips to
+                # zero while an event is on its way or waiting for its retry
+                with self._cond:
+                    self._in_flight -= len(due)
 
     def _post(self, url: str, body: Any, carried: list[Any], channel: str, attempt: int) -> None:
         try:

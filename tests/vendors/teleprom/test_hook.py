@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pendulum
 import pytest
@@ -21,6 +23,7 @@ from latam_messaging.teleprom.hook import (
 from latam_messaging.teleprom.models import FreeFormDestination, HsmDestination, HsmMessage
 from tests.helpers.connections import set_connection
 from tests.helpers.simulators import configure, sim_state
+from tests.helpers.waiting import wait_until
 
 
 def hook_for(server, monkeypatch, login: str, password: str) -> TelepromHook:
@@ -325,6 +328,34 @@ def test_v0_webhooks_come_in_bulk_in_order_and_are_retried_until_200(teleprom_ho
     assert seen == timelines
     outcomes = {t[-1] for t in timelines.values()}
     assert {"read", "failed"} <= outcomes
+
+
+def test_a_webhook_on_its_way_or_waiting_for_its_retry_still_counts_as_pending(teleprom_server, webhook_sink, monkeypatch):
+    # tests wait for "pending" to reach zero before they ingest: an event taken off the queue whose
+    # post is not yet answered, or refused and not yet back on the queue, must not read as done
+    sink = webhook_sink(refuse_first=1, hold=True)
+    configure(teleprom_server, webhook_url=f"{sink.url}/webhooks/teleprom/s3cret")
+    dispatcher = teleprom_server.simulator.webhooks
+    monkeypatch.setattr(dispatcher, "max_backoff_s", 0.1)
+    dispatcher.schedule(time.time(), "V1", {"object": "whatsapp_business_account", "entry": []})
+    assert sink.arrived.wait(10)
+    assert dispatcher.stats() == {"pending": 1, "delivered": 0, "failed_attempts": 0}  # the only event, held
+    early: list[dict[str, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            stats = dispatcher.stats()
+            if stats["pending"] == 0 and stats["delivered"] == 0:
+                early.append(stats)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    sink.release()  # the held post is refused (500), put back, retried and taken
+    wait_until(lambda: dispatcher.stats()["delivered"] == 1, timeout=10, what="the event delivered")
+    done.set()
+    watcher.join(5)
+    assert dispatcher.stats() == {"pending": 0, "delivered": 1, "failed_attempts": 1} and early == []
 
 
 def test_simulator_is_deterministic_under_a_seed():
