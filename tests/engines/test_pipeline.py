@@ -247,3 +247,70 @@ def test_a_store_failing_while_the_next_chunk_fails_too_reports_the_store(wareho
     monkeypatch.setattr(Ledger, "stage", real_stage)
     assert warehouse.count(T) == 0
     assert [f["state"] for f in warehouse.rows(schema.drop_files)] == ["claimed"]  # not failed: taken up later
+
+
+def _files_in(drop_dir, outcome: str) -> list[str]:
+    return sorted(p.name.split("-", 2)[2] for p in (drop_dir / "wavy_sms" / outcome).iterdir())
+
+
+def test_an_outage_while_a_failed_file_is_recorded_leaves_it_claimed_and_a_later_run_fails_it(
+    warehouse, drop_dir, monkeypatch
+):
+    """The record is written before the file moves: an outage at that moment stops the run with the file
+    still claimed (never in ``failed/`` under a record that says ``claimed``), and a later run ends it."""
+    from latam_messaging.drops.registry import DropRegistry
+    from latam_messaging.wavy.send import WavyAdapter
+
+    drop_csv(drop_dir, "wavy_sms", "broken.csv", "nombre,apellido\nAna,Paz\n")  # no phone column: fails whole
+    real_finish, calls = DropRegistry.finish_file, []
+
+    def finish_file(self, conn, sha256, **kwargs):
+        calls.append(kwargs["state"])
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE", {}, ConnectionError("server closed the connection"))
+        return real_finish(self, conn, sha256, **kwargs)
+
+    monkeypatch.setattr(DropRegistry, "finish_file", finish_file)
+    with pytest.raises(sa.exc.OperationalError):
+        ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    [record] = warehouse.rows(schema.drop_files)
+    assert record["state"] == "claimed" and _files_in(drop_dir, "failed") == []
+    assert [p.name for p in (drop_dir / "wavy_sms" / ".claimed").rglob("*.csv")] == ["broken.csv"]
+
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")  # the dead run's lease is gone
+    assert (stats.files, stats.failed) == (0, 1) and calls == ["failed", "failed"]
+    [record] = warehouse.rows(schema.drop_files)
+    assert record["state"] == "failed" and "phone" in record["error"]
+    assert _files_in(drop_dir, "failed") == ["broken.csv"] and record["path"].startswith(str(drop_dir / "wavy_sms" / "failed"))
+
+
+@pytest.mark.parametrize("content, outcome", [("phone,message\n5511987654300,hola\n", "archive"),
+                                              ("nombre,apellido\nAna,Paz\n", "failed")])
+def test_a_run_stopped_between_a_files_record_and_its_move_is_finished_by_the_next_run(
+    warehouse, drop_dir, monkeypatch, content, outcome
+):
+    """A kill after the record's transaction, before the rename: the next run moves the file where its
+    record says, points the record at it, and neither loads it again nor calls it a duplicate."""
+    from latam_messaging.drops.folder import DropFolder
+    from latam_messaging.wavy.send import WavyAdapter
+
+    drop_csv(drop_dir, "wavy_sms", "a.csv", content)
+    real_move = DropFolder.finish
+
+    def killed(self, claimed, where):
+        raise KeyboardInterrupt  # the process stops here
+
+    monkeypatch.setattr(DropFolder, "finish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    [record] = warehouse.rows(schema.drop_files)
+    assert record["state"] == ("loaded" if outcome == "archive" else "failed") and "/.claimed/" in record["path"]
+
+    monkeypatch.setattr(DropFolder, "finish", real_move)
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    assert (stats.files, stats.duplicates, stats.failed, stats.rows_valid) == (0, 0, 0, 0)
+    assert _files_in(drop_dir, outcome) == ["a.csv"] and _files_in(drop_dir, "archive" if outcome == "failed" else "failed") == []
+    [after] = warehouse.rows(schema.drop_files)
+    assert after["state"] == record["state"] and after["path"].startswith(str(drop_dir / "wavy_sms" / outcome))
+    assert warehouse.count(T) == (1 if outcome == "archive" else 0)
+    assert list((drop_dir / "wavy_sms" / ".claimed").rglob("*.csv")) == []

@@ -188,6 +188,11 @@ class DropFolder:
                 yield claimed
         self._sweep()
 
+    def is_claim(self, path: str) -> bool:
+        """Whether ``path`` lies in a run's claim folder (``.claimed/<owner>/name``): a file not yet
+        moved to ``archive/`` or ``failed/``."""
+        return Path(path).parent.parent == self.claimed
+
     def finish(self, claimed: Path, outcome: str) -> Path:
         """Move a claimed file to ``archive/`` or ``failed/``, stamped so names never collide."""
         stamp = pendulum.now("UTC").format("YYYYMMDDTHHmmss")

@@ -191,6 +191,15 @@ def process_drops(
                 stats.failed += 1
                 continue
             known = registry.known_file(fp.sha256)
+            if known is not None and known["state"] in (FileState.LOADED, FileState.FAILED) and folder.is_claim(
+                known["path"]
+            ):  # a run that died after closing this file's record, before moving it: finish the move
+                outcome = ARCHIVE if known["state"] == FileState.LOADED else FAILED
+                moved = folder.finish(claimed, outcome)
+                registry.set_path(fp.sha256, str(moved))
+                log.warning("%s was %s by a run that stopped before moving it: moved to %s", claimed.name,
+                            known["state"], moved.name)
+                continue
             if known is not None and known["state"] in (FileState.LOADED, FileState.FAILED):
                 folder.finish(claimed, ARCHIVE)
                 log.warning(
@@ -211,13 +220,15 @@ def process_drops(
                     claimed, fp.sha256, fp.encoding, validator, store, now, screen, stats, read_header, require_rows
                 )
             except _FileFailed as failure:
-                moved = folder.finish(claimed, FAILED)
+                # the record first, then the move: an outage here leaves the file claimed (taken up
+                # again after the lease), a crash after the record leaves it for the next run to move
                 with warehouse.begin() as conn:
                     discard(conn, fp.sha256)
                     registry.finish_file(
-                        conn, fp.sha256, state=FileState.FAILED, now=now, rows_valid=0, error=failure.reason,
-                        path=str(moved),
+                        conn, fp.sha256, state=FileState.FAILED, now=now, rows_valid=0, error=failure.reason
                     )
+                moved = folder.finish(claimed, FAILED)
+                registry.set_path(fp.sha256, str(moved))
                 log.error("%s failed and was moved to %s: %s", claimed.name, moved.name, failure.reason)
                 stats.rows_screened = screened_before  # nothing of a failed file counts
                 stats.failed += 1

@@ -30,6 +30,7 @@ from latam_messaging.warehouse.db import Warehouse
 log = logging.getLogger(__name__)
 FOLDER = "number_checks"
 QUEUE = schema.number_check_queue
+STAGING = schema.number_check_staging
 LOOKUP_BATCH = 100
 
 
@@ -59,23 +60,59 @@ def _queue(warehouse: Warehouse, conn: sa.Connection, phones: dict[str, int], so
     warehouse.upsert(conn, QUEUE, rows, keys=["phone"], update=["max_age_hours"])
 
 
+def _queue_staged(warehouse: Warehouse, conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int:
+    """A loaded file's staged phones into the queue (a phone already queued takes the file's
+    ``max_age_hours``), in the caller's transaction; its staging rows are then deleted."""
+    staged = sa.select(
+        STAGING.c.phone,
+        sa.func.max(STAGING.c.max_age_hours),
+        sa.literal(f"drop:{sha256[:16]}", sa.String),
+        sa.literal(now, schema.Ts),
+    ).where(STAGING.c.file_sha256 == sha256).group_by(STAGING.c.phone)
+    insert = warehouse.insert(QUEUE).from_select(["phone", "max_age_hours", "source", "queued_at"], staged)
+    insert = insert.on_conflict_do_update(index_elements=["phone"], set_={"max_age_hours": insert.excluded.max_age_hours})
+    queued = conn.execute(insert).rowcount
+    _discard_staged(conn, sha256)
+    return queued
+
+
+def _discard_staged(conn: sa.Connection, sha256: str) -> None:
+    conn.execute(sa.delete(STAGING).where(STAGING.c.file_sha256 == sha256))
+
+
 def queue_from_drops(
     warehouse: Warehouse, drop_root: Path, *, region: str, default_max_age_hours: int, stats: CheckStats
 ) -> None:
-    """Phones of the CSV drops in ``number_checks/`` into the queue; bad rows to ``drop_rejects``."""
+    """Phones of the CSV drops in ``number_checks/`` into the queue; bad rows to ``drop_rejects``.
+
+    All or nothing per file: phones are staged chunk by chunk and queued in the transaction that marks
+    the file loaded; a file that fails anywhere queues none (``drops.process``)."""
     now = pendulum.now("UTC")
+    registry = DropRegistry(warehouse, FOLDER)
 
     def make_validator(sha256: str) -> RowValidator:
         return NumberCheckRowValidator(ValidationContext(sha256, region, "UTC"))
 
     def store(rows: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:
-        phones = {r["phone"]: r["max_age_hours"] or default_max_age_hours for r in rows}
-        source = f"drop:{rows[0]['file_sha256'][:16]}" if rows else "drop"
+        staged = [
+            {
+                "file_sha256": r["file_sha256"],
+                "row_number": r["row_number"],
+                "phone": r["phone"],
+                "max_age_hours": r["max_age_hours"] or default_max_age_hours,
+            }
+            for r in rows
+        ]
         with warehouse.begin() as conn:
-            _queue(warehouse, conn, phones, source)
-            warehouse.insert_new(conn, schema.drop_rejects, rejects, keys=["file_sha256", "row_number"])
+            warehouse.bulk_insert_new(conn, STAGING, staged, keys=["file_sha256", "row_number"])
+            registry.add_rejects(conn, rejects)
 
-    drops = process_drops(DropFolder(drop_root, FOLDER), DropRegistry(warehouse, FOLDER), make_validator, store, now)
+    def promote(conn: sa.Connection, sha256: str) -> None:
+        _queue_staged(warehouse, conn, sha256, now)
+
+    drops = process_drops(
+        DropFolder(drop_root, FOLDER), registry, make_validator, store, now, promote=promote, discard=_discard_staged
+    )
     stats.queued += drops.rows_valid
     stats.rejected += drops.rows_rejected
 

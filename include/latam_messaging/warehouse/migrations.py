@@ -239,6 +239,12 @@ def _v16_delivery_times(conn: sa.Connection) -> None:
     replace_views(conn, views.CHANGED_IN_V16)
 
 
+def _v17_number_check_staging(conn: sa.Connection) -> None:
+    """A ``number_checks/`` file's phones are staged while it is read and queued when it loads, as the
+    send drops' rows are: a file that fails queues none of its phones."""
+    schema.number_check_staging.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial tables of CONTRACT.md", _v1_initial),
     Migration(2, "number_check_queue and the risky_numbers view", _v2_number_checks),
@@ -256,6 +262,7 @@ MIGRATIONS: list[Migration] = [
     Migration(14, "failed_messages and failure_counts kept by triggers (failures at delivery and at send); report_failure_reasons reads them; ix_status_events_unknown", _v14_failure_counts),
     Migration(15, "skipped_counts kept by triggers (rows skipped for consent at ingest and at claim); report_suppressed_rows reads them", _v15_skipped_counts),
     Migration(16, "delivery_times kept by triggers (each send's first event and first delivery); report_time_to_deliver reads them", _v16_delivery_times),
+    Migration(17, "number_check_staging: a number_checks file's phones are queued only when the whole file loads", _v17_number_check_staging),
 ]
 
 

@@ -546,6 +546,18 @@ number_check_queue = sa.Table(
     sa.Column("queued_at", Ts, nullable=False),
 )
 
+#: A ``number_checks/`` file's phones while it is read (migration 17): they join ``number_check_queue``
+#: only in the transaction that marks the file loaded, so a file that fails queues nothing (each check
+#: costs money at the vendor).
+number_check_staging = sa.Table(
+    "number_check_staging",
+    metadata,
+    sa.Column("file_sha256", sa.String(64), primary_key=True),
+    sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("max_age_hours", sa.Integer, nullable=False),
+)
+
 #: Numbers the send pipeline may hold (opt-in per drop folder): the latest successful check of
 #: each phone says invalid, landline, or SIM changed within the asked window.
 RISKY_NUMBERS_VIEW = """

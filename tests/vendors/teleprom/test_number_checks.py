@@ -55,6 +55,50 @@ def test_checks_from_a_drop_with_recheck_window(run_dag, warehouse, teleprom_hoo
     assert warehouse.count(schema.sim_swap_checks, schema.sim_swap_checks.c.phone == "5493516001234") == 2
 
 
+def test_a_number_checks_file_that_fails_queues_none_of_its_phones(warehouse, drop_dir, monkeypatch):
+    """All or nothing, as the send drops: each check costs money, so a file refused half-way must not
+    leave its first chunks' phones queued; a file that loads queues every phone, once."""
+    import functools
+
+    import pendulum
+
+    from latam_messaging.drops import csvfile, process
+    from latam_messaging.teleprom import number_checks
+
+    monkeypatch.setattr(process, "read_rows", functools.partial(csvfile.read_rows, chunk_rows=4))
+    with warehouse.begin() as conn:  # queued earlier by a query, with its own window
+        conn.execute(
+            schema.number_check_queue.insert(),
+            [{"phone": e164(PHONES[0]), "max_age_hours": 1, "source": "query", "queued_at": pendulum.now("UTC")}],
+        )
+    drop_csv(drop_dir, "number_checks", "a.csv", "phone,max_age_hours\n" + "".join(f"{p},48\n" for p in PHONES))
+    real_insert, chunks = warehouse.bulk_insert_new, []
+
+    def insert(conn, table, rows, *, keys):
+        if table is schema.number_check_staging:
+            chunks.append(len(rows))
+            if len(chunks) == 3:
+                raise sa.exc.DataError("INSERT", {}, ValueError("refused by the database"))
+        return real_insert(conn, table, rows, keys=keys)
+
+    monkeypatch.setattr(warehouse, "bulk_insert_new", insert)
+    stats = CheckStats()
+    number_checks.queue_from_drops(warehouse, drop_dir, region="AR", default_max_age_hours=240, stats=stats)
+    assert chunks == [4, 4, 4] and stats.queued == 0
+    assert [(q["phone"], q["max_age_hours"]) for q in warehouse.rows(schema.number_check_queue)] == [(e164(PHONES[0]), 1)]
+    assert warehouse.count(schema.number_check_staging) == 0
+    assert [f["state"] for f in warehouse.rows(schema.drop_files)] == ["failed"]
+
+    monkeypatch.setattr(warehouse, "bulk_insert_new", real_insert)
+    drop_csv(drop_dir, "number_checks", "b.csv", "phone\n" + "".join(f"{p}\n" for p in PHONES[:6]) + PHONES[0] + "\n")
+    number_checks.queue_from_drops(warehouse, drop_dir, region="AR", default_max_age_hours=240, stats=stats)
+    queue = {q["phone"]: q for q in warehouse.rows(schema.number_check_queue)}
+    assert stats.queued == 6 and set(queue) == {e164(p) for p in PHONES[:6]}
+    assert {q["max_age_hours"] for q in queue.values()} == {240}  # the queued phone takes the file's window
+    assert queue[e164(PHONES[0])]["source"] == "query" and queue[e164(PHONES[1])]["source"].startswith("drop:")
+    assert warehouse.count(schema.number_check_staging) == 0
+
+
 def test_an_error_for_one_phone_never_stops_the_batch(warehouse, teleprom_hook, teleprom_server):
     now = __import__("pendulum").now("UTC")
     with warehouse.begin() as conn:
