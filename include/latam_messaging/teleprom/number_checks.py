@@ -60,7 +60,7 @@ def _queue(warehouse: Warehouse, conn: sa.Connection, phones: dict[str, int], so
     warehouse.upsert(conn, QUEUE, rows, keys=["phone"], update=["max_age_hours"])
 
 
-def _queue_staged(warehouse: Warehouse, conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> int:
+def _queue_staged(warehouse: Warehouse, conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> None:
     """A loaded file's staged phones into the queue (a phone already queued takes the file's
     ``max_age_hours``), in the caller's transaction; its staging rows are then deleted."""
     staged = sa.select(
@@ -71,9 +71,8 @@ def _queue_staged(warehouse: Warehouse, conn: sa.Connection, sha256: str, now: p
     ).where(STAGING.c.file_sha256 == sha256).group_by(STAGING.c.phone)
     insert = warehouse.insert(QUEUE).from_select(["phone", "max_age_hours", "source", "queued_at"], staged)
     insert = insert.on_conflict_do_update(index_elements=["phone"], set_={"max_age_hours": insert.excluded.max_age_hours})
-    queued = conn.execute(insert).rowcount
+    conn.execute(insert)
     _discard_staged(conn, sha256)
-    return queued
 
 
 def _discard_staged(conn: sa.Connection, sha256: str) -> None:
