@@ -17,6 +17,7 @@ import itertools
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pendulum
 import sqlalchemy as sa
@@ -80,29 +81,44 @@ def _candidates(event: StatusEvent) -> list[str]:
     return list(dict.fromkeys([*event.vendor_ids, *([event.vendor_message_id] if event.vendor_message_id else [])]))
 
 
-def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
-    """Fill ``message_key`` and ``vendor_message_id`` from the ledger where the event lacks one."""
+class _Sent(NamedTuple):
+    """What applying events needs of a linked send, read once with the link."""
+
+    state: str
+    delivery_status: str | None
+    vendor_message_id: str | None
+    accepted_at: object
+    phone: str
+
+
+_SENT = (OUTBOUND.c.state, OUTBOUND.c.delivery_status, OUTBOUND.c.vendor_message_id, OUTBOUND.c.accepted_at, OUTBOUND.c.phone)
+
+
+def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> dict[str, _Sent]:
+    """Fill ``message_key`` and ``vendor_message_id`` from the ledger where the event lacks one; returns
+    the sends the events now name, by key (one read of the ledger per chunk serves both)."""
     by_key = sorted({e.message_key for e in events if e.message_key})
     by_id = sorted({(e.vendor, c) for e in events if not e.message_key for c in _candidates(e)})
-    known_keys: dict[str, str | None] = {}
+    sent: dict[str, _Sent] = {}
     for start in range(0, len(by_key), KEY_CHUNK):
         chunk = by_key[start : start + KEY_CHUNK]
-        for key, vendor_id in conn.execute(
-            sa.select(OUTBOUND.c.message_key, OUTBOUND.c.vendor_message_id).where(in_values(conn, OUTBOUND.c.message_key, chunk))
-        ):
-            known_keys[key] = vendor_id
+        query = sa.select(OUTBOUND.c.message_key, *_SENT).where(in_values(conn, OUTBOUND.c.message_key, chunk))
+        for key, *row in conn.execute(query):
+            sent[key] = _Sent(*row)
     ids: dict[tuple[str, str], str] = {}
     for vendor, chunk in _by_vendor(by_id):
-        query = sa.select(OUTBOUND.c.vendor, OUTBOUND.c.vendor_message_id, OUTBOUND.c.message_key).where(
+        query = sa.select(OUTBOUND.c.vendor_message_id, OUTBOUND.c.message_key, *_SENT).where(
             OUTBOUND.c.vendor == vendor, in_values(conn, OUTBOUND.c.vendor_message_id, chunk)
         )
-        for vendor, vendor_id, key in conn.execute(query):
+        for vendor_id, key, *row in conn.execute(query):
             ids[(vendor, vendor_id)] = key
+            sent[key] = _Sent(*row)
     for event in events:
         if event.message_key:
-            if event.message_key in known_keys:
+            if event.message_key in sent:
                 # an 'unknown' send has no vendor id yet: the event is then filed under our key
-                event.vendor_message_id = event.vendor_message_id or known_keys[event.message_key] or event.message_key
+                known_id = sent[event.message_key].vendor_message_id
+                event.vendor_message_id = event.vendor_message_id or known_id or event.message_key
             else:
                 event.vendor_message_id = event.vendor_message_id or event.message_key
                 event.message_key = None  # not one of ours (or not yet in this warehouse)
@@ -111,6 +127,7 @@ def _link(conn: sa.Connection, events: Sequence[StatusEvent]) -> None:
             if (event.vendor, candidate) in ids:
                 event.vendor_message_id, event.message_key = candidate, ids[(event.vendor, candidate)]
                 break
+    return sent
 
 
 def _already_stored(conn: sa.Connection, events: Sequence[StatusEvent]) -> set[tuple[str, str, str, str]]:
@@ -190,25 +207,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
     """Store events (duplicates ignored) and move linked messages forward. Returns events stored."""
     if not events:
         return 0
-    _link(conn, events)
-    keys = sorted({e.message_key for e in events if e.message_key})
-    current: dict[str, tuple[str, str | None, str | None]] = {}
-    accepted: dict[str, object] = {}
-    phones: dict[str, str] = {}
-    for start in range(0, len(keys), KEY_CHUNK):
-        query = sa.select(
-            OUTBOUND.c.message_key,
-            OUTBOUND.c.state,
-            OUTBOUND.c.delivery_status,
-            OUTBOUND.c.vendor_message_id,
-            OUTBOUND.c.accepted_at,
-            OUTBOUND.c.phone,
-        ).where(in_values(conn, OUTBOUND.c.message_key, keys[start : start + KEY_CHUNK]))
-        for key, state, status, vendor_id, accepted_at, phone in conn.execute(query):
-            current[key] = (state, status, vendor_id)
-            accepted[key] = accepted_at
-            phones[key] = phone
-    _not_before_acceptance(events, accepted)
+    sent = _link(conn, events)
+    _not_before_acceptance(events, {key: row.accepted_at for key, row in sent.items()})
+    phones = {key: row.phone for key, row in sent.items()}
     now = pendulum.now("UTC")
     seen = _already_stored(conn, events)
     rows = []
@@ -249,9 +250,9 @@ def apply_status_events(warehouse: Warehouse, conn: sa.Connection, events: Seque
             linked.setdefault(event.message_key, []).append(event)
     updates, in_doubt = [], {}
     for key, key_events in linked.items():
-        if key not in current:
+        if key not in sent:
             continue
-        state, status, vendor_id = current[key]
+        state, status, vendor_id = sent[key].state, sent[key].delivery_status, sent[key].vendor_message_id
         new_status, status_at = status, None
         for event in sorted(key_events, key=lambda e: (e.event_at, RANK.get(e.status, 9))):
             if advances(new_status, event.status):
