@@ -6,7 +6,7 @@ import datetime as dt
 
 import pendulum
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latam_messaging.common.timeparse import (
@@ -63,3 +63,53 @@ def test_epoch_ms_round_trips(ms):
 def test_iso_with_offset_keeps_it_and_seven_fraction_digits_parse():
     parsed = parse_iso("2022-05-06T14:35:25.1723881-03:00", "UTC")
     assert parsed == pendulum.datetime(2022, 5, 6, 17, 35, 25, 172388, tz="UTC")
+
+
+def _pendulum_parse_iso(text: str, naive_tz: str) -> pendulum.DateTime:
+    """``parse_iso`` as it was before its standard-library path: pendulum's parser alone."""
+    return pendulum.parse(text.strip(), tz=naive_tz, strict=False).in_tz(pendulum.UTC)
+
+
+@given(
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2045, 1, 1)),
+    st.sampled_from([SANTIAGO, "America/Argentina/Buenos_Aires", "America/Sao_Paulo", "America/New_York", "UTC"]),
+    st.sampled_from(["minutes", "seconds", *(f"fraction{n}" for n in range(1, 7))]),
+    st.sampled_from(["", "Z", "+00:00", "-03:00", "+05:30", "-11:00"]),
+)
+@settings(max_examples=500)
+def test_plain_iso_times_read_as_pendulum_reads_them(naive, zone, precision, suffix):
+    """The standard library's path and pendulum's parser agree on every plain ISO time, the hours a
+    change of the clocks skips or repeats included (those go to pendulum)."""
+    text = naive.strftime("%Y-%m-%dT%H:%M")
+    if precision != "minutes":
+        text += naive.strftime(":%S")
+    if precision.startswith("fraction"):
+        text += "." + f"{naive.microsecond:06d}"[: int(precision[-1])]
+    text += suffix
+    parsed = parse_iso(text, zone)
+    assert parsed == _pendulum_parse_iso(text, zone) and parsed.utcoffset() == dt.timedelta(0)
+    assert isinstance(parsed, pendulum.DateTime)
+
+
+def test_the_standard_library_reads_plain_times_and_pendulum_the_rest():
+    from latam_messaging.common import timeparse
+
+    assert timeparse._plain_iso("2024-05-13T16:43:11.123", SANTIAGO) == pendulum.datetime(2024, 5, 13, 20, 43, 11, 123000)
+    assert timeparse._plain_iso("2024-05-13T16:43:11-03:00", SANTIAGO) == pendulum.datetime(2024, 5, 13, 19, 43, 11)
+    # Chile's clocks went forward at 00:00 on 2023-09-03 and back at 00:00 on 2023-04-02 (23:00-24:00 twice)
+    assert timeparse._plain_iso("2023-09-03T00:30:00", SANTIAGO) is None
+    assert timeparse._plain_iso("2023-04-01T23:30:00", SANTIAGO) is None
+    assert parse_iso("2023-09-03T00:30:00", SANTIAGO) == _pendulum_parse_iso("2023-09-03T00:30:00", SANTIAGO)
+    assert timeparse._plain_iso("2024-05-13 16:43:11", SANTIAGO) is None  # not the plain shape: pendulum
+    assert parse_iso("2024-05-13T16:43:11.1234567", SANTIAGO) == _pendulum_parse_iso("2024-05-13T16:43:11.1234567", SANTIAGO)
+    for odd in ("2024-05-13T24:00:00", "2024-02-30T10:00:00"):  # what the standard library refuses: pendulum's answer
+        try:
+            expected: object = _pendulum_parse_iso(odd, SANTIAGO)
+        except ValueError as exc:
+            expected = type(exc)
+        try:
+            got: object = parse_iso(odd, SANTIAGO)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == expected
+    assert parse_iso("2024-05-13", SANTIAGO) == _pendulum_parse_iso("2024-05-13", SANTIAGO)  # pendulum's: midnight

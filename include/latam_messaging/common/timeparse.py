@@ -7,14 +7,51 @@ in UTC, as the warehouse stores it.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import re
+
 import pendulum
 
 UTC = pendulum.UTC
 
+#: The shape vendors send (``2022-05-13T16:43:11.123``, ``…Z``, ``…-03:00``): read by the standard
+#: library, ~1 µs instead of pendulum's parser's ~18 µs (a `webhook_ingest` event carries one or two).
+_PLAIN_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> dt.tzinfo:
+    return pendulum.timezone(name)
+
+
+def _plain_iso(text: str, naive_tz: str) -> pendulum.DateTime | None:
+    """``text`` in the plain shape, in UTC; ``None`` for anything else, and for a local time that a
+    change of the clocks makes ambiguous or skipped (pendulum's rules decide those)."""
+    if not _PLAIN_ISO.fullmatch(text):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:  # e.g. 24:00, which pendulum reads as the next midnight
+        return None
+    if moment.tzinfo is None:
+        local = moment.replace(tzinfo=_zone(naive_tz))
+        if local.utcoffset() != local.replace(fold=1).utcoffset():
+            return None
+        moment = local
+    utc = moment.astimezone(dt.UTC)
+    return pendulum.DateTime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+    )
+
 
 def parse_iso(text: str, naive_tz: str) -> pendulum.DateTime:
     """ISO-8601 with any number of fraction digits; a value without offset is ``naive_tz`` local."""
-    parsed = pendulum.parse(text.strip(), tz=naive_tz, strict=False)
+    text = text.strip()
+    plain = _plain_iso(text, naive_tz)
+    if plain is not None:
+        return plain
+    parsed = pendulum.parse(text, tz=naive_tz, strict=False)
     if not isinstance(parsed, pendulum.DateTime):
         raise ValueError(f"not a date and time: {text!r}")
     return parsed.in_tz(UTC)
