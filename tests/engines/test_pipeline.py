@@ -307,9 +307,20 @@ def test_a_run_stopped_between_a_files_record_and_its_move_is_finished_by_the_ne
     assert record["state"] == ("loaded" if outcome == "archive" else "failed") and "/.claimed/" in record["path"]
 
     monkeypatch.setattr(DropFolder, "finish", real_move)
+    [dead] = [p for p in (drop_dir / "wavy_sms" / ".claimed").iterdir() if p.is_dir()]
+    (dead.parent / f"{dead.name}.lease").touch()  # the dead run's lease still fresh: its file is not taken yet
+    drop_csv(drop_dir, "wavy_sms", "a.csv", content)  # meanwhile someone drops the same content again
     stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
-    assert (stats.files, stats.duplicates, stats.failed, stats.rows_valid) == (0, 0, 0, 0)
-    assert _files_in(drop_dir, outcome) == ["a.csv"] and _files_in(drop_dir, "archive" if outcome == "failed" else "failed") == []
+    assert (stats.files, stats.duplicates, stats.failed, stats.rows_valid) == (0, 1, 0, 0)  # the copy: a duplicate
+    assert _files_in(drop_dir, "archive") == ["a.csv"] and _files_in(drop_dir, "failed") == []
+    assert warehouse.rows(schema.drop_files)[0]["path"] == record["path"]  # the record still waits for its file
+
+    (dead.parent / f"{dead.name}.lease").unlink()  # the lease runs out: the dead run's file is taken over
+    stats = ingest_drops(WavyAdapter(), warehouse, drop_dir, region="BR", timezone="UTC")
+    loaded = outcome == "archive"
+    assert (stats.files, stats.duplicates, stats.failed, stats.rows_valid) == (int(loaded), 0, int(not loaded), 0)
+    assert _files_in(drop_dir, outcome) == ["a.csv"] * (2 if loaded else 1)
+    assert _files_in(drop_dir, "failed" if loaded else "archive") == ([] if loaded else ["a.csv"])
     [after] = warehouse.rows(schema.drop_files)
     assert after["state"] == record["state"] and after["path"].startswith(str(drop_dir / "wavy_sms" / outcome))
     assert warehouse.count(T) == (1 if outcome == "archive" else 0)

@@ -101,6 +101,9 @@ def test_the_standard_library_reads_plain_times_and_pendulum_the_rest():
     assert timeparse._plain_iso("2023-04-01T23:30:00", SANTIAGO) is None
     assert parse_iso("2023-09-03T00:30:00", SANTIAGO) == _pendulum_parse_iso("2023-09-03T00:30:00", SANTIAGO)
     assert timeparse._plain_iso("2024-05-13 16:43:11", SANTIAGO) is None  # not the plain shape: pendulum
+    arabic_indic = "٢٠٢٤-05-13T16:43:11"  # digits re's \d would take: pendulum reads them, the fast path does not
+    assert timeparse._plain_iso(arabic_indic, SANTIAGO) is None
+    assert parse_iso(arabic_indic, SANTIAGO) == _pendulum_parse_iso(arabic_indic, SANTIAGO)
     assert parse_iso("2024-05-13T16:43:11.1234567", SANTIAGO) == _pendulum_parse_iso("2024-05-13T16:43:11.1234567", SANTIAGO)
     for odd in ("2024-05-13T24:00:00", "2024-02-30T10:00:00"):  # what the standard library refuses: pendulum's answer
         try:

@@ -16,8 +16,9 @@ import pendulum
 UTC = pendulum.UTC
 
 #: The shape vendors send (``2022-05-13T16:43:11.123``, ``…Z``, ``…-03:00``): read by the standard
-#: library, ~1 µs instead of pendulum's parser's ~18 µs (a `webhook_ingest` event carries one or two).
-_PLAIN_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?")
+#: library: ~6.5 µs a time in all instead of ~18 µs through pendulum's parser (a `webhook_ingest` event
+#: carries one or two). ASCII digits only: pendulum's parser keeps reading any other.
+_PLAIN_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
 @functools.lru_cache(maxsize=64)
@@ -32,7 +33,7 @@ def _plain_iso(text: str, naive_tz: str) -> pendulum.DateTime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:  # e.g. 24:00, which pendulum reads as the next midnight
+    except ValueError:  # e.g. 24:00 or 30 February: pendulum's parser answers as it always did
         return None
     if moment.tzinfo is None:
         local = moment.replace(tzinfo=_zone(naive_tz))

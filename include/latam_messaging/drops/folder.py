@@ -189,9 +189,11 @@ class DropFolder:
         self._sweep()
 
     def is_claim(self, path: str) -> bool:
-        """Whether ``path`` lies in a run's claim folder (``.claimed/<owner>/name``): a file not yet
-        moved to ``archive/`` or ``failed/``."""
-        return Path(path).parent.parent == self.claimed
+        """Whether ``path`` names a file in a run's claim folder of this drop folder
+        (``<folder>/.claimed/<owner>/name``, however the drop root was spelled): not yet moved to
+        ``archive/`` or ``failed/``."""
+        claims = Path(path).parent.parent
+        return claims.name == CLAIMED and claims.parent.name == self.name
 
     def finish(self, claimed: Path, outcome: str) -> Path:
         """Move a claimed file to ``archive/`` or ``failed/``, stamped so names never collide."""

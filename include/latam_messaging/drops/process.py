@@ -191,14 +191,22 @@ def process_drops(
                 stats.failed += 1
                 continue
             known = registry.known_file(fp.sha256)
-            if known is not None and known["state"] in (FileState.LOADED, FileState.FAILED) and folder.is_claim(
-                known["path"]
-            ):  # a run that died after closing this file's record, before moving it: finish the move
+            if (
+                known is not None
+                and known["state"] in (FileState.LOADED, FileState.FAILED)
+                and folder.is_claim(known["path"])
+                and not Path(known["path"]).exists()
+            ):  # a run that died after closing this file's record, before moving it: this is that file (taken
+                # over from its claim folder, so nothing is left there), and the move is finished here
                 outcome = ARCHIVE if known["state"] == FileState.LOADED else FAILED
                 moved = folder.finish(claimed, outcome)
                 registry.set_path(fp.sha256, str(moved))
                 log.warning("%s was %s by a run that stopped before moving it: moved to %s", claimed.name,
                             known["state"], moved.name)
+                if known["state"] == FileState.FAILED:
+                    stats.failed += 1
+                else:
+                    stats.files += 1
                 continue
             if known is not None and known["state"] in (FileState.LOADED, FileState.FAILED):
                 folder.finish(claimed, ARCHIVE)
@@ -220,8 +228,8 @@ def process_drops(
                     claimed, fp.sha256, fp.encoding, validator, store, now, screen, stats, read_header, require_rows
                 )
             except _FileFailed as failure:
-                # the record first, then the move: an outage here leaves the file claimed (taken up
-                # again after the lease), a crash after the record leaves it for the next run to move
+                # the record first, then the move: an outage here leaves the file claimed (the next run
+                # takes it up), a crash after the record leaves it for the next run to move
                 with warehouse.begin() as conn:
                     discard(conn, fp.sha256)
                     registry.finish_file(

@@ -61,14 +61,18 @@ def _queue(warehouse: Warehouse, conn: sa.Connection, phones: dict[str, int], so
 
 
 def _queue_staged(warehouse: Warehouse, conn: sa.Connection, sha256: str, now: pendulum.DateTime) -> None:
-    """A loaded file's staged phones into the queue (a phone already queued takes the file's
-    ``max_age_hours``), in the caller's transaction; its staging rows are then deleted."""
+    """A loaded file's staged phones into the queue, in the caller's transaction; its staging rows are
+    then deleted. A phone listed twice with different windows takes its last row's, as a phone already
+    queued takes the file's ``max_age_hours``: the latest word wins."""
+    last = sa.func.row_number().over(partition_by=STAGING.c.phone, order_by=STAGING.c.row_number.desc())
+    rows = (
+        sa.select(STAGING.c.phone, STAGING.c.max_age_hours, last.label("latest"))
+        .where(STAGING.c.file_sha256 == sha256)
+        .subquery("rows")
+    )
     staged = sa.select(
-        STAGING.c.phone,
-        sa.func.max(STAGING.c.max_age_hours),
-        sa.literal(f"drop:{sha256[:16]}", sa.String),
-        sa.literal(now, schema.Ts),
-    ).where(STAGING.c.file_sha256 == sha256).group_by(STAGING.c.phone)
+        rows.c.phone, rows.c.max_age_hours, sa.literal(f"drop:{sha256[:16]}", sa.String), sa.literal(now, schema.Ts)
+    ).where(rows.c.latest == 1)
     insert = warehouse.insert(QUEUE).from_select(["phone", "max_age_hours", "source", "queued_at"], staged)
     insert = insert.on_conflict_do_update(index_elements=["phone"], set_={"max_age_hours": insert.excluded.max_age_hours})
     conn.execute(insert)

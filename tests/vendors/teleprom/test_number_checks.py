@@ -90,11 +90,13 @@ def test_a_number_checks_file_that_fails_queues_none_of_its_phones(warehouse, dr
     assert [f["state"] for f in warehouse.rows(schema.drop_files)] == ["failed"]
 
     monkeypatch.setattr(warehouse, "bulk_insert_new", real_insert)
-    drop_csv(drop_dir, "number_checks", "b.csv", "phone\n" + "".join(f"{p}\n" for p in PHONES[:6]) + PHONES[0] + "\n")
+    lines = "".join(f"{p},\n" for p in PHONES[:6]) + f"{PHONES[0]},\n{PHONES[2]},12\n"  # row 7 a duplicate
+    drop_csv(drop_dir, "number_checks", "b.csv", "phone,max_age_hours\n" + lines)
     number_checks.queue_from_drops(warehouse, drop_dir, region="AR", default_max_age_hours=240, stats=stats)
     queue = {q["phone"]: q for q in warehouse.rows(schema.number_check_queue)}
-    assert stats.queued == 6 and set(queue) == {e164(p) for p in PHONES[:6]}
-    assert {q["max_age_hours"] for q in queue.values()} == {240}  # the queued phone takes the file's window
+    assert stats.queued == 7 and set(queue) == {e164(p) for p in PHONES[:6]}
+    # the queued phone takes the file's window; a phone listed twice, its last row's
+    assert {p: q["max_age_hours"] for p, q in queue.items() if q["max_age_hours"] != 240} == {e164(PHONES[2]): 12}
     assert queue[e164(PHONES[0])]["source"] == "query" and queue[e164(PHONES[1])]["source"].startswith("drop:")
     assert warehouse.count(schema.number_check_staging) == 0
 
